@@ -1,0 +1,72 @@
+"""Systems, codes and profile URLs of the resource model (docs/resource-model.md).
+
+They live in one module so that the v2 intake, the order operations, the worklist index and the
+validator can never disagree on how, say, an accession number is recognised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CANON = "http://hl7.org/fhir/uv/imaging-service-request-ig"
+
+
+def profile_url(profile_id: str) -> str:
+    return f"{CANON}/StructureDefinition/{profile_id}"
+
+
+PROFILE_ISR = profile_url("imaging-service-request")
+PROFILE_RP = profile_url("imaging-requested-procedure")
+PROFILE_SPS = profile_url("imaging-scheduled-procedure-step")
+PROFILE_PATIENT = profile_url("imaging-patient")
+PROFILE_VISIT = profile_url("imaging-visit")
+PROFILE_STATION = profile_url("scheduled-station")
+PROFILE_STUDY = profile_url("requested-procedure-imaging-study")
+
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+ID_TYPE_SYSTEM = f"{CANON}/CodeSystem/imaging-identifier-type"
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+DCM_MODALITY_CODE = "121139"
+DEVICE_NAMETYPE = "http://hl7.org/fhir/device-nametype"
+DICOM_UID_SYSTEM = "urn:dicom:uid"
+GENERATED_TAG_SYSTEM = "urn:fhirmwl:generated"
+
+ACSN = (V2_0203, "ACSN")
+PLAC = (V2_0203, "PLAC")
+FILL = (V2_0203, "FILL")
+MR = (V2_0203, "MR")
+VN = (V2_0203, "VN")
+RPID = (ID_TYPE_SYSTEM, "RPID")
+SPSID = (ID_TYPE_SYSTEM, "SPSID")
+
+
+def has_type(identifier: dict[str, Any], code: tuple[str, str]) -> bool:
+    """True when ``identifier.type`` carries the (system, code) pair."""
+    for coding in (identifier.get("type") or {}).get("coding") or []:
+        if coding.get("system") == code[0] and coding.get("code") == code[1]:
+            return True
+    return False
+
+
+def identifier_of_type(resource: dict[str, Any], code: tuple[str, str]) -> dict[str, Any] | None:
+    for ident in resource.get("identifier") or []:
+        if has_type(ident, code):
+            return ident
+    return None
+
+
+def typed_identifier(
+    code: tuple[str, str], value: str, system: str | None = None, display: str | None = None
+) -> dict[str, Any]:
+    coding: dict[str, Any] = {"system": code[0], "code": code[1]}
+    if display:
+        coding["display"] = display
+    ident: dict[str, Any] = {"type": {"coding": [coding]}}
+    if system:
+        ident["system"] = system
+    ident["value"] = value
+    return ident
+
+
+def generated_tag(code: str, display: str) -> dict[str, str]:
+    return {"system": GENERATED_TAG_SYSTEM, "code": code, "display": display}
