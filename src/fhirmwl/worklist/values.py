@@ -1,0 +1,98 @@
+"""Value-level helpers shared by the matcher, the SQL translation and the row builder.
+
+DICOM compares dates and times "by meaning" (TM ``2230`` equals ``223000``) and PN values
+case-insensitively in this broker. Putting the normalisation in one module guarantees that the
+SQL pre-filter and the Python matcher normalise identically, so SQL always selects a superset of
+what Python accepts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydicom.dataelem import DataElement
+from pydicom.multival import MultiValue
+
+TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
+WILDCARD_VRS = TEXT_VRS
+DATE_TIME_VRS = frozenset({"DA", "TM", "DT"})
+TIME_MAX = "235959.999999"
+TIME_MIN = "000000"
+
+
+def element_strings(elem: DataElement | None) -> list[str]:
+    """The element's values as stripped strings; ``[]`` when absent or zero length."""
+    if elem is None or elem.VR == "SQ":
+        return []
+    value: Any = elem.value
+    if value is None or value == "" or value == b"":
+        return []
+    items = list(value) if isinstance(value, MultiValue | list | tuple) else [value]
+    out: list[str] = []
+    for item in items:
+        text = item.decode("latin-1") if isinstance(item, bytes) else str(item)
+        text = text.rstrip(" \x00") if elem.VR in ("LT", "ST", "UT") else text.strip(" \x00")
+        out.append(text)
+    return [v for v in out if v != ""] if len(out) == 1 else out
+
+
+def norm_date(value: str) -> str:
+    """DA in ``YYYYMMDD`` form (accepts the ACR-NEMA ``YYYY.MM.DD`` form)."""
+    return value.strip().replace(".", "")
+
+
+def norm_time(value: str) -> str:
+    """TM as ``HHMMSS[.F…]`` so that string order equals time order (``2230`` → ``223000``)."""
+    text = value.strip().replace(":", "")
+    whole, _, frac = text.partition(".")
+    whole = (whole + "000000")[:6]
+    frac = frac.rstrip("0")
+    return f"{whole}.{frac}" if frac else whole
+
+
+def norm_datetime(value: str) -> str:
+    """DT without offset, padded to full precision (offsets are ignored, see conformance doc)."""
+    text = re.split(r"[+-]", value.strip(), maxsplit=1)[0]
+    whole, _, frac = text.partition(".")
+    whole = (whole + "0101000000")[:14] if len(whole) < 8 else (whole + "000000")[:14]
+    frac = frac.rstrip("0")
+    return f"{whole}.{frac}" if frac else whole
+
+
+def norm_temporal(vr: str, value: str) -> str:
+    if vr == "DA":
+        return norm_date(value)
+    if vr == "TM":
+        return norm_time(value)
+    return norm_datetime(value)
+
+
+def norm_pn(value: str) -> str:
+    """Upper-case PN with empty trailing components removed in every component group."""
+    groups = [g.rstrip("^ ") for g in value.upper().split("=")]
+    while groups and groups[-1] == "":
+        groups.pop()
+    return "=".join(groups)
+
+
+def pn_groups(value: str) -> list[str]:
+    return [g for g in norm_pn(value).split("=") if g]
+
+
+def wildcard_regex(pattern: str) -> re.Pattern[str]:
+    """``*`` = any run of characters, ``?`` = exactly one; everything else literal."""
+    parts = ["".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)]
+    return re.compile(parts[0], re.DOTALL)
+
+
+def like_escape(text: str) -> str:
+    """Escape a literal for ``LIKE … ESCAPE '!'``."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+
+
+def wildcard_to_like(pattern: str) -> str:
+    out = []
+    for c in pattern:
+        out.append("%" if c == "*" else "_" if c == "?" else like_escape(c))
+    return "".join(out)
