@@ -1,0 +1,168 @@
+"""Asyncio MLLP listener: frames in, one handler call per message, the handler's reply out.
+
+The listener knows nothing of orders: it hands each complete frame to an async handler and
+writes back whatever bytes the handler returns (the ACK, sent after the handler has committed).
+Messages of one connection are handled strictly one after another, so that an order's NW, XO and
+CA from one sender are applied in the order they were sent; many connections run concurrently.
+One bad peer never takes the listener down: handler exceptions become an AR ACK, oversized
+frames are read to their end and answered with AR, a peer that sends bytes outside any frame is
+disconnected after `max_garbage_bytes`, and idle connections are closed after `idle_timeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fhirmwl.hl7v2.ack import AckError, build_ack, encode_ack
+from fhirmwl.hl7v2.errors import APPLICATION_INTERNAL_ERROR, V2Error
+from fhirmwl.hl7v2.message import V2Message, parse_message
+from fhirmwl.mllp.framing import (
+    Frame,
+    FrameDecoder,
+    GarbageLimit,
+    Incomplete,
+    Oversized,
+    frame,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PeerInfo:
+    """Who sent a message: remote address and a per-listener connection number."""
+
+    host: str
+    port: int
+    connection_id: int
+
+
+Handler = Callable[[bytes, PeerInfo], Awaitable[bytes]]
+_conn_ids = itertools.count(1)
+
+
+def reject_reply(head: bytes, code: str, text: str) -> bytes:
+    """An AR ACK for a frame the listener could not hand on (best effort on its MSH)."""
+    msg: V2Message | None
+    try:
+        msg = parse_message(head.split(b"\r", 1)[0])
+    except (V2Error, ValueError, IndexError):
+        msg = None
+    ack = build_ack(
+        msg, "AR", errors=[AckError(code, text)], text=text[:80], control_id=f"R{next(_conn_ids)}"
+    )
+    return encode_ack(msg, ack)
+
+
+class MLLPServer:
+    """`await start()` binds (port 0 picks a free port, see `.port`); `await stop()` closes."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        host: str = "0.0.0.0",
+        port: int = 2575,
+        max_message_bytes: int = 1 << 20,
+        idle_timeout: float = 300.0,
+        max_garbage_bytes: int = 4096,
+    ) -> None:
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self.max_message_bytes = max_message_bytes
+        self.idle_timeout = idle_timeout
+        self.max_garbage_bytes = max_garbage_bytes
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._on_connect, self.host, self.port, limit=1 << 16
+        )
+        sock = self._server.sockets[0]
+        self.port = sock.getsockname()[1]
+        log.info("MLLP listening on %s:%d", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._server.wait_closed()
+        self._server = None
+
+    async def __aenter__(self) -> MLLPServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        addr = writer.get_extra_info("peername") or ("?", 0)
+        peer = PeerInfo(str(addr[0]), int(addr[1]), next(_conn_ids))
+        try:
+            await self._serve(reader, writer, peer)
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            log.info("MLLP connection %d closed: %s", peer.connection_id, exc)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: PeerInfo
+    ) -> None:
+        decoder = FrameDecoder(self.max_message_bytes, self.max_garbage_bytes)
+        while True:
+            try:
+                data = await asyncio.wait_for(reader.read(1 << 16), self.idle_timeout)
+            except TimeoutError:
+                log.info("MLLP connection %d idle, closing", peer.connection_id)
+                return
+            if not data:
+                if decoder.has_partial_frame:
+                    log.warning("MLLP connection %d closed inside a frame", peer.connection_id)
+                return
+            for event in decoder.feed(data):
+                reply = await self._dispatch(event, peer)
+                if reply is None and isinstance(event, GarbageLimit):
+                    log.warning("MLLP connection %d sent non-MLLP data", peer.connection_id)
+                    return
+                if reply:
+                    writer.write(frame(reply))
+                    await writer.drain()
+
+    async def _dispatch(self, event: object, peer: PeerInfo) -> bytes | None:
+        if isinstance(event, Frame):
+            try:
+                return await self.handler(event.payload, peer)
+            except Exception as exc:  # never let one message kill the connection
+                log.exception("MLLP handler failed on connection %d", peer.connection_id)
+                return reject_reply(event.payload, APPLICATION_INTERNAL_ERROR, f"{exc}")
+        if isinstance(event, Oversized):
+            text = f"message of {event.size} bytes exceeds {self.max_message_bytes}"
+            return reject_reply(event.head, APPLICATION_INTERNAL_ERROR, text)
+        if isinstance(event, Incomplete):
+            log.warning("MLLP connection %d: frame without end block dropped", peer.connection_id)
+            return b""
+        return None
