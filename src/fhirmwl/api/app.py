@@ -1,0 +1,254 @@
+"""The FHIR REST API as a thin Starlette adapter over the service layer.
+
+Routes only parse HTTP (path, headers, body), call a service inside one unit of work in a worker
+thread (the store is synchronous), and format the answer. Every error leaves as an
+OperationOutcome with the status its exception class carries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fhirmwl.api import http
+from fhirmwl.api.capability import capability_statement
+from fhirmwl.errors import BadRequest, FhirMwlError, MethodNotAllowed, NotFound
+from fhirmwl.fhir.outcome import from_error, issue, outcome
+from fhirmwl.services.bundles import parse_if_match
+from fhirmwl.services.container import Services
+from fhirmwl.services.resources import WriteResult, check_type
+from fhirmwl.services.search import history_bundle, search_bundle
+
+log = logging.getLogger("fhirmwl.api")
+
+
+class FhirApi:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self.base = services.settings.fhir_base
+
+    # ---- dispatch ----------------------------------------------------------------------
+    async def dispatch(self, request: Request) -> Response:
+        try:
+            return await self._dispatch(request)
+        except FhirMwlError as err:
+            return http.fhir_response(from_error(err), err.http_status)
+        except Exception:  # noqa: BLE001 - the edge turns anything else into a 500 outcome
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            return http.fhir_response(
+                outcome(issue("fatal", "exception", "internal server error; see the server log")),
+                500,
+            )
+
+    async def _dispatch(self, request: Request) -> Response:
+        parts = [p for p in request.path_params.get("path", "").split("/") if p]
+        method = request.method
+        if not parts:
+            if method == "POST":
+                return await self.bundle(request)
+            raise MethodNotAllowed(f"{method} is not allowed on the base URL")
+        if parts[-1].startswith("$"):
+            return await self.operation(request, parts)
+        if parts == ["metadata"]:
+            self._only(method, "GET")
+            return http.fhir_response(capability_statement(self.s))
+        if parts == ["_history"]:
+            self._only(method, "GET")
+            return await self.history(request, None, None)
+        rtype = parts[0]
+        check_type(rtype)
+        if len(parts) == 1:
+            return await self.type_level(request, rtype)
+        if len(parts) == 2 and parts[1] == "_search":
+            self._only(method, "POST")
+            form = await request.form()
+            params = list(request.query_params.multi_items())
+            params += [(k, str(v)) for k, v in form.multi_items()]
+            return await self.search(request, rtype, params)
+        if len(parts) == 2 and parts[1] == "_history":
+            self._only(method, "GET")
+            return await self.history(request, rtype, None)
+        if len(parts) == 2:
+            return await self.instance(request, rtype, parts[1])
+        if len(parts) == 3 and parts[2] == "_history":
+            self._only(method, "GET")
+            return await self.history(request, rtype, parts[1])
+        if len(parts) == 4 and parts[2] == "_history":
+            self._only(method, "GET")
+            stored = await self._read(
+                lambda tx: self.s.resources.vread(tx, rtype, parts[1], parts[3])
+            )
+            return http.fhir_response(stored.content, 200, http.resource_headers(stored, self.base))
+        raise NotFound(f"no route for {request.url.path}")
+
+    @staticmethod
+    def _only(method: str, *allowed: str) -> None:
+        if method not in allowed:
+            raise MethodNotAllowed(f"{method} is not allowed here (allowed: {', '.join(allowed)})")
+
+    async def _read(self, fn: Callable[[Any], Any]) -> Any:
+        def run() -> Any:
+            with self.s.store.read() as tx:
+                return fn(tx)
+
+        return await run_in_threadpool(run)
+
+    async def _write(self, fn: Callable[[Any], Any]) -> Any:
+        def run() -> Any:
+            with self.s.store.write() as tx:
+                return fn(tx)
+
+        return await run_in_threadpool(run)
+
+    # ---- type level --------------------------------------------------------------------
+    async def type_level(self, request: Request, rtype: str) -> Response:
+        method = request.method
+        if method == "GET":
+            return await self.search(request, rtype, list(request.query_params.multi_items()))
+        if method == "POST":
+            body = await http.json_body(request)
+            cond = request.headers.get("if-none-exist")
+            result = await self._write(lambda tx: self.s.resources.create(tx, rtype, body, cond))
+            return self._write_response(request, result)
+        query = request.url.query
+        if method == "PUT":
+            if not query:
+                raise MethodNotAllowed("PUT needs a resource id or search criteria")
+            body = await http.json_body(request)
+            if_match = parse_if_match(request.headers.get("if-match"))
+            result = await self._write(
+                lambda tx: self.s.resources.conditional_update(tx, rtype, query, body, if_match)
+            )
+            return self._write_response(request, result)
+        if method == "DELETE":
+            if not query:
+                raise MethodNotAllowed("DELETE needs a resource id or search criteria")
+
+            def delete_all(tx: Any) -> int:
+                ids = self.s.resources.find(tx, rtype, query)
+                for res_id in ids:
+                    self.s.resources.delete(tx, rtype, res_id)
+                return len(ids)
+
+            count = await self._write(delete_all)
+            return http.fhir_response(
+                outcome(
+                    issue("information", "informational", f"deleted {count} {rtype} resource(s)")
+                ),
+                200,
+            )
+        raise MethodNotAllowed(f"{method} is not allowed on /{rtype}")
+
+    async def search(self, request: Request, rtype: str, params: list[tuple[str, str]]) -> Response:
+        strict = http.parse_prefer(request).handling == "strict"
+        params = [(k, v) for k, v in params if k != "_format"]
+        bundle = await self._read(lambda tx: search_bundle(tx, rtype, params, self.base, strict))
+        return http.fhir_response(bundle)
+
+    async def history(self, request: Request, rtype: str | None, res_id: str | None) -> Response:
+        q = request.query_params
+        try:
+            count = min(int(q.get("_count", "50")), 1000)
+            offset = int(q.get("_offset", "0"))
+        except ValueError:
+            raise BadRequest("_count and _offset must be integers") from None
+        since = q.get("_since")
+
+        def run(tx: Any) -> dict[str, Any]:
+            if res_id is not None:
+                assert rtype is not None
+                if tx.read(rtype, res_id) is None:
+                    raise NotFound(f"{rtype}/{res_id} is not known")
+            try:
+                items = tx.history(rtype, res_id, count, offset, since)
+            except ValueError:
+                raise BadRequest(f"_since must be a FHIR instant, got {since!r}") from None
+            return history_bundle(items, self.base)
+
+        return http.fhir_response(await self._read(run))
+
+    # ---- instance level ----------------------------------------------------------------
+    async def instance(self, request: Request, rtype: str, res_id: str) -> Response:
+        method = request.method
+        if method == "GET":
+            stored = await self._read(lambda tx: self.s.resources.read(tx, rtype, res_id))
+            return http.fhir_response(stored.content, 200, http.resource_headers(stored, self.base))
+        if method == "PUT":
+            body = await http.json_body(request)
+            if_match = parse_if_match(request.headers.get("if-match"))
+            result = await self._write(
+                lambda tx: self.s.resources.update(tx, rtype, res_id, body, if_match)
+            )
+            return self._write_response(request, result)
+        if method == "DELETE":
+            if_match = parse_if_match(request.headers.get("if-match"))
+            await self._write(lambda tx: self.s.resources.delete(tx, rtype, res_id, if_match))
+            return http.fhir_response(None, 204)
+        raise MethodNotAllowed(f"{method} is not allowed on /{rtype}/{{id}}")
+
+    def _write_response(self, request: Request, result: WriteResult) -> Response:
+        stored = result.stored
+        status = 201 if result.created else 200
+        headers = http.resource_headers(stored, self.base, location=True)
+        prefer = http.parse_prefer(request).ret
+        if prefer == "minimal":
+            return http.fhir_response(None, status, headers)
+        if prefer == "OperationOutcome":
+            msg = f"{'created' if result.created else 'updated'} {stored.res_type}/{stored.res_id}"
+            return http.fhir_response(
+                outcome(issue("information", "informational", msg), *result.warnings),
+                status,
+                headers,
+            )
+        body = stored.resource()
+        if result.warnings:
+            headers["X-FHIRMWL-Warnings"] = str(len(result.warnings))
+            # The warnings travel in a contained OperationOutcome-free form: a header count and
+            # the full list under Prefer: return=OperationOutcome.
+        return http.fhir_response(body, status, headers)
+
+    # ---- bundles and operations --------------------------------------------------------
+    async def bundle(self, request: Request) -> Response:
+        body = await http.json_body(request)
+        prefer = http.parse_prefer(request).ret
+        result = await run_in_threadpool(self.s.bundles.process, body, self.base, prefer)
+        return http.fhir_response(result)
+
+    async def operation(self, request: Request, parts: list[str]) -> Response:
+        name = parts[-1][1:]
+        if len(parts) == 1:
+            level, rtype, res_id = "system", None, None
+        elif len(parts) == 2:
+            level, rtype, res_id = "type", parts[0], None
+        elif len(parts) == 3:
+            level, rtype, res_id = "instance", parts[0], parts[1]
+        else:
+            raise NotFound(f"no route for {request.url.path}")
+        if rtype:
+            check_type(rtype)
+        op = self.s.find_operation(level, rtype, name)
+        if op is None:
+            where = f"{rtype} " if rtype else ""
+            raise NotFound(f"operation ${name} is not supported at {where}{level} level")
+        self._only(request.method, *op.methods)
+        result = await op.handler(self.s, request, rtype, res_id)
+        return result if isinstance(result, Response) else http.fhir_response(result)
+
+
+def create_app(services: Services) -> Starlette:
+    api = FhirApi(services)
+    methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
+    routes = [
+        Route("/fhir", api.dispatch, methods=methods),
+        Route("/fhir/{path:path}", api.dispatch, methods=methods),
+    ]
+    app = Starlette(routes=routes)
+    app.state.services = services
+    return app

@@ -1,0 +1,84 @@
+"""HTTP helpers for the FHIR API: body parsing, Prefer handling, FHIR JSON responses.
+
+Kept apart from the routes so that every route shares one definition of "what a FHIR
+request body is" (415/400 rules) and "what a FHIR response looks like" (content type, ETag,
+Last-Modified, Location).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fhirmwl.errors import BadRequest, UnsupportedMediaType
+from fhirmwl.store import Stored
+
+FHIR_JSON = "application/fhir+json"
+_JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
+
+
+@dataclass(frozen=True)
+class Prefer:
+    ret: str = "representation"  # minimal | representation | OperationOutcome
+    handling: str = "lenient"  # strict | lenient
+
+
+def parse_prefer(request: Request) -> Prefer:
+    ret, handling = "representation", "lenient"
+    for part in request.headers.get("prefer", "").split(";"):
+        for item in part.split(","):
+            key, _, value = item.strip().partition("=")
+            value = value.strip().strip('"')
+            if key == "return" and value in ("minimal", "representation", "OperationOutcome"):
+                ret = value
+            elif key == "handling" and value in ("strict", "lenient"):
+                handling = value
+    return Prefer(ret, handling)
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in _JSON_TYPES:
+        raise UnsupportedMediaType(
+            f"content type {ctype or '(none)'!r} is not supported; send application/fhir+json"
+        )
+    raw = await request.body()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or "resourceType" not in data:
+        raise BadRequest("request body must be a FHIR resource (a JSON object with resourceType)")
+    return data
+
+
+def fhir_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    if isinstance(body, str):
+        content = body.encode()
+    elif body is None:
+        content = b""
+    else:
+        content = orjson.dumps(body)
+    return Response(
+        content,
+        status_code=status,
+        headers=headers,
+        media_type=f"{FHIR_JSON}; charset=utf-8" if content else None,
+    )
+
+
+def http_date(instant: str) -> str:
+    return format_datetime(datetime.fromisoformat(instant.replace("Z", "+00:00")), usegmt=True)
+
+
+def resource_headers(stored: Stored, base: str, location: bool = False) -> dict[str, str]:
+    headers = {"ETag": stored.etag, "Last-Modified": http_date(stored.last_updated)}
+    if location:
+        headers["Location"] = f"{base}/{stored.res_type}/{stored.res_id}/_history/{stored.version}"
+    return headers

@@ -1,0 +1,75 @@
+"""The ``fhirmwl`` command line: serve, migrate, and the feature sub-commands."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+from fhirmwl.config import load_settings
+
+app = typer.Typer(
+    help="fhirmwl imaging order broker", no_args_is_help=True, pretty_exceptions_enable=False
+)
+
+_CONFIG = typer.Option(None, "--config", "-c", help="TOML config file (env FHIRMWL_CONFIG)")
+_DB = typer.Option(None, "--db", help="database URL (env FHIRMWL_DB)")
+
+
+@app.command()
+def serve(
+    config: Path | None = _CONFIG,
+    db: str | None = _DB,
+    host: str | None = typer.Option(None, help="listen address (env FHIRMWL_HOST)"),
+    http_port: int | None = typer.Option(None, help="HTTP port (env FHIRMWL_HTTP_PORT)"),
+    mllp_port: int | None = typer.Option(None, help="MLLP port (env FHIRMWL_MLLP_PORT)"),
+    dicom_port: int | None = typer.Option(None, help="DICOM port (env FHIRMWL_DICOM_PORT)"),
+    ae_title: str | None = typer.Option(None, help="our DICOM AE title (env FHIRMWL_AE_TITLE)"),
+    no_mllp: bool = typer.Option(False, "--no-mllp", help="do not start the MLLP listener"),
+    no_dicom: bool = typer.Option(False, "--no-dicom", help="do not start the DICOM listener"),
+    validation: str | None = typer.Option(None, help="strict | lenient | off"),
+    log_level: str | None = typer.Option(None, help="debug | info | warning"),
+) -> None:
+    """Start the broker (HTTP FHIR API, and the MLLP and DICOM listeners when available)."""
+    from fhirmwl.runtime import Runtime
+
+    settings = load_settings(
+        config,
+        db=db,
+        host=host,
+        http_port=http_port,
+        mllp_port=mllp_port,
+        dicom_port=dicom_port,
+        ae_title=ae_title,
+        validation=validation,
+        log_level=log_level,
+        mllp=False if no_mllp else None,
+        dicom=False if no_dicom else None,
+    )
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    runtime = Runtime(settings)
+    typer.echo(f"fhirmwl: FHIR base {settings.fhir_base} (database {settings.db})")
+    runtime.run_forever()
+
+
+@app.command()
+def migrate(config: Path | None = _CONFIG, db: str | None = _DB) -> None:
+    """Create or upgrade the database schema, then exit."""
+    from fhirmwl.store.db import open_database
+    from fhirmwl.store.migrations import current_version
+    from fhirmwl.store.migrations import migrate as run
+
+    settings = load_settings(config, db=db)
+    database = open_database(settings.db)
+    try:
+        applied = run(database)
+        typer.echo(f"applied {applied or 'nothing'}; schema version {current_version(database)}")
+    finally:
+        database.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,154 @@
+"""Pure row builder: one resource in, the search-index rows out.
+
+The store calls this inside the write transaction, so index rows are always exactly those of the
+current version. Keeping it pure (no IO) means it is tested on plain dicts and that `reindex` is
+just "read every resource, call this".
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fhirmwl.fhir import model
+from fhirmwl.fhir.dates import date_range, period_range
+from fhirmwl.fhir.search_params import SEARCH_PARAMS, SearchParam
+
+
+@dataclass
+class IndexRows:
+    tokens: list[tuple[str, str | None, str | None, str | None, str | None]] = field(
+        default_factory=list
+    )  # (param, system, code, type_system, type_code)
+    strings: list[tuple[str, str, str]] = field(default_factory=list)  # (param, norm, raw)
+    dates: list[tuple[str, str, str]] = field(default_factory=list)  # (param, lo, hi)
+    refs: list[tuple[str, str, str]] = field(default_factory=list)  # (param, type, id)
+    uniques: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, system, value)
+
+
+def normalize(text: str) -> str:
+    """Case- and accent-insensitive form used by FHIR string search."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().strip()
+
+
+def walk(node: Any, path: str) -> Iterator[Any]:
+    """Yield every value at a dotted path, flattening lists at each step."""
+    if not path:
+        if isinstance(node, list):
+            yield from node
+        elif node is not None:
+            yield node
+        return
+    head, _, rest = path.partition(".")
+    items = node if isinstance(node, list) else [node]
+    for item in items:
+        if isinstance(item, dict) and head in item:
+            yield from walk(item[head], rest)
+
+
+def _split_ref(reference: str) -> tuple[str, str] | None:
+    parts = reference.split("/")
+    if len(parts) >= 2 and parts[-2][:1].isupper():
+        if "_history" in parts and len(parts) >= 4:
+            return parts[-4], parts[-3]
+        return parts[-2], parts[-1]
+    return None
+
+
+def _tokens(value: Any) -> Iterator[tuple[str | None, str | None, str | None, str | None]]:
+    if isinstance(value, bool):
+        yield None, "true" if value else "false", None, None
+    elif isinstance(value, str):
+        yield None, value, None, None
+    elif isinstance(value, dict):
+        if "coding" in value or "text" in value:  # CodeableConcept
+            for coding in value.get("coding") or []:
+                yield coding.get("system"), coding.get("code"), None, None
+        elif "value" in value and ("system" in value or "type" in value or "use" in value):
+            for tcoding in (value.get("type") or {}).get("coding") or [{}]:
+                yield (
+                    value.get("system"),
+                    value["value"],
+                    tcoding.get("system"),
+                    tcoding.get("code"),
+                )
+        elif "code" in value:  # Coding
+            yield value.get("system"), value.get("code"), None, None
+        elif "value" in value:
+            yield value.get("system"), value["value"], None, None
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):  # HumanName, Address
+        for key in ("text", "family", "given", "prefix", "suffix", "line", "city"):
+            part = value.get(key)
+            if isinstance(part, str):
+                yield part
+            elif isinstance(part, list):
+                yield from (p for p in part if isinstance(p, str))
+
+
+def _dates(value: Any) -> Iterator[tuple[str, str]]:
+    try:
+        if isinstance(value, str):
+            yield date_range(value)
+        elif isinstance(value, dict) and ("start" in value or "end" in value):
+            yield period_range(value)
+    except ValueError:
+        return  # structure validation reports malformed dates; the index just skips them
+
+
+def _add(rows: IndexRows, param: SearchParam, resource: dict[str, Any]) -> None:
+    for raw_path in param.paths:
+        path, _, only = raw_path.partition("[")
+        only = only.rstrip("]")
+        for value in walk(resource, path):
+            if param.type == "token":
+                rows.tokens.extend((param.name, *t) for t in _tokens(value))
+            elif param.type == "string":
+                rows.strings.extend((param.name, normalize(s), s) for s in _strings(value))
+            elif param.type == "date":
+                rows.dates.extend((param.name, lo, hi) for lo, hi in _dates(value))
+            elif param.type == "uri" and isinstance(value, str):
+                rows.tokens.append((param.name, None, value, None, None))
+            elif param.type == "reference":
+                ref = value.get("reference") if isinstance(value, dict) else None
+                target = _split_ref(ref) if isinstance(ref, str) else None
+                if target and (not only or target[0] == only):
+                    rows.refs.append((param.name, target[0], target[1]))
+
+
+def _uniques(resource_type: str, resource: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Business identifiers that must be unique across the whole store (see design.md)."""
+    out: list[tuple[str, str, str]] = []
+    idents = resource.get("identifier") or []
+    if resource_type == "ServiceRequest" and model.identifier_of_type(resource, model.ACSN):
+        for code in (model.ACSN, model.PLAC, model.FILL):
+            for ident in idents:
+                if model.has_type(ident, code) and ident.get("value"):
+                    out.append((code[1], ident.get("system") or "", ident["value"]))
+    elif resource_type == "Task":
+        for ident in idents:
+            if model.has_type(ident, model.SPSID) and ident.get("value"):
+                out.append(("SPSID", ident.get("system") or "", ident["value"]))
+    elif resource_type == "ImagingStudy":
+        for ident in idents:
+            if ident.get("system") == model.DICOM_UID_SYSTEM and ident.get("value"):
+                out.append(("STUDYUID", "", ident["value"]))
+    return list(dict.fromkeys(out))
+
+
+def index_rows(resource_type: str, resource: dict[str, Any]) -> IndexRows:
+    rows = IndexRows()
+    for param in SEARCH_PARAMS.get(resource_type, {}).values():
+        _add(rows, param, resource)
+    rows.tokens = list(dict.fromkeys(rows.tokens))
+    rows.strings = list(dict.fromkeys(rows.strings))
+    rows.refs = list(dict.fromkeys(rows.refs))
+    rows.uniques = _uniques(resource_type, resource)
+    return rows

@@ -1,0 +1,14 @@
+"""Feature wiring: each capability (conformance, worklist index, v2 intake, orders) installs its
+hooks, validators and operations into the shared ``Services`` here, in one visible place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fhirmwl.services.container import Services
+
+
+def install_all(services: Services) -> None:
+    """Install every feature; later issues append their ``install`` calls."""
+    return None

@@ -1,0 +1,104 @@
+"""Run the broker: one store and one service layer, several listeners.
+
+Listeners (HTTP now; MLLP and DICOM register themselves the same way) share a tiny interface:
+``start()`` returns once the listener accepts connections, ``stop()`` returns once it is closed.
+``Runtime`` starts them in order and stops them in reverse, on SIGINT/SIGTERM or on request.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from fhirmwl.config import Settings
+from fhirmwl.services.container import Services, build_services
+
+log = logging.getLogger("fhirmwl")
+
+
+class Listener(Protocol):
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class HttpListener:
+    """uvicorn in a background thread, so that it stops like every other listener."""
+
+    name = "http"
+
+    def __init__(self, services: Services) -> None:
+        import uvicorn
+
+        from fhirmwl.api.app import create_app
+
+        settings = services.settings
+        config = uvicorn.Config(
+            create_app(services),
+            host=settings.host,
+            port=settings.http_port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        self.server = uvicorn.Server(config)
+        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self.thread = threading.Thread(target=self.server.run, name="http", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("HTTP listener failed to start (port in use?)")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+# Factories for optional listeners; features register theirs (see plugins.py).
+LISTENER_FACTORIES: list[tuple[str, Callable[[Services], Listener]]] = [("http", HttpListener)]
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.services = build_services(settings)
+        self.listeners: list[Listener] = []
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        for name, factory in LISTENER_FACTORIES:
+            if not getattr(self.settings, name, True):
+                continue
+            listener = factory(self.services)
+            listener.start()
+            self.listeners.append(listener)
+            log.info("%s listener started", name)
+
+    def stop(self) -> None:
+        for listener in reversed(self.listeners):
+            try:
+                listener.stop()
+            except Exception:  # noqa: BLE001 - keep stopping the others
+                log.exception("error while stopping %s", listener.name)
+        self.listeners.clear()
+        self.services.close()
+
+    def run_forever(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self._stop.set())
+        self.start()
+        try:
+            self._stop.wait()
+        finally:
+            log.info("shutting down")
+            self.stop()

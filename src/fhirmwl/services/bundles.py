@@ -1,0 +1,248 @@
+"""Batch and transaction Bundles.
+
+A transaction is one unit of work: ``urn:uuid:`` fullUrls get server ids first, conditional
+creates/updates and conditional references are resolved, references are rewritten, then entries
+run in the order FHIR prescribes (DELETE, POST, PUT/PATCH, GET). Any failure rolls everything
+back and the error names the entry. A batch runs each entry in its own unit of work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from fhirmwl.errors import BadRequest, FhirMwlError, NotFound, PreconditionFailed
+from fhirmwl.fhir.outcome import from_error, outcome
+from fhirmwl.services.resources import ResourceService, WriteResult, check_type
+from fhirmwl.services.search import search_bundle
+from fhirmwl.store import Stored, Tx
+
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+_STATUS = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
+
+
+@dataclass
+class _Entry:
+    index: int
+    method: str
+    url: str
+    full_url: str | None
+    resource: dict[str, Any] | None
+    if_none_exist: str | None
+    if_match: int | None
+    target: tuple[str, str] | None = None  # (type, id) decided before processing
+
+
+def parse_if_match(value: str | None) -> int | None:
+    if not value:
+        return None
+    text = value.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip('"')
+    if not text.isdigit():
+        raise BadRequest(f'If-Match must be an ETag like W/"3", got {value!r}')
+    return int(text)
+
+
+def _entries(bundle: dict[str, Any]) -> list[_Entry]:
+    out = []
+    for i, raw in enumerate(bundle.get("entry") or []):
+        req = raw.get("request") or {}
+        method, url = str(req.get("method", "")).upper(), req.get("url")
+        if method not in _ORDER or not url:
+            raise BadRequest(
+                f"Bundle.entry[{i}].request needs a method and url",
+                expression=f"Bundle.entry[{i}].request",
+            )
+        out.append(
+            _Entry(
+                i,
+                method,
+                url.lstrip("/"),
+                raw.get("fullUrl"),
+                raw.get("resource"),
+                req.get("ifNoneExist"),
+                parse_if_match(req.get("ifMatch")),
+            )
+        )
+    return out
+
+
+def rewrite_references(node: Any, mapping: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str) and value in mapping:
+                out[key] = mapping[value]
+            else:
+                out[key] = rewrite_references(value, mapping)
+        return out
+    if isinstance(node, list):
+        return [rewrite_references(v, mapping) for v in node]
+    return node
+
+
+def _collect_refs(node: Any, found: set[str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str) and "?" in value:
+                found.add(value)
+            else:
+                _collect_refs(value, found)
+    elif isinstance(node, list):
+        for v in node:
+            _collect_refs(v, found)
+
+
+class BundleProcessor:
+    def __init__(self, resources: ResourceService) -> None:
+        self.resources = resources
+        self.store = resources.store
+
+    def process(self, bundle: dict[str, Any], base: str, prefer: str | None) -> dict[str, Any]:
+        if bundle.get("resourceType") != "Bundle":
+            raise BadRequest("POST to the base URL needs a Bundle")
+        kind = bundle.get("type")
+        if kind == "transaction":
+            with self.store.write() as tx:
+                return self.transaction(tx, bundle, base, prefer)
+        if kind == "batch":
+            return self.batch(bundle, base, prefer)
+        raise BadRequest(
+            f"Bundle.type must be transaction or batch, got {kind!r}", expression="Bundle.type"
+        )
+
+    # ---- transaction -------------------------------------------------------------------
+    def _plan(self, tx: Tx, entries: list[_Entry]) -> dict[str, str]:
+        mapping: dict[str, str] = {}
+        by_criteria: dict[str, str] = {}
+        for e in entries:
+            rtype, _, rest = e.url.partition("?") if "?" in e.url else e.url.partition("/")
+            if e.method == "POST":
+                check_type(e.url)
+                existing = (
+                    self.resources.find_one(tx, e.url, e.if_none_exist) if e.if_none_exist else None
+                )
+                e.target = (e.url, existing or self.store.new_id())
+                if e.if_none_exist:
+                    by_criteria[f"{e.url}?{e.if_none_exist}"] = f"{e.url}/{e.target[1]}"
+            elif e.method == "PUT" and "?" in e.url:
+                existing = self.resources.find_one(tx, rtype, rest)
+                e.target = (rtype, existing or (e.resource or {}).get("id") or self.store.new_id())
+                by_criteria[e.url] = f"{rtype}/{e.target[1]}"
+            elif e.method == "PUT":
+                e.target = (rtype, rest.split("/")[0])
+            if e.target and e.full_url:
+                mapping[e.full_url] = f"{e.target[0]}/{e.target[1]}"
+        refs: set[str] = set()
+        for e in entries:
+            _collect_refs(e.resource, refs)
+        for ref in refs:
+            if ref in by_criteria:
+                mapping[ref] = by_criteria[ref]
+                continue
+            rtype, _, query = ref.partition("?")
+            check_type(rtype)
+            found = self.resources.find_one(tx, rtype, query)
+            if found is None:
+                raise PreconditionFailed(f"conditional reference {ref} matches no resource")
+            mapping[ref] = f"{rtype}/{found}"
+        return mapping
+
+    def transaction(
+        self, tx: Tx, bundle: dict[str, Any], base: str, prefer: str | None
+    ) -> dict[str, Any]:
+        entries = _entries(bundle)
+        mapping = self._plan(tx, entries)
+        results: dict[int, dict[str, Any]] = {}
+        for e in sorted(entries, key=lambda x: _ORDER[x.method]):
+            if e.resource is not None:
+                e.resource = rewrite_references(e.resource, mapping)
+            try:
+                results[e.index] = self._run(tx, e, base, prefer)
+            except FhirMwlError as err:
+                err.message = f"Bundle.entry[{e.index}] ({e.method} {e.url}): {err.message}"
+                if not err.issues:
+                    err.issues = from_error(err)["issue"]
+                raise
+        return {
+            "resourceType": "Bundle",
+            "type": "transaction-response",
+            "entry": [results[i] for i in sorted(results)],
+        }
+
+    def _run(self, tx: Tx, e: _Entry, base: str, prefer: str | None) -> dict[str, Any]:
+        svc = self.resources
+        if e.method == "GET" or e.method == "HEAD":
+            return self._get(tx, e.url, base)
+        if e.method == "DELETE":
+            rtype, _, rest = e.url.partition("?") if "?" in e.url else e.url.partition("/")
+            ids = svc.find(tx, rtype, rest) if "?" in e.url else [rest]
+            for res_id in ids:
+                svc.delete(tx, rtype, res_id, e.if_match)
+            return {"response": {"status": "204 No Content"}}
+        if e.resource is None:
+            raise BadRequest(f"{e.method} entry needs a resource")
+        assert e.target is not None
+        rtype, res_id = e.target
+        if e.method == "POST":
+            existing = tx.read(rtype, res_id)
+            if existing is not None and e.if_none_exist:
+                return self._response(WriteResult(existing, False), base, prefer)
+            body = {k: v for k, v in e.resource.items() if k != "id"}
+            warnings = svc.prepare(tx, rtype, body, None)
+            return self._response(
+                WriteResult(tx.create(rtype, body, res_id), True, warnings), base, prefer
+            )
+        if e.method == "PATCH":
+            raise BadRequest("PATCH is not supported in Bundles")
+        return self._response(svc.update(tx, rtype, res_id, e.resource, e.if_match), base, prefer)
+
+    def _get(self, tx: Tx, url: str, base: str) -> dict[str, Any]:
+        parts = urlsplit(url)
+        segments = parts.path.split("/")
+        if len(segments) == 1:
+            check_type(segments[0])
+            result = search_bundle(tx, segments[0], parse_qsl(parts.query), base, False)
+            return {"resource": result, "response": {"status": "200 OK"}}
+        if len(segments) == 2:
+            stored = self.resources.read(tx, segments[0], segments[1])
+            return {
+                "resource": stored.resource(),
+                "response": {"status": "200 OK", "etag": stored.etag},
+            }
+        raise NotFound(f"GET {url} is not supported inside a Bundle")
+
+    @staticmethod
+    def _response(result: WriteResult, base: str, prefer: str | None) -> dict[str, Any]:
+        s: Stored = result.stored
+        response: dict[str, Any] = {
+            "status": "201 Created" if result.created else "200 OK",
+            "location": f"{s.res_type}/{s.res_id}/_history/{s.version}",
+            "etag": s.etag,
+            "lastModified": s.last_updated,
+        }
+        if result.warnings:
+            response["outcome"] = outcome(*result.warnings)
+        entry: dict[str, Any] = {"fullUrl": f"{base}/{s.res_type}/{s.res_id}", "response": response}
+        if prefer == "representation":
+            entry["resource"] = s.resource()
+        return entry
+
+    # ---- batch -------------------------------------------------------------------------
+    def batch(self, bundle: dict[str, Any], base: str, prefer: str | None) -> dict[str, Any]:
+        out = []
+        for e in _entries(bundle):
+            try:
+                with self.store.write() as tx:
+                    if e.full_url and e.full_url.startswith("urn:uuid:"):
+                        e.full_url = None
+                    self._plan(tx, [e])
+                    out.append(self._run(tx, e, base, prefer))
+            except FhirMwlError as err:
+                out.append(
+                    {"response": {"status": str(err.http_status), "outcome": from_error(err)}}
+                )
+        return {"resourceType": "Bundle", "type": "batch-response", "entry": out}

@@ -1,0 +1,56 @@
+"""The one set of services a process runs: built once by ``runtime`` and shared by listeners."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fhirmwl.config import Settings
+from fhirmwl.services.bundles import BundleProcessor
+from fhirmwl.services.resources import ResourceService
+from fhirmwl.store import Store, open_store
+
+
+@dataclass
+class Operation:
+    """A FHIR operation handler: ``handler(services, request) -> (status, body, headers)``."""
+
+    name: str
+    level: str  # system | type | instance
+    resource_type: str | None
+    handler: Callable[..., Any]
+    methods: tuple[str, ...] = ("POST",)
+    definition: str | None = None  # canonical URL of the OperationDefinition
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    resources: ResourceService
+    bundles: BundleProcessor
+    operations: dict[tuple[str, str | None, str], Operation] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add_operation(self, op: Operation) -> None:
+        self.operations[(op.level, op.resource_type, op.name)] = op
+
+    def find_operation(self, level: str, resource_type: str | None, name: str) -> Operation | None:
+        return self.operations.get((level, resource_type, name)) or self.operations.get(
+            (level, None, name)
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_services(settings: Settings) -> Services:
+    """Open the store and wire every service and plug-in the settings ask for."""
+    store = open_store(settings.db)
+    resources = ResourceService(store)
+    services = Services(settings, store, resources, BundleProcessor(resources))
+    from fhirmwl import plugins
+
+    plugins.install_all(services)
+    return services

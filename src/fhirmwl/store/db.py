@@ -1,0 +1,193 @@
+"""Database connections for the two backends, behind one small interface.
+
+We talk DB-API directly (sqlite3, psycopg 3) instead of through an ORM: the store issues a few
+dozen hand-written, parameterised statements, and the hot paths (a read is one indexed SELECT
+returning the stored JSON verbatim) gain nothing from an abstraction layer. The dialect switch is
+small: placeholders (``?`` vs ``%s``), auto-increment DDL, and how a write transaction takes its
+lock. SQLite serialises writers in-process with a lock (no busy-polling) and across processes with
+``BEGIN IMMEDIATE``; PostgreSQL uses a connection pool and row locks.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from fhirmwl.errors import BadRequest, StoreError
+
+
+class Conn(Protocol):
+    """The subset of a DB-API connection the store uses, with ``?`` placeholders."""
+
+    dialect: str
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+class _SqliteConn:
+    dialect = "sqlite"
+
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.raw.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.raw.executemany(sql, rows)
+
+
+class _PgConn:
+    dialect = "postgresql"
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.raw.execute(sql.replace("?", "%s"), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with self.raw.cursor() as cur:
+                cur.executemany(sql.replace("?", "%s"), rows)
+
+
+class Database(Protocol):
+    dialect: str
+    url: str
+
+    def transaction(self, write: bool) -> Any: ...
+
+    def close(self) -> None: ...
+
+    def is_unique_violation(self, exc: BaseException) -> bool: ...
+
+
+class SqliteDatabase:
+    dialect = "sqlite"
+
+    def __init__(self, path: str, url: str) -> None:
+        self.url = url
+        self.path = path
+        self._uri = False
+        self._keepalive: sqlite3.Connection | None = None
+        if path == ":memory:":
+            # Every thread has its own connection; a named shared-cache database lets them all
+            # see the same in-memory data (tests, demos). One connection keeps it alive.
+            self.path, self._uri = f"file:fhirmwl-{uuid.uuid4().hex}?mode=memory&cache=shared", True
+            self._keepalive = sqlite3.connect(self.path, uri=True, check_same_thread=False)
+        else:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._write_lock = threading.Lock()
+        self._guard = threading.Lock()
+
+    def _conn(self) -> sqlite3.Connection:
+        raw = getattr(self._local, "conn", None)
+        if raw is None:
+            raw = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, uri=self._uri
+            )
+            raw.execute("PRAGMA journal_mode=WAL")
+            raw.execute("PRAGMA synchronous=NORMAL")
+            raw.execute("PRAGMA busy_timeout=30000")
+            raw.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = raw
+            with self._guard:
+                self._all.append(raw)
+        return raw
+
+    @contextmanager
+    def transaction(self, write: bool) -> Iterator[Conn]:
+        raw = self._conn()
+        lock = self._write_lock if write else None
+        if lock:
+            lock.acquire()
+        try:
+            raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield _SqliteConn(raw)
+            except BaseException:
+                raw.execute("ROLLBACK")
+                raise
+            raw.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"SQLite failure: {exc}") from exc
+        finally:
+            if lock:
+                lock.release()
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.IntegrityError)
+
+    def close(self) -> None:
+        with self._guard:
+            for raw in self._all:
+                raw.close()
+            self._all.clear()
+            if self._keepalive is not None:
+                self._keepalive.close()
+                self._keepalive = None
+        self._local = threading.local()
+
+
+class PostgresDatabase:
+    dialect = "postgresql"
+
+    def __init__(self, url: str, schema: str | None, max_size: int = 16) -> None:
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        self.url = url
+        self._psycopg = psycopg
+        kwargs: dict[str, Any] = {"autocommit": False}
+        if schema:
+            with psycopg.connect(url, autocommit=True) as c:
+                c.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            kwargs["options"] = f"-c search_path={schema}"
+        self.pool = ConnectionPool(
+            url, min_size=1, max_size=max_size, kwargs=kwargs, open=True, timeout=30
+        )
+
+    @contextmanager
+    def transaction(self, write: bool) -> Iterator[Conn]:
+        try:
+            with self.pool.connection() as raw, raw.transaction():
+                yield _PgConn(raw)
+        except self._psycopg.OperationalError as exc:
+            raise StoreError(f"PostgreSQL failure: {exc}") from exc
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, self._psycopg.errors.UniqueViolation)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def open_database(url: str) -> Database:
+    """Open ``sqlite:///path``, ``sqlite:///:memory:`` or ``postgresql://…[?schema=name]``."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+        if parts.netloc and parts.netloc != "":
+            path = parts.netloc + parts.path
+        return SqliteDatabase(path or ":memory:", url)
+    if parts.scheme in ("postgresql", "postgres"):
+        query = parse_qs(parts.query)
+        schema = (query.pop("schema", [None]) or [None])[0]
+        if schema and not schema.replace("_", "").isalnum():
+            raise BadRequest(f"invalid schema name {schema!r}")
+        rest = "&".join(f"{k}={v[0]}" for k, v in query.items())
+        clean = parts._replace(query=rest).geturl()
+        return PostgresDatabase(clean, schema)
+    raise BadRequest(f"unsupported database URL scheme {parts.scheme!r} (use sqlite or postgresql)")

@@ -1,0 +1,114 @@
+"""Versioned schema migrations, applied automatically when a store opens.
+
+Each migration is a list of DDL statements written once for both dialects; ``{autoinc}`` expands
+to the dialect's auto-increment key. Other components (the worklist index, the message log, the
+outbox) append their own migrations to ``MIGRATIONS`` by version number, so one ordered history
+describes the whole database. Several processes may open the same PostgreSQL database at once: an
+advisory lock makes only one of them migrate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fhirmwl.store.db import Conn, Database
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+_CORE = Migration(
+    1,
+    "resources, history, search index, unique identifiers",
+    (
+        """CREATE TABLE resource (
+            res_type TEXT NOT NULL, res_id TEXT NOT NULL, version INTEGER NOT NULL,
+            last_updated TEXT NOT NULL, lu TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
+            content TEXT, PRIMARY KEY (res_type, res_id))""",
+        "CREATE INDEX ix_resource_lu ON resource (res_type, lu)",
+        """CREATE TABLE resource_history (
+            res_type TEXT NOT NULL, res_id TEXT NOT NULL, version INTEGER NOT NULL,
+            last_updated TEXT NOT NULL, lu TEXT NOT NULL, method TEXT NOT NULL,
+            deleted INTEGER NOT NULL DEFAULT 0, content TEXT,
+            PRIMARY KEY (res_type, res_id, version))""",
+        "CREATE INDEX ix_history_lu ON resource_history (res_type, lu)",
+        "CREATE INDEX ix_history_all_lu ON resource_history (lu)",
+        """CREATE TABLE idx_token (res_type TEXT NOT NULL, res_id TEXT NOT NULL,
+            param TEXT NOT NULL, system TEXT, code TEXT, type_system TEXT, type_code TEXT)""",
+        "CREATE INDEX ix_token ON idx_token (res_type, param, code)",
+        "CREATE INDEX ix_token_res ON idx_token (res_type, res_id)",
+        """CREATE TABLE idx_string (res_type TEXT NOT NULL, res_id TEXT NOT NULL,
+            param TEXT NOT NULL, value TEXT NOT NULL, raw TEXT NOT NULL)""",
+        "CREATE INDEX ix_string ON idx_string (res_type, param, value)",
+        "CREATE INDEX ix_string_res ON idx_string (res_type, res_id)",
+        """CREATE TABLE idx_date (res_type TEXT NOT NULL, res_id TEXT NOT NULL,
+            param TEXT NOT NULL, lo TEXT NOT NULL, hi TEXT NOT NULL)""",
+        "CREATE INDEX ix_date ON idx_date (res_type, param, lo)",
+        "CREATE INDEX ix_date_res ON idx_date (res_type, res_id)",
+        """CREATE TABLE idx_ref (res_type TEXT NOT NULL, res_id TEXT NOT NULL,
+            param TEXT NOT NULL, target_type TEXT NOT NULL, target_id TEXT NOT NULL)""",
+        "CREATE INDEX ix_ref_target ON idx_ref (target_type, target_id, param)",
+        "CREATE INDEX ix_ref_res ON idx_ref (res_type, res_id)",
+        """CREATE TABLE unique_ident (kind TEXT NOT NULL, system TEXT NOT NULL,
+            value TEXT NOT NULL, res_type TEXT NOT NULL, res_id TEXT NOT NULL,
+            PRIMARY KEY (kind, system, value))""",
+        "CREATE INDEX ix_unique_res ON unique_ident (res_type, res_id)",
+    ),
+)
+
+MIGRATIONS: list[Migration] = [_CORE]
+
+
+def register(migration: Migration) -> None:
+    """Add a component's migration; versions must be unique."""
+    if any(m.version == migration.version for m in MIGRATIONS):
+        raise ValueError(f"migration version {migration.version} registered twice")
+    MIGRATIONS.append(migration)
+    MIGRATIONS.sort(key=lambda m: m.version)
+
+
+def _expand(sql: str, dialect: str) -> str:
+    autoinc = (
+        "INTEGER PRIMARY KEY AUTOINCREMENT"
+        if dialect == "sqlite"
+        else "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    )
+    return sql.replace("{autoinc}", autoinc)
+
+
+def _applied(conn: Conn) -> set[int]:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+        "name TEXT NOT NULL)"
+    )
+    return {row[0] for row in conn.execute("SELECT version FROM schema_migrations").fetchall()}
+
+
+def migrate(db: Database) -> list[int]:
+    """Apply every missing migration in order; return the versions applied now."""
+    done: list[int] = []
+    with db.transaction(write=True) as conn:
+        if db.dialect == "postgresql":
+            conn.execute("SELECT pg_advisory_xact_lock(424242)")
+        applied = _applied(conn)
+        for migration in MIGRATIONS:
+            if migration.version in applied:
+                continue
+            for statement in migration.statements:
+                conn.execute(_expand(statement, db.dialect))
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                (migration.version, migration.name),
+            )
+            done.append(migration.version)
+    return done
+
+
+def current_version(db: Database) -> int:
+    with db.transaction(write=False) as conn:
+        versions = _applied(conn)
+    return max(versions, default=0)

@@ -1,0 +1,405 @@
+"""The one repository: resources with version history, their search index, unique identifiers.
+
+Everything that writes FHIR data (REST, transactions, the HL7 v2 intake, the order operations)
+goes through ``Store.write()``, a unit of work that is one database transaction. Derived tables
+(the worklist index, the outbox) register a ``WriteHook`` and are brought up to date in the same
+transaction, just before commit, from the list of resources the unit of work touched.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from fhirmwl.errors import Conflict, DuplicateIdentifier, Gone, NotFound, PreconditionFailed
+from fhirmwl.fhir.dates import now_instant, utc_key
+from fhirmwl.fhir.indexing import index_rows
+from fhirmwl.fhir.search import SearchQuery
+from fhirmwl.store import search_sql
+from fhirmwl.store.db import Conn, Database
+from fhirmwl.store.migrations import migrate
+
+_COLS = "res_type, res_id, version, last_updated, deleted, content"
+
+
+@dataclass
+class Stored:
+    res_type: str
+    res_id: str
+    version: int
+    last_updated: str
+    deleted: bool
+    content: str | None
+    method: str = ""
+
+    def resource(self) -> dict[str, Any]:
+        if self.content is None:
+            raise Gone(f"{self.res_type}/{self.res_id} is deleted")
+        result: dict[str, Any] = orjson.loads(self.content)
+        return result
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+
+class WriteHook(Protocol):
+    """Keeps a derived table consistent inside the writing transaction."""
+
+    def before_commit(self, tx: Tx, touched: list[tuple[str, str]]) -> None: ...
+
+
+def _row(row: Any, method: str = "") -> Stored:
+    return Stored(row[0], row[1], row[2], row[3], bool(row[4]), row[5], method)
+
+
+@dataclass
+class Tx:
+    conn: Conn
+    store: Store
+    touched: list[tuple[str, str]] = field(default_factory=list)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def dialect(self) -> str:
+        return self.conn.dialect
+
+    # ---- reads -------------------------------------------------------------------------
+    def read(self, res_type: str, res_id: str, *, for_update: bool = False) -> Stored | None:
+        lock = " FOR UPDATE" if for_update and self.dialect == "postgresql" else ""
+        row = self.conn.execute(
+            f"SELECT {_COLS} FROM resource WHERE res_type = ? AND res_id = ?{lock}",
+            (res_type, res_id),
+        ).fetchone()
+        return _row(row) if row else None
+
+    def get(self, res_type: str, res_id: str) -> dict[str, Any]:
+        """The current resource; NotFound / Gone otherwise."""
+        stored = self.read(res_type, res_id)
+        if stored is None:
+            raise NotFound(f"{res_type}/{res_id} is not known")
+        return stored.resource()
+
+    def vread(self, res_type: str, res_id: str, version: int) -> Stored | None:
+        row = self.conn.execute(
+            "SELECT res_type, res_id, version, last_updated, deleted, content, method "
+            "FROM resource_history WHERE res_type = ? AND res_id = ? AND version = ?",
+            (res_type, res_id, version),
+        ).fetchone()
+        return _row(row, row[6]) if row else None
+
+    def history(
+        self,
+        res_type: str | None,
+        res_id: str | None,
+        count: int,
+        offset: int,
+        since: str | None = None,
+    ) -> list[Stored]:
+        where, args = [], []
+        if res_type:
+            where.append("res_type = ?")
+            args.append(res_type)
+        if res_id:
+            where.append("res_id = ?")
+            args.append(res_id)
+        if since:
+            where.append("lu >= ?")
+            args.append(utc_key(since))
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.conn.execute(
+            "SELECT res_type, res_id, version, last_updated, deleted, content, method "
+            f"FROM resource_history {clause} ORDER BY lu DESC, version DESC LIMIT ? OFFSET ?",
+            (*args, count, offset),
+        ).fetchall()
+        return [_row(r, r[6]) for r in rows]
+
+    def search(self, q: SearchQuery) -> list[tuple[str, str]]:
+        sql, args = search_sql.build_search(q)
+        return [(r[0], r[1]) for r in self.conn.execute(sql, args).fetchall()]
+
+    def count(self, q: SearchQuery) -> int:
+        sql, args = search_sql.build_count(q)
+        return int(self.conn.execute(sql, args).fetchone()[0])
+
+    def references_from(
+        self, res_type: str, ids: list[str], param: str | None, target_type: str | None
+    ) -> list[tuple[str, str]]:
+        return self._refs(
+            "res_type = ? AND res_id",
+            "target_type, target_id",
+            res_type,
+            ids,
+            param,
+            target_type,
+            "target_type",
+        )
+
+    def references_to(
+        self, target_type: str, ids: list[str], source_type: str | None, param: str | None
+    ) -> list[tuple[str, str]]:
+        return self._refs(
+            "target_type = ? AND target_id",
+            "res_type, res_id",
+            target_type,
+            ids,
+            param,
+            source_type,
+            "res_type",
+        )
+
+    def _refs(
+        self,
+        key: str,
+        cols: str,
+        rtype: str,
+        ids: list[str],
+        param: str | None,
+        other_type: str | None,
+        other_col: str,
+    ) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            sql = (
+                f"SELECT DISTINCT {cols} FROM idx_ref WHERE {key} IN ({','.join('?' * len(chunk))})"
+            )
+            args: list[Any] = [rtype, *chunk]
+            if param and param != "*":
+                sql += " AND param = ?"
+                args.append(param)
+            if other_type and other_type != "*":
+                sql += f" AND {other_col} = ?"
+                args.append(other_type)
+            out += [(r[0], r[1]) for r in self.conn.execute(sql, args).fetchall()]
+        return out
+
+    def read_many(self, keys: list[tuple[str, str]]) -> list[Stored]:
+        out: list[Stored] = []
+        by_type: dict[str, list[str]] = {}
+        for t, i in keys:
+            by_type.setdefault(t, []).append(i)
+        for t, ids in by_type.items():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = self.conn.execute(
+                    f"SELECT {_COLS} FROM resource WHERE res_type = ? AND deleted = 0 AND res_id "
+                    f"IN ({','.join('?' * len(chunk))})",
+                    (t, *chunk),
+                ).fetchall()
+                out += [_row(r) for r in rows]
+        return out
+
+    def find_unique(self, kind: str, system: str, value: str) -> tuple[str, str] | None:
+        row = self.conn.execute(
+            "SELECT res_type, res_id FROM unique_ident WHERE kind = ? AND system = ? AND value = ?",
+            (kind, system, value),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    # ---- writes ------------------------------------------------------------------------
+    def create(self, res_type: str, resource: dict[str, Any], res_id: str | None = None) -> Stored:
+        res_id = res_id or self.store.new_id()
+        if self.read(res_type, res_id) is not None:
+            raise Conflict(f"{res_type}/{res_id} already exists")
+        return self._write(res_type, res_id, resource, 1, "POST", insert=True)
+
+    def update(
+        self, res_type: str, res_id: str, resource: dict[str, Any], if_match: int | None = None
+    ) -> tuple[Stored, bool]:
+        """Update (or create with the client's id); returns (stored, created)."""
+        current = self.read(res_type, res_id, for_update=True)
+        if current is None:
+            if if_match is not None:
+                raise PreconditionFailed(f"{res_type}/{res_id} does not exist (If-Match given)")
+            return self._write(res_type, res_id, resource, 1, "PUT", insert=True), True
+        if if_match is not None and if_match != current.version:
+            raise PreconditionFailed(
+                f"version conflict on {res_type}/{res_id}: If-Match {if_match}, "
+                f"current version {current.version}"
+            )
+        stored = self._write(
+            res_type, res_id, resource, current.version + 1, "PUT", expected=current.version
+        )
+        return stored, False
+
+    def delete(self, res_type: str, res_id: str, if_match: int | None = None) -> Stored | None:
+        current = self.read(res_type, res_id, for_update=True)
+        if current is None or current.deleted:
+            return None
+        if if_match is not None and if_match != current.version:
+            raise PreconditionFailed(f"version conflict on {res_type}/{res_id}")
+        version, instant = current.version + 1, self.store.clock()
+        updated = self.conn.execute(
+            "UPDATE resource SET version = ?, last_updated = ?, lu = ?, deleted = 1, content = NULL"
+            " WHERE res_type = ? AND res_id = ? AND version = ?",
+            (version, instant, utc_key(instant), res_type, res_id, current.version),
+        )
+        if updated.rowcount != 1:
+            raise PreconditionFailed(f"concurrent change to {res_type}/{res_id}")
+        self._history(res_type, res_id, version, instant, "DELETE", None)
+        self._clear_index(res_type, res_id)
+        self.touched.append((res_type, res_id))
+        return Stored(res_type, res_id, version, instant, True, None, "DELETE")
+
+    def _write(
+        self,
+        res_type: str,
+        res_id: str,
+        resource: dict[str, Any],
+        version: int,
+        method: str,
+        insert: bool = False,
+        expected: int | None = None,
+    ) -> Stored:
+        instant = self.store.clock()
+        body = dict(resource)
+        body["resourceType"], body["id"] = res_type, res_id
+        meta = dict(body.get("meta") or {})
+        meta["versionId"], meta["lastUpdated"] = str(version), instant
+        body["meta"] = meta
+        content = orjson.dumps(body).decode()
+        lu = utc_key(instant)
+        if insert:
+            self.conn.execute(
+                "INSERT INTO resource (res_type, res_id, version, last_updated, lu, deleted, "
+                "content) VALUES (?, ?, ?, ?, ?, 0, ?)",
+                (res_type, res_id, version, instant, lu, content),
+            )
+        else:
+            updated = self.conn.execute(
+                "UPDATE resource SET version = ?, last_updated = ?, lu = ?, deleted = 0, "
+                "content = ? WHERE res_type = ? AND res_id = ? AND version = ?",
+                (version, instant, lu, content, res_type, res_id, expected),
+            )
+            if updated.rowcount != 1:
+                raise PreconditionFailed(f"concurrent change to {res_type}/{res_id}")
+        self._history(res_type, res_id, version, instant, method, content)
+        self._clear_index(res_type, res_id)
+        self._index(res_type, res_id, body)
+        self.touched.append((res_type, res_id))
+        return Stored(res_type, res_id, version, instant, False, content, method)
+
+    def _history(
+        self,
+        res_type: str,
+        res_id: str,
+        version: int,
+        instant: str,
+        method: str,
+        content: str | None,
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO resource_history (res_type, res_id, version, last_updated, lu, method, "
+            "deleted, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                res_type,
+                res_id,
+                version,
+                instant,
+                utc_key(instant),
+                method,
+                1 if content is None else 0,
+                content,
+            ),
+        )
+
+    def _clear_index(self, res_type: str, res_id: str) -> None:
+        for table in ("idx_token", "idx_string", "idx_date", "idx_ref", "unique_ident"):
+            self.conn.execute(
+                f"DELETE FROM {table} WHERE res_type = ? AND res_id = ?", (res_type, res_id)
+            )
+
+    def _index(self, res_type: str, res_id: str, body: dict[str, Any]) -> None:
+        rows = index_rows(res_type, body)
+        key = (res_type, res_id)
+        for kind, system, value in rows.uniques:
+            owner = self.find_unique(kind, system, value)
+            if owner and owner != key:
+                raise DuplicateIdentifier(
+                    f"{kind} identifier {system}|{value} already belongs to {owner[0]}/{owner[1]}"
+                )
+        self.conn.executemany(
+            "INSERT INTO idx_token (res_type, res_id, param, system, code, type_system, type_code)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(*key, *t) for t in rows.tokens],
+        )
+        self.conn.executemany(
+            "INSERT INTO idx_string (res_type, res_id, param, value, raw) VALUES (?, ?, ?, ?, ?)",
+            [(*key, *s) for s in rows.strings],
+        )
+        self.conn.executemany(
+            "INSERT INTO idx_date (res_type, res_id, param, lo, hi) VALUES (?, ?, ?, ?, ?)",
+            [(*key, *d) for d in rows.dates],
+        )
+        self.conn.executemany(
+            "INSERT INTO idx_ref (res_type, res_id, param, target_type, target_id) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(*key, *r) for r in rows.refs],
+        )
+        self.conn.executemany(
+            "INSERT INTO unique_ident (kind, system, value, res_type, res_id) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(*u, *key) for u in rows.uniques],
+        )
+
+
+class Store:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Callable[[], str] = now_instant,
+        id_factory: Callable[[], str] = lambda: str(uuid.uuid4()),
+        auto_migrate: bool = True,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.new_id = id_factory
+        self.hooks: list[WriteHook] = []
+        if auto_migrate:
+            migrate(db)
+
+    def add_hook(self, hook: WriteHook) -> None:
+        self.hooks.append(hook)
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        with self.db.transaction(write=False) as conn:
+            yield Tx(conn, self)
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        """One unit of work: commits on normal exit, rolls back on any exception."""
+        tx: Tx | None = None
+        try:
+            with self.db.transaction(write=True) as conn:
+                tx = Tx(conn, self)
+                yield tx
+                if tx.touched:
+                    touched = list(dict.fromkeys(tx.touched))
+                    for hook in self.hooks:
+                        hook.before_commit(tx, touched)
+        except Exception as exc:
+            if self.db.is_unique_violation(exc):
+                raise DuplicateIdentifier(
+                    "a concurrent writer created the same resource or business identifier; "
+                    "nothing was written, retry the request"
+                ) from exc
+            raise
+        for callback in tx.after_commit:
+            callback()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_store(url: str, **kwargs: Any) -> Store:
+    from fhirmwl.store.db import open_database
+
+    return Store(open_database(url), **kwargs)

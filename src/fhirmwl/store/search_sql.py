@@ -1,0 +1,224 @@
+"""Translate a parsed ``SearchQuery`` into one parameterised SQL statement.
+
+Every criterion becomes ``r.res_id IN (SELECT res_id FROM idx_… WHERE res_type = ? AND param = ?
+AND …)`` so that both SQLite and PostgreSQL drive it from the ``(res_type, param, value)`` index.
+Values are validated here, where their type is known: a malformed date or token is a 400, never a
+silently empty result.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fhirmwl.errors import BadRequest, NotSupported
+from fhirmwl.fhir.dates import date_range
+from fhirmwl.fhir.indexing import normalize
+from fhirmwl.fhir.search import Criterion, SearchQuery
+from fhirmwl.fhir.search_params import SearchParam, param_for
+
+_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
+_FMT = "%Y-%m-%dT%H:%M:%S.%f"
+
+
+def like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _date_cond(lo_col: str, hi_col: str, raw: str, name: str) -> tuple[str, list[Any]]:
+    prefix = raw[:2] if raw[:2] in _PREFIXES else "eq"
+    value = raw[2:] if raw[:2] in _PREFIXES else raw
+    try:
+        qlo, qhi = date_range(value)
+    except ValueError:
+        raise BadRequest(f"invalid date {raw!r} for parameter {name!r}", expression=name) from None
+    if prefix == "eq":
+        return f"({lo_col} >= ? AND {hi_col} <= ?)", [qlo, qhi]
+    if prefix == "ne":
+        return f"NOT ({lo_col} >= ? AND {hi_col} <= ?)", [qlo, qhi]
+    if prefix == "gt":
+        return f"{hi_col} > ?", [qhi]
+    if prefix == "lt":
+        return f"{lo_col} < ?", [qlo]
+    if prefix == "ge":
+        return f"({hi_col} > ? OR ({lo_col} >= ? AND {hi_col} <= ?))", [qhi, qlo, qhi]
+    if prefix == "le":
+        return f"({lo_col} < ? OR ({lo_col} >= ? AND {hi_col} <= ?))", [qlo, qlo, qhi]
+    if prefix == "sa":
+        return f"{lo_col} > ?", [qhi]
+    if prefix == "eb":
+        return f"{hi_col} < ?", [qlo]
+    # ap: within 10 % of the distance to now, at least one day either side
+    lo_dt, hi_dt = datetime.strptime(qlo, _FMT), datetime.strptime(qhi, _FMT)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    slack = max(abs(now - lo_dt) * 0.1, timedelta(days=1))
+    return f"({hi_col} >= ? AND {lo_col} <= ?)", [
+        (lo_dt - slack).strftime(_FMT),
+        (hi_dt + slack).strftime(_FMT),
+    ]
+
+
+def _token_cond(value: str, modifier: str | None, name: str) -> tuple[str, list[Any]]:
+    if modifier == "of-type":
+        parts = value.split("|")
+        if len(parts) != 3 or not all(parts):
+            raise BadRequest(f"{name}:of-type needs system|code|value, got {value!r}")
+        return "(type_system = ? AND type_code = ? AND code = ?)", parts
+    if "|" not in value:
+        return "code = ?", [value]
+    system, _, code = value.partition("|")
+    if not system:
+        return "(code = ? AND system IS NULL)", [code]
+    if not code:
+        return "system = ?", [system]
+    return "(system = ? AND code = ?)", [system, code]
+
+
+def _ref_cond(value: str, param: SearchParam, modifier: str | None) -> tuple[str, list[Any]]:
+    parts = value.rstrip("/").split("/")
+    if len(parts) >= 2:
+        return "(target_type = ? AND target_id = ?)", [parts[-2], parts[-1]]
+    if modifier:
+        return "(target_type = ? AND target_id = ?)", [modifier, value]
+    return "target_id = ?", [value]
+
+
+def _value_sql(
+    res_type: str, param: SearchParam, modifier: str | None, values: tuple[str, ...]
+) -> tuple[str, list[Any]]:
+    """SQL selecting res_id of ``res_type`` rows matching any of ``values``."""
+    name = param.name
+    conds: list[str] = []
+    args: list[Any] = []
+    if param.type in ("token", "uri"):
+        table = "idx_token"
+        for v in values:
+            c, a = _token_cond(v, modifier, name) if param.type == "token" else ("code = ?", [v])
+            conds.append(c)
+            args += a
+    elif param.type == "string":
+        table = "idx_string"
+        for v in values:
+            if modifier == "exact":
+                conds.append("raw = ?")
+                args.append(v)
+            elif modifier == "contains":
+                conds.append("value LIKE ? ESCAPE '\\'")
+                args.append(f"%{like_escape(normalize(v))}%")
+            elif modifier is None:
+                conds.append("value LIKE ? ESCAPE '\\'")
+                args.append(f"{like_escape(normalize(v))}%")
+            else:
+                raise NotSupported(f"modifier :{modifier} is not supported on {name}")
+    elif param.type == "date":
+        table = "idx_date"
+        for v in values:
+            c, a = _date_cond("lo", "hi", v, name)
+            conds.append(c)
+            args += a
+    elif param.type == "reference":
+        table = "idx_ref"
+        for v in values:
+            c, a = _ref_cond(v, param, modifier)
+            conds.append(c)
+            args += a
+    else:  # pragma: no cover - registry only uses the types above
+        raise NotSupported(f"search type {param.type}")
+    sql = f"SELECT res_id FROM {table} WHERE res_type = ? AND param = ? AND ({' OR '.join(conds)})"
+    return sql, [res_type, name, *args]
+
+
+_TABLE = {
+    "token": "idx_token",
+    "uri": "idx_token",
+    "string": "idx_string",
+    "date": "idx_date",
+    "reference": "idx_ref",
+}
+
+
+def _criterion_sql(res_type: str, c: Criterion) -> tuple[str, list[Any]]:
+    if c.param is None:
+        if c.name == "_id":
+            marks = ",".join("?" * len(c.values))
+            return f"r.res_id IN ({marks})", list(c.values)
+        conds, args = [], []
+        for v in c.values:
+            cond, a = _date_cond("r.lu", "r.lu", v, "_lastUpdated")
+            conds.append(cond)
+            args += a
+        return f"({' OR '.join(conds)})", args
+    param = c.param
+    if c.modifier == "missing":
+        if c.values[0] not in ("true", "false"):
+            raise BadRequest(f"{c.name}:missing must be true or false")
+        op = "NOT IN" if c.values[0] == "true" else "IN"
+        sub = f"SELECT res_id FROM {_TABLE[param.type]} WHERE res_type = ? AND param = ?"
+        return f"r.res_id {op} ({sub})", [res_type, param.name]
+    if c.chain:
+        target_type, chained, chained_mod = c.chain
+        inner, inner_args = _value_sql(target_type, chained, chained_mod, c.values)
+        sql = (
+            "r.res_id IN (SELECT res_id FROM idx_ref WHERE res_type = ? AND param = ? "
+            f"AND target_type = ? AND target_id IN ({inner}))"
+        )
+        return sql, [res_type, param.name, target_type, *inner_args]
+    negate = c.modifier == "not"
+    modifier = None if negate else c.modifier
+    if modifier and param.type == "reference" and modifier not in param.targets:
+        raise NotSupported(f"modifier :{modifier} is not supported on {c.name}")
+    if modifier and param.type == "token" and modifier != "of-type":
+        raise NotSupported(f"modifier :{modifier} is not supported on {c.name}")
+    sub, args = _value_sql(res_type, param, modifier, c.values)
+    return f"r.res_id {'NOT IN' if negate else 'IN'} ({sub})", args
+
+
+def _order_sql(q: SearchQuery) -> tuple[str, list[Any]]:
+    terms: list[str] = []
+    args: list[Any] = []
+    for name, desc in q.sort:
+        direction = "DESC" if desc else "ASC"
+        if name == "_id":
+            terms.append(f"r.res_id {direction}")
+        elif name == "_lastUpdated":
+            terms.append(f"r.lu {direction}")
+        else:
+            param = param_for(q.resource_type, name)
+            assert param is not None
+            col = {
+                "date": "lo",
+                "string": "value",
+                "token": "code",
+                "uri": "code",
+                "reference": "target_id",
+            }[param.type]
+            agg = "MAX" if desc else "MIN"
+            terms.append(
+                f"(SELECT {agg}({col}) FROM {_TABLE[param.type]} s WHERE s.res_type = r.res_type "
+                f"AND s.res_id = r.res_id AND s.param = ?) {direction}"
+            )
+            args.append(name)
+    terms.append("r.res_id ASC")
+    return " ORDER BY " + ", ".join(terms), args
+
+
+def build_where(q: SearchQuery) -> tuple[str, list[Any]]:
+    where = ["r.res_type = ?", "r.deleted = 0"]
+    args: list[Any] = [q.resource_type]
+    for c in q.criteria:
+        sql, a = _criterion_sql(q.resource_type, c)
+        where.append(sql)
+        args += a
+    return " AND ".join(where), args
+
+
+def build_search(q: SearchQuery) -> tuple[str, list[Any]]:
+    where, args = build_where(q)
+    order, order_args = _order_sql(q)
+    sql = f"SELECT r.res_id, r.content FROM resource r WHERE {where}{order} LIMIT ? OFFSET ?"
+    return sql, [*args, *order_args, q.count, q.offset]
+
+
+def build_count(q: SearchQuery) -> tuple[str, list[Any]]:
+    where, args = build_where(q)
+    return f"SELECT COUNT(*) FROM resource r WHERE {where}", args
