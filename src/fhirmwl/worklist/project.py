@@ -26,7 +26,7 @@ def project(item: Dataset, request: WorklistQuery | Dataset) -> Dataset:
     """Return a new dataset holding exactly the requested keys of ``item``."""
     q = request if isinstance(request, WorklistQuery) else WorklistQuery.from_dataset(request)
     out = Dataset()
-    for tag, key in q.keys.items():
+    for key in q.keys.values():
         elem = _project_key(item, key)
         if elem is not None:
             out.add(elem)
