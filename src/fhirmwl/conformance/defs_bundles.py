@@ -57,7 +57,7 @@ def create_order_request_bundle() -> dict[str, Any]:
     full_urls = constraint(
         "cob-1",
         "Every entry has a fullUrl so that the order graph can reference it",
-        "entry.all(fullUrl.exists())",
+        "fullUrl.exists()",
     )
     return structure_definition(
         "create-order-request-bundle",
@@ -66,9 +66,13 @@ def create_order_request_bundle() -> dict[str, Any]:
         "Bundle",
         "Input of $create-order and $update-order: a transaction holding one order graph.",
         [
-            el("Bundle", constraint=[full_urls]),
             el("Bundle.type", fixedCode="transaction"),
-            el("Bundle.entry", min=2, slicing=slicing("profile", "resource")),
+            el(
+                "Bundle.entry",
+                min=2,
+                slicing=slicing("profile", "resource"),
+                constraint=[full_urls],
+            ),
             el("Bundle.entry.request", min=1),
             *_entry_slices(_REQUEST_SLICES),
         ],

@@ -102,7 +102,12 @@ def cancel_order() -> dict[str, Any]:
     )
     outcome = _param("outcome", "out", 0, "1", "OperationOutcome", "Warnings, e.g. discontinued.")
     bundle = _param(
-        "bundle", "out", 0, "1", "Bundle", "The order graph after the cancel.",
+        "bundle",
+        "out",
+        0,
+        "1",
+        "Bundle",
+        "The order graph after the cancel.",
         targetProfile=[PROFILE_ORDER_BUNDLE],
     )
     return _opdef(

@@ -41,30 +41,32 @@ SNOMED = "http://snomed.info/sct"
 _BY_TYPE = "identifiers are told apart by their type"
 
 
-def _identifier_slice(base: str, name: str, code: tuple[str, str], display: str, mx: str = "1"):
-    sid = f"{base}.identifier:{name}"
-    return [
-        el(sid, min=1 if name == "accessionNumber" else 0, max=mx, short=display),
-        el(f"{sid}.type", min=1, patternCodeableConcept=cc_pattern(code[0], code[1])),
-        el(f"{sid}.value", min=1),
-    ]
-
-
-def _sh_length(key: str, what: str, code: tuple[str, str]) -> dict[str, Any]:
+def _sh_length(key: str, what: str) -> dict[str, Any]:
     """DICOM SH values are at most 16 characters; an identifier that maps to one must fit."""
-    expr = (
-        f"identifier.where(type.coding.where(system='{code[0]}' and code='{code[1]}').exists())"
-        ".value.all(length() <= 16)"
+    return constraint(
+        key, f"{what} maps to a DICOM SH value: at most 16 characters", "length() <= 16"
     )
-    return constraint(key, f"{what} maps to a DICOM SH value: at most 16 characters", expr)
+
+
+def _identifier_slice(
+    base: str, name: str, code: tuple[str, str], display: str, key: str | None = None
+) -> list[dict[str, Any]]:
+    sid = f"{base}.identifier:{name}"
+    value: dict[str, Any] = {"min": 1}
+    if key:
+        value["constraint"] = [_sh_length(key, f"The {display}")]
+    return [
+        el(sid, min=1 if name == "accessionNumber" else 0, max="1", short=display),
+        el(f"{sid}.type", min=1, patternCodeableConcept=cc_pattern(code[0], code[1])),
+        el(f"{sid}.value", **value),
+    ]
 
 
 def imaging_service_request() -> dict[str, Any]:
     b = "ServiceRequest"
     elements = [
-        el(b, constraint=[_sh_length("isr-1", "The Accession Number (0008,0050)", ACSN)]),
         el(f"{b}.identifier", min=1, slicing=slicing("value", "type", desc=_BY_TYPE)),
-        *_identifier_slice(b, "accessionNumber", ACSN, "Accession Number (0008,0050)"),
+        *_identifier_slice(b, "accessionNumber", ACSN, "Accession Number (0008,0050)", "isr-1"),
         *_identifier_slice(b, "placerOrder", PLAC, "Placer Order Number (0040,2016)"),
         *_identifier_slice(b, "fillerOrder", FILL, "Filler Order Number (0040,2017)"),
         el(f"{b}.intent", fixedCode="order"),
@@ -88,9 +90,10 @@ def _based_on(b: str, name: str, profile: str, mn: int) -> list[dict[str, Any]]:
 def imaging_requested_procedure() -> dict[str, Any]:
     b = "ServiceRequest"
     elements = [
-        el(b, constraint=[_sh_length("rp-1", "The Requested Procedure ID (0040,1001)", RPID)]),
         el(f"{b}.identifier", slicing=slicing("value", "type", desc=_BY_TYPE)),
-        *_identifier_slice(b, "requestedProcedureId", RPID, "Requested Procedure ID (0040,1001)"),
+        *_identifier_slice(
+            b, "requestedProcedureId", RPID, "Requested Procedure ID (0040,1001)", "rp-1"
+        ),
         el(f"{b}.intent", fixedCode="order"),
         el(f"{b}.basedOn", min=1, slicing=slicing("profile", "resolve()")),
         *_based_on(b, "imagingServiceRequestRef", PROFILE_ISR, 1),
@@ -112,12 +115,11 @@ def imaging_scheduled_procedure_step() -> dict[str, Any]:
     sps1 = constraint(
         "sps-1",
         "Scheduled Procedure Step Start Date/Time (0040,0002/0003) is DICOM type 1",
-        "requestedPeriod.start.exists()",
+        "start.exists()",
     )
     elements = [
-        el(b, constraint=[sps1, _sh_length("sps-2", "The SPS ID (0040,0009)", SPSID)]),
         el(f"{b}.identifier", slicing=slicing("value", "type", desc=_BY_TYPE)),
-        *_identifier_slice(b, "spsId", SPSID, "Scheduled Procedure Step ID (0040,0009)"),
+        *_identifier_slice(b, "spsId", SPSID, "Scheduled Procedure Step ID (0040,0009)", "sps-2"),
         el(f"{b}.basedOn", min=1, slicing=slicing("profile", "resolve()")),
         *_based_on(b, "requestedProcedureRef", PROFILE_RP, 1),
         el(f"{b}.intent", fixedCode="plan"),
@@ -135,7 +137,12 @@ def imaging_scheduled_procedure_step() -> dict[str, Any]:
             type=[{"code": "CodeableConcept"}],
             binding={"strength": "required", "valueSet": VS_MODALITY},
         ),
-        el(f"{b}.requestedPeriod", min=1, short="SPS Start Date / Start Time (0040,0002/0003)"),
+        el(
+            f"{b}.requestedPeriod",
+            min=1,
+            short="SPS Start Date / Start Time (0040,0002/0003)",
+            constraint=[sps1],
+        ),
         el(
             f"{b}.requestedPerformer",
             min=1,
@@ -193,7 +200,7 @@ def scheduled_station() -> dict[str, Any]:
     aet = constraint(
         "aet-1",
         "The Scheduled Station AE Title (0040,0001) is 1 to 16 characters without a backslash",
-        "name.where(type = 'registered-name').value.all(length() <= 16 and contains('\\\\').not())",
+        "length() <= 16 and contains('\\\\').not()",
     )
     return structure_definition(
         "scheduled-station",
@@ -202,10 +209,9 @@ def scheduled_station() -> dict[str, Any]:
         b,
         "A modality or station, addressed by its DICOM AE title.",
         [
-            el(b, constraint=[aet]),
             el(f"{b}.name", min=1, slicing=slicing("value", "type")),
             el(f"{b}.name:aeTitle", min=1, max="1", short="Scheduled Station AE Title"),
-            el(f"{b}.name:aeTitle.value", min=1),
+            el(f"{b}.name:aeTitle.value", min=1, constraint=[aet]),
             el(f"{b}.name:aeTitle.type", fixedCode="registered-name"),
             el(f"{b}.name:stationName", min=0, max="1", short="Scheduled Station Name"),
             el(f"{b}.name:stationName.type", fixedCode="user-friendly-name"),
@@ -218,8 +224,7 @@ def requested_procedure_imaging_study() -> dict[str, Any]:
     uid = constraint(
         "study-1",
         "The Study Instance UID is written urn:oid:<DICOM UID> (at most 64 characters)",
-        f"identifier.where(system = '{DICOM_UID_SYSTEM}').value.all("
-        "matches('^urn:oid:[0-2](\\\\.(0|[1-9][0-9]*))+$') and length() <= 72)",
+        "matches('^urn:oid:[0-2](\\\\.(0|[1-9][0-9]*))+$') and length() <= 72",
     )
     return structure_definition(
         "requested-procedure-imaging-study",
@@ -228,12 +233,11 @@ def requested_procedure_imaging_study() -> dict[str, Any]:
         b,
         "The study a Requested Procedure will produce: holds its Study Instance UID.",
         [
-            el(b, constraint=[uid]),
             el(f"{b}.status", fixedCode="registered"),
             el(f"{b}.identifier", min=1, slicing=slicing("value", "system")),
             el(f"{b}.identifier:studyInstanceUid", min=1, max="1"),
             el(f"{b}.identifier:studyInstanceUid.system", min=1, fixedUri=DICOM_UID_SYSTEM),
-            el(f"{b}.identifier:studyInstanceUid.value", min=1),
+            el(f"{b}.identifier:studyInstanceUid.value", min=1, constraint=[uid]),
             el(f"{b}.basedOn", min=1, slicing=slicing("profile", "resolve()")),
             *_based_on(b, "requestedProcedureRef", PROFILE_RP, 1),
             *_based_on(b, "imagingServiceRequestRef", PROFILE_ISR, 0),

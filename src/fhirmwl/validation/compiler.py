@@ -1,0 +1,137 @@
+"""Compile a differential StructureDefinition into a tree of element rules.
+
+Validation runs on every create/update of a profiled resource, so the StructureDefinition is
+turned once into nested :class:`ElementRule` objects (children by element name, slices by slice
+name) with the FHIRPath invariants pre-compiled; ``compiled(url)`` caches the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from fhirpathpy import compile as fhirpath_compile
+from fhirpathpy.models import models
+
+from fhirmwl.conformance import registry
+
+_R5 = models["r5"]
+
+
+@dataclass
+class Invariant:
+    key: str
+    severity: str
+    human: str
+    expression: str
+    evaluate: Callable[..., list[Any]]
+
+
+@dataclass
+class ElementRule:
+    """Constraints on one element (or one slice of it) of a profile."""
+
+    path: str
+    name: str
+    min: int | None = None
+    max: str | None = None
+    fixed: Any = None
+    fixed_kind: str | None = None
+    pattern: Any = None
+    types: list[dict[str, Any]] = field(default_factory=list)
+    binding: dict[str, Any] | None = None
+    invariants: list[Invariant] = field(default_factory=list)
+    slicing: dict[str, Any] | None = None
+    slices: dict[str, ElementRule] = field(default_factory=dict)
+    children: dict[str, ElementRule] = field(default_factory=dict)
+    slice_name: str | None = None
+
+    @property
+    def max_int(self) -> int | None:
+        return None if self.max in (None, "*") else int(self.max)  # type: ignore[arg-type]
+
+    @property
+    def is_choice(self) -> bool:
+        return self.name.endswith("[x]")
+
+
+@dataclass
+class CompiledProfile:
+    url: str
+    id: str
+    name: str
+    type: str
+    root: ElementRule
+
+    @property
+    def label(self) -> str:
+        """How messages name the profile: its id and canonical URL."""
+        return f"{self.id} ({self.url})"
+
+
+def _apply(rule: ElementRule, element: dict[str, Any]) -> None:
+    rule.min = element.get("min", rule.min)
+    rule.max = element.get("max", rule.max)
+    for key, value in element.items():
+        if key.startswith("fixed"):
+            rule.fixed, rule.fixed_kind = value, key[len("fixed") :]
+        elif key.startswith("pattern"):
+            rule.pattern = value
+    if "type" in element:
+        rule.types = element["type"]
+    if "binding" in element:
+        rule.binding = element["binding"]
+    if "slicing" in element:
+        rule.slicing = element["slicing"]
+    for c in element.get("constraint", []):
+        fn = fhirpath_compile(c["expression"], _R5)
+        rule.invariants.append(
+            Invariant(c["key"], c.get("severity", "error"), c["human"], c["expression"], fn)
+        )
+
+
+def _locate(root: ElementRule, element_id: str) -> ElementRule:
+    parts = element_id.split(".")
+    node = root
+    path = parts[0]
+    for part in parts[1:]:
+        name, _, slice_name = part.partition(":")
+        path = f"{path}.{name}"
+        child = node.children.get(name)
+        if child is None:
+            child = node.children[name] = ElementRule(path=path, name=name)
+        node = child
+        if slice_name:
+            sliced = node.slices.get(slice_name)
+            if sliced is None:
+                sliced = ElementRule(path=path, name=name, slice_name=slice_name)
+                node.slices[slice_name] = sliced
+            node = sliced
+    return node
+
+
+def compile_profile(sd: dict[str, Any]) -> CompiledProfile:
+    rtype = sd["type"]
+    root = ElementRule(path=rtype, name=rtype)
+    for element in sd.get("differential", {}).get("element", []):
+        _apply(_locate(root, element["id"]), element)
+    return CompiledProfile(sd["url"], sd["id"], sd.get("name", sd["id"]), rtype, root)
+
+
+@lru_cache(maxsize=64)
+def compiled(url: str) -> CompiledProfile | None:
+    """The compiled profile for a canonical URL we ship, else None (cached per process)."""
+    sd = registry.get_shared("StructureDefinition", url)
+    return compile_profile(sd) if sd is not None else None
+
+
+def base_type_of(profile_url: str) -> str | None:
+    """Resource type a profile constrains (core URLs end with the type name)."""
+    sd = registry.get_shared("StructureDefinition", profile_url)
+    if sd is not None:
+        return str(sd["type"])
+    if profile_url.startswith("http://hl7.org/fhir/StructureDefinition/"):
+        return profile_url.rsplit("/", 1)[1]
+    return None

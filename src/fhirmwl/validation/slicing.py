@@ -1,0 +1,113 @@
+"""Slice discrimination: which slice of a sliced element an item belongs to.
+
+Supports the discriminator types the guide's profiles use: ``value`` / ``pattern`` (fixed or
+pattern value at a path), ``type`` and ``profile`` on ``resolve()`` / ``reference.resolve()`` /
+``resource``. Conformance to a profile is decided by the caller-supplied ``conforms`` function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fhirmwl.validation.compiler import ElementRule, base_type_of
+
+Resolver = Callable[[str], dict[str, Any] | None]
+
+
+def values_at(value: Any, path: str) -> list[Any]:
+    """Values at a simple dotted path ("$this" = the value itself); lists are flattened."""
+    current = [value]
+    if path in ("", "$this"):
+        return current
+    for part in path.split("."):
+        nxt: list[Any] = []
+        for item in current:
+            if isinstance(item, dict) and part in item:
+                found = item[part]
+                nxt.extend(found if isinstance(found, list) else [found])
+        current = nxt
+    return current
+
+
+def rule_at(rule: ElementRule, path: str) -> ElementRule | None:
+    node: ElementRule | None = rule
+    if path in ("", "$this"):
+        return node
+    for part in path.split("."):
+        node = node.children.get(part) if node else None
+    return node
+
+
+def matches_pattern(value: Any, pattern: Any) -> bool:
+    """FHIR pattern semantics: every element of the pattern is present in the value."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(
+            k in value and matches_pattern(value[k], v) for k, v in pattern.items()
+        )
+    if isinstance(pattern, list):
+        items = value if isinstance(value, list) else [value]
+        return all(any(matches_pattern(i, p) for i in items) for p in pattern)
+    return bool(value == pattern)
+
+
+def reference_of(value: Any, path: str) -> str | None:
+    """The reference string an item points at for a ``…resolve()`` discriminator path."""
+    prefix = path[: -len("resolve()")].rstrip(".")
+    target = values_at(value, prefix) if prefix else [value]
+    for item in target:
+        if isinstance(item, dict) and isinstance(item.get("reference"), str):
+            return str(item["reference"])
+    return None
+
+
+def literal_type(reference: str) -> str | None:
+    """Resource type named by a relative or absolute literal reference, if any."""
+    if reference.startswith(("#", "urn:")):
+        return None
+    parts = reference.split("/")
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    if len(parts) >= 2 and parts[-2][:1].isupper():
+        return parts[-2]
+    return None
+
+
+def value_discriminator(slice_rule: ElementRule, item: Any, path: str) -> bool | None:
+    """True/False when the slice fixes a value at ``path``; None when it cannot discriminate."""
+    sub = rule_at(slice_rule, path)
+    if sub is None or (sub.fixed is None and sub.pattern is None):
+        return None
+    found = values_at(item, path)
+    if sub.fixed is not None:
+        return any(v == sub.fixed for v in found)
+    return any(matches_pattern(v, sub.pattern) for v in found)
+
+
+def slice_profiles(slice_rule: ElementRule, path: str) -> list[str]:
+    """Profiles a slice requires of the item at a profile/type discriminator path."""
+    if path == "resource":
+        res_rule = slice_rule.children.get("resource")
+        types = res_rule.types if res_rule else []
+        return [p for t in types for p in t.get("profile", [])]
+    return [p for t in slice_rule.types for p in t.get("targetProfile", [])]
+
+
+def target_of(
+    item: Any, path: str, resolver: Resolver | None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """(resource, type) an item designates for a profile/type discriminator."""
+    if path == "resource":
+        res = item.get("resource") if isinstance(item, dict) else None
+        return (res, res.get("resourceType")) if isinstance(res, dict) else (None, None)
+    ref = reference_of(item, path)
+    if ref is None:
+        return None, None
+    resolved = resolver(ref) if resolver else None
+    if resolved is not None:
+        return resolved, resolved.get("resourceType")
+    return None, literal_type(ref)
+
+
+def type_allowed(rtype: str | None, profiles: list[str]) -> bool:
+    return rtype is not None and any(base_type_of(p) == rtype for p in profiles)

@@ -1,0 +1,317 @@
+"""Walk a resource along a compiled profile and collect issues.
+
+One :class:`Walker` checks one resource against one profile: cardinality, fixed and pattern
+values, choice types, reference targets, required bindings, invariants and slicing. Every
+message names the profile, the FHIRPath expression and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from fhirmwl.validation import slicing as sl
+from fhirmwl.validation.compiler import CompiledProfile, ElementRule, base_type_of, compiled
+from fhirmwl.validation.issues import Issue
+from fhirmwl.validation.terminology import codings_of, display, expansion
+
+Item = tuple[Any, str]
+
+
+@dataclass
+class State:
+    """Shared by all walkers of one validation run: resolver and conformance cache."""
+
+    resolver: sl.Resolver | None
+    results: dict[tuple[int, str], bool] = field(default_factory=dict)
+    in_progress: set[tuple[int, str]] = field(default_factory=set)
+
+    def conforms(self, resource: dict[str, Any], url: str) -> bool:
+        """Does ``resource`` conform to profile ``url``? A claim in meta.profile is trusted."""
+        if url in (resource.get("meta") or {}).get("profile", []):
+            return True
+        if resource.get("resourceType") != base_type_of(url):
+            return False
+        key = (id(resource), url)
+        if key in self.results:
+            return self.results[key]
+        profile = compiled(url)
+        if profile is None or key in self.in_progress:
+            return True
+        self.in_progress.add(key)
+        try:
+            walker = Walker(profile, self)
+            walker.check_value(profile.root, resource, profile.type)
+            ok = not any(i.is_error for i in walker.issues)
+        finally:
+            self.in_progress.discard(key)
+        self.results[key] = ok
+        return ok
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _items(parent: dict[str, Any], rule: ElementRule, parent_expr: str) -> list[Item]:
+    if rule.is_choice:
+        prefix = rule.name[:-3]
+        return [
+            (v, f"{parent_expr}.{k}")
+            for k, v in parent.items()
+            if k.startswith(prefix) and k[len(prefix) : len(prefix) + 1].isupper()
+        ]
+    value = parent.get(rule.name)
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [(v, f"{parent_expr}.{rule.name}[{i}]") for i, v in enumerate(value)]
+    return [(value, f"{parent_expr}.{rule.name}")]
+
+
+class Walker:
+    def __init__(self, profile: CompiledProfile, state: State) -> None:
+        self.profile = profile
+        self.state = state
+        self.issues: list[Issue] = []
+
+    def issue(self, severity: str, code: str, expr: str, text: str) -> None:
+        msg = f"Profile {self.profile.label}: {expr}: {text}"
+        self.issues.append(Issue(severity, code, msg, expr))
+
+    # -- element level ------------------------------------------------------------------
+    def check_value(self, rule: ElementRule, value: Any, expr: str) -> None:
+        if rule.fixed is not None and value != rule.fixed:
+            self.issue(
+                "error",
+                "value",
+                expr,
+                f"must have the fixed value {_short(rule.fixed)}, found {_short(value)}",
+            )
+        if rule.pattern is not None and not sl.matches_pattern(value, rule.pattern):
+            self.issue(
+                "error",
+                "value",
+                expr,
+                f"must match the pattern {_short(rule.pattern)}, found {_short(value)}",
+            )
+        if rule.types:
+            self._check_types(rule, value, expr)
+        if rule.binding and rule.binding.get("strength") in ("required", "extensible"):
+            self._check_binding(rule.binding, value, expr)
+        for inv in rule.invariants:
+            self._check_invariant(inv, value, expr)
+        if isinstance(value, dict):
+            for child in rule.children.values():
+                self.check_child(child, value, expr)
+
+    def check_child(self, rule: ElementRule, parent: dict[str, Any], parent_expr: str) -> None:
+        items = _items(parent, rule, parent_expr)
+        name = rule.name[:-3] if rule.is_choice else rule.name
+        self._cardinality(rule, len(items), f"{parent_expr}.{name}", f"element '{name}'")
+        for value, expr in items:
+            self.check_value(rule, value, expr)
+        if rule.slicing is not None and rule.slices:
+            self._check_slices(rule, items, f"{parent_expr}.{name}")
+
+    def _cardinality(self, rule: ElementRule, count: int, expr: str, what: str) -> None:
+        card = f"{rule.min if rule.min is not None else 0}..{rule.max or '*'}"
+        if rule.min is not None and count < rule.min:
+            self.issue(
+                "error",
+                "required",
+                expr,
+                f"{what} requires at least {rule.min} occurrence(s) (cardinality {card}), "
+                f"found {count}",
+            )
+        mx = rule.max_int
+        if mx is not None and count > mx:
+            self.issue(
+                "error",
+                "structure",
+                expr,
+                f"{what} allows at most {mx} occurrence(s) (cardinality {card}), found {count}",
+            )
+
+    # -- types and references ------------------------------------------------------------
+    def _check_types(self, rule: ElementRule, value: Any, expr: str) -> None:
+        codes = [t["code"] for t in rule.types]
+        if rule.is_choice:
+            suffix = expr.rsplit(".", 1)[-1][len(rule.name) - 3 :]
+            if suffix not in codes and suffix[:1].lower() + suffix[1:] not in codes:
+                self.issue(
+                    "error",
+                    "structure",
+                    expr,
+                    f"type {suffix} not allowed; expected " + " or ".join(codes),
+                )
+                return
+        if isinstance(value, dict) and "resourceType" in value and codes[0][:1].isupper():
+            if value["resourceType"] not in codes:
+                self.issue(
+                    "error",
+                    "structure",
+                    expr,
+                    f"resource must be a {' or '.join(codes)}, found {value['resourceType']}",
+                )
+            return
+        for t in rule.types:
+            if t["code"] in ("Reference", "CodeableReference") and t.get("targetProfile"):
+                self._check_reference(t, value, expr)
+
+    def _check_reference(self, type_: dict[str, Any], value: Any, expr: str) -> None:
+        ref_holder = value.get("reference") if type_["code"] == "CodeableReference" else value
+        ref_expr = f"{expr}.reference" if type_["code"] == "CodeableReference" else expr
+        if not isinstance(ref_holder, dict) or not isinstance(ref_holder.get("reference"), str):
+            return
+        ref = ref_holder["reference"]
+        profiles = type_["targetProfile"]
+        wanted = " or ".join(profiles)
+        resolver = self.state.resolver
+        resolved = resolver(ref) if resolver else None
+        rtype = resolved.get("resourceType") if resolved else None
+        rtype = rtype or ref_holder.get("type") or sl.literal_type(ref)
+        if rtype is not None and not sl.type_allowed(rtype, profiles):
+            self.issue(
+                "error",
+                "structure",
+                ref_expr,
+                f"reference '{ref}' points to a {rtype}; expected Reference({wanted})",
+            )
+            return
+        if resolved is None:
+            if resolver is not None and not ref.startswith("#"):
+                self.issue(
+                    "warning",
+                    "not-found",
+                    ref_expr,
+                    f"reference '{ref}' cannot be resolved; target profile {wanted} not checked",
+                )
+            return
+        if not any(self.state.conforms(resolved, p) for p in profiles):
+            self.issue(
+                "error",
+                "structure",
+                ref_expr,
+                f"referenced resource '{ref}' does not conform to {wanted}",
+            )
+
+    # -- terminology and invariants ------------------------------------------------------
+    def _check_binding(self, binding: dict[str, Any], value: Any, expr: str) -> None:
+        vs_url = binding.get("valueSet", "")
+        codes = expansion(vs_url)
+        if codes is None:
+            self.issue(
+                "warning",
+                "not-supported",
+                expr,
+                f"value set {vs_url} is not available; binding not checked",
+            )
+            return
+        pairs = codings_of(value)
+        known_codes = {c for _, c in codes}
+        ok = any((s, c) in codes if s is not None else c in known_codes for s, c in pairs)
+        if not ok:
+            strength = binding.get("strength")
+            found = ", ".join(f"{s or ''}#{c}" for s, c in pairs) or "no coding"
+            self.issue(
+                "error" if strength == "required" else "warning",
+                "code-invalid",
+                expr,
+                f"{found} is not in the value set {display(vs_url)} ({strength} binding)",
+            )
+
+    def _check_invariant(self, inv: Any, value: Any, expr: str) -> None:
+        try:
+            result = inv.evaluate(value)
+        except Exception as exc:  # fhirpathpy raises bare exceptions on bad input
+            self.issue(
+                "error",
+                "exception",
+                expr,
+                f"constraint {inv.key} could not be "
+                f"evaluated ({exc}); expression: {inv.expression}",
+            )
+            return
+        if result and all(r is True for r in result):
+            return
+        if result == [] or any(r is False for r in result):
+            self.issue(
+                inv.severity,
+                "invariant",
+                expr,
+                f"constraint {inv.key} failed: {inv.human} (expression: {inv.expression})",
+            )
+
+    # -- slicing --------------------------------------------------------------------------
+    def _check_slices(self, rule: ElementRule, items: list[Item], expr: str) -> None:
+        assigned: dict[str, list[Item]] = {name: [] for name in rule.slices}
+        order: list[int] = []
+        names = list(rule.slices)
+        for value, item_expr in items:
+            name = self._match_slice(rule, value, item_expr, assigned)
+            if name is None:
+                if (rule.slicing or {}).get("rules") == "closed":
+                    self.issue(
+                        "error",
+                        "structure",
+                        item_expr,
+                        f"matches none of the slices {names} and the slicing is closed",
+                    )
+                continue
+            assigned[name].append((value, item_expr))
+            order.append(names.index(name))
+        for name, slice_rule in rule.slices.items():
+            what = f"slice '{name}' ({self._describe(rule, slice_rule)})"
+            self._cardinality(slice_rule, len(assigned[name]), expr, what)
+            for value, item_expr in assigned[name]:
+                self.check_value(slice_rule, value, item_expr)
+        if (rule.slicing or {}).get("ordered") and order != sorted(order):
+            self.issue("error", "structure", expr, f"slices must appear in the order {names}")
+
+    def _match_slice(
+        self, rule: ElementRule, value: Any, expr: str, assigned: dict[str, list[Item]]
+    ) -> str | None:
+        for name, slice_rule in rule.slices.items():
+            if all(
+                self._discriminates(d, slice_rule, value, expr, len(assigned[name]))
+                for d in (rule.slicing or {}).get("discriminator", [])
+            ):
+                return name
+        return None
+
+    def _discriminates(
+        self, disc: dict[str, Any], slice_rule: ElementRule, value: Any, expr: str, taken: int
+    ) -> bool:
+        kind, path = disc.get("type"), disc.get("path", "$this")
+        if kind in ("value", "pattern"):
+            return bool(sl.value_discriminator(slice_rule, value, path))
+        if kind not in ("profile", "type"):
+            return False
+        profiles = sl.slice_profiles(slice_rule, path)
+        target, rtype = sl.target_of(value, path, self.state.resolver)
+        if target is not None:
+            if kind == "type":
+                return sl.type_allowed(target.get("resourceType"), profiles)
+            return any(self.state.conforms(target, p) for p in profiles)
+        # Unresolvable reference: fall back to the literal type, filling slices in order.
+        mx = slice_rule.max_int
+        return sl.type_allowed(rtype, profiles) and (mx is None or taken < mx)
+
+    @staticmethod
+    def _describe(rule: ElementRule, slice_rule: ElementRule) -> str:
+        parts = []
+        for disc in (rule.slicing or {}).get("discriminator", []):
+            path = disc.get("path", "$this")
+            if disc.get("type") in ("value", "pattern"):
+                sub = sl.rule_at(slice_rule, path)
+                fixed = (
+                    None if sub is None else (sub.fixed if sub.fixed is not None else sub.pattern)
+                )
+                parts.append(f"{path} = {_short(fixed)}")
+            else:
+                wanted = " or ".join(sl.slice_profiles(slice_rule, path))
+                parts.append(f"{path} conforming to {wanted}")
+        return "; ".join(parts)
