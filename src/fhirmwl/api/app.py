@@ -68,9 +68,7 @@ class FhirApi:
             return await self.type_level(request, rtype)
         if len(parts) == 2 and parts[1] == "_search":
             self._only(method, "POST")
-            form = await request.form()
-            params = list(request.query_params.multi_items())
-            params += [(k, str(v)) for k, v in form.multi_items()]
+            params = list(request.query_params.multi_items()) + await http.form_params(request)
             return await self.search(request, rtype, params)
         if len(parts) == 2 and parts[1] == "_history":
             self._only(method, "GET")

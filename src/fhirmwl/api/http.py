@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
@@ -56,6 +57,20 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict) or "resourceType" not in data:
         raise BadRequest("request body must be a FHIR resource (a JSON object with resourceType)")
     return data
+
+
+async def form_params(request: Request) -> list[tuple[str, str]]:
+    """Parameters of ``POST _search`` (application/x-www-form-urlencoded, or no body)."""
+    raw = await request.body()
+    if not raw:
+        return []
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("POST _search needs application/x-www-form-urlencoded")
+    try:
+        return parse_qsl(raw.decode(), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(f"malformed form body: {exc}") from None
 
 
 def fhir_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

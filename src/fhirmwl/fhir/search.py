@@ -29,7 +29,9 @@ class Criterion:
     param: SearchParam | None  # None for _id / _lastUpdated
     modifier: str | None
     values: tuple[str, ...]  # OR-ed
-    chain: tuple[str, SearchParam, str | None] | None = None  # (target type, param, modifier)
+    # Reference hops for chained search, outermost first: (source type, reference param,
+    # target type). ``param``/``modifier`` then apply to the last target type.
+    chain: tuple[tuple[str, SearchParam, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,22 +87,37 @@ def _include(value: str, iterate: bool, reverse: bool, strict: bool) -> Include 
     return Include(parts[0], parts[1], parts[2] if len(parts) == 3 else None, iterate, reverse)
 
 
-def _chain(
-    resource_type: str, param: SearchParam, modifier: str | None, rest: str, values: tuple[str, ...]
-) -> Criterion:
+def _target_for(param: SearchParam, modifier: str | None, next_name: str) -> str:
     if param.type != "reference":
         raise BadRequest(f"cannot chain through non-reference parameter {param.name!r}")
-    target = modifier or (param.targets[0] if len(param.targets) == 1 else None)
-    candidates = [target] if target else list(param.targets)
-    chained_name, _, chained_mod = rest.partition(":")
+    candidates = [modifier] if modifier else list(param.targets)
     for ttype in candidates:
-        chained = param_for(ttype, chained_name)
-        if chained is not None:
-            return Criterion(param.name, param, None, values, (ttype, chained, chained_mod or None))
+        if param_for(ttype, next_name) is not None or next_name in COMMON_PARAMS:
+            return ttype
     raise BadRequest(
-        f"unknown chained parameter {rest!r} on {'/'.join(candidates)} "
-        f"(via {resource_type}.{param.name})"
+        f"unknown chained parameter {next_name!r} on {'/'.join(candidates)} (via {param.name})"
     )
+
+
+def _chain(resource_type: str, key: str, values: tuple[str, ...], strict: bool) -> Criterion:
+    """``a:T.b.c=v``: hops through reference params ``a`` and ``b``, then matches ``c``."""
+    segments = key.split(".")
+    hops: list[tuple[str, SearchParam, str]] = []
+    current = resource_type
+    for i, segment in enumerate(segments[:-1]):
+        name, _, modifier = segment.partition(":")
+        param = param_for(current, name)
+        if param is None:
+            raise BadRequest(f"unknown search parameter {name!r} for {current}", expression=key)
+        next_name = segments[i + 1].partition(":")[0]
+        target = _target_for(param, modifier or None, next_name)
+        hops.append((current, param, target))
+        current = target
+    name, _, modifier = segments[-1].partition(":")
+    final = param_for(current, name)
+    if final is None:  # _id on the target
+        return Criterion(name, None, modifier or None, values, tuple(hops))
+    return Criterion(name, final, modifier or None, values, tuple(hops))
 
 
 def _result_param(q: SearchQuery, key: str, value: str, strict: bool) -> None:
@@ -143,8 +160,7 @@ def parse_search(
         if base in COMMON_PARAMS and "." not in key:
             q.criteria.append(Criterion(base, None, modifier or None, values))
             continue
-        head, dot, rest = key.partition(".")
-        name, _, modifier = head.partition(":")
+        name, _, modifier = key.partition(".")[0].partition(":")
         param = param_for(resource_type, name)
         if param is None:
             if strict:
@@ -153,8 +169,8 @@ def parse_search(
                 )
             q.ignored.append(key)
             continue
-        if dot:
-            q.criteria.append(_chain(resource_type, param, modifier or None, rest, values))
+        if "." in key:
+            q.criteria.append(_chain(resource_type, key, values, strict))
         else:
             q.criteria.append(Criterion(name, param, modifier or None, values))
     for name, _desc in q.sort:

@@ -163,9 +163,10 @@ class BundleProcessor:
             try:
                 results[e.index] = self._run(tx, e, base, prefer)
             except FhirMwlError as err:
-                err.message = f"Bundle.entry[{e.index}] ({e.method} {e.url}): {err.message}"
-                if not err.issues:
-                    err.issues = from_error(err)["issue"]
+                where = f"Bundle.entry[{e.index}] ({e.method} {e.url})"
+                issues = err.issues or from_error(err)["issue"]
+                err.issues = [dict(i, diagnostics=f"{where}: {i['diagnostics']}") for i in issues]
+                err.message = f"{where}: {err.message}"
                 raise
         return {
             "resourceType": "Bundle",

@@ -137,17 +137,39 @@ _TABLE = {
 }
 
 
-def _criterion_sql(res_type: str, c: Criterion) -> tuple[str, list[Any]]:
+def _id_or_updated_sql(c: Criterion, id_col: str, lu_col: str) -> tuple[str, list[Any]]:
+    if c.name == "_id":
+        return f"{id_col} IN ({','.join('?' * len(c.values))})", list(c.values)
+    conds, args = [], []
+    for v in c.values:
+        cond, a = _date_cond(lu_col, lu_col, v, "_lastUpdated")
+        conds.append(cond)
+        args += a
+    return f"({' OR '.join(conds)})", args
+
+
+def _chain_sql(c: Criterion) -> tuple[str, list[Any]]:
+    last_type = c.chain[-1][2]
     if c.param is None:
-        if c.name == "_id":
-            marks = ",".join("?" * len(c.values))
-            return f"r.res_id IN ({marks})", list(c.values)
-        conds, args = [], []
-        for v in c.values:
-            cond, a = _date_cond("r.lu", "r.lu", v, "_lastUpdated")
-            conds.append(cond)
-            args += a
-        return f"({' OR '.join(conds)})", args
+        cond, args = _id_or_updated_sql(c, "res_id", "lu")
+        inner = f"SELECT res_id FROM resource WHERE res_type = ? AND deleted = 0 AND {cond}"
+        args = [last_type, *args]
+    else:
+        inner, args = _value_sql(last_type, c.param, c.modifier, c.values)
+    for source, param, target in reversed(c.chain):
+        inner = (
+            "SELECT res_id FROM idx_ref WHERE res_type = ? AND param = ? AND target_type = ? "
+            f"AND target_id IN ({inner})"
+        )
+        args = [source, param.name, target, *args]
+    return f"r.res_id IN ({inner})", args
+
+
+def _criterion_sql(res_type: str, c: Criterion) -> tuple[str, list[Any]]:
+    if c.chain:
+        return _chain_sql(c)
+    if c.param is None:
+        return _id_or_updated_sql(c, "r.res_id", "r.lu")
     param = c.param
     if c.modifier == "missing":
         if c.values[0] not in ("true", "false"):
@@ -155,14 +177,6 @@ def _criterion_sql(res_type: str, c: Criterion) -> tuple[str, list[Any]]:
         op = "NOT IN" if c.values[0] == "true" else "IN"
         sub = f"SELECT res_id FROM {_TABLE[param.type]} WHERE res_type = ? AND param = ?"
         return f"r.res_id {op} ({sub})", [res_type, param.name]
-    if c.chain:
-        target_type, chained, chained_mod = c.chain
-        inner, inner_args = _value_sql(target_type, chained, chained_mod, c.values)
-        sql = (
-            "r.res_id IN (SELECT res_id FROM idx_ref WHERE res_type = ? AND param = ? "
-            f"AND target_type = ? AND target_id IN ({inner}))"
-        )
-        return sql, [res_type, param.name, target_type, *inner_args]
     negate = c.modifier == "not"
     modifier = None if negate else c.modifier
     if modifier and param.type == "reference" and modifier not in param.targets:

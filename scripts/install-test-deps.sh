@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# System tools the interop tests need: DCMTK (findscu, dump2dcm, wlmscpfs) from Debian.
+set -euo pipefail
+if ! command -v findscu >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dcmtk >/dev/null
+fi
+findscu --version | head -1

@@ -1,0 +1,38 @@
+"""A real ``fhirmwl`` HTTP listener on a free loopback port, with an httpx client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fhirmwl.config import load_settings
+from fhirmwl.runtime import Runtime
+from tests.conftest import free_port
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Runtime]:
+    settings = load_settings(
+        None,
+        db=f"sqlite:///{tmp_path / 'api.db'}",
+        http_port=free_port(),
+        mllp=False,
+        dicom=False,
+    )
+    runtime = Runtime(settings)
+    runtime.start()
+    yield runtime
+    runtime.stop()
+
+
+@pytest.fixture
+def client(server: Runtime) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=server.settings.fhir_base,
+        timeout=30,
+        headers={"Content-Type": "application/fhir+json"},
+    ) as c:
+        yield c
