@@ -52,6 +52,7 @@ def check_base(resource: dict[str, Any], root_expr: str | None = None) -> list[I
         for error in exc.errors():
             expr = _expression(root, tuple(error.get("loc", ())))
             code = "structure" if error.get("type") == "extra_forbidden" else "value"
-            issues.append(Issue("error", code, f"{_BASE}: {expr}: {_message(error)}", expr))
+            text = _message(dict(error))
+            issues.append(Issue("error", code, f"{_BASE}: {expr}: {text}", expr))
         return issues
     return []
