@@ -61,7 +61,7 @@ def _err_segment(err: AckError, d: Delimiters) -> str:
             parts += [str(loc.repetition or 1), str(loc.component or "")]
         erl = c.join(parts).rstrip(c)
         eld = c.join([loc.segment, str(loc.sequence), str(loc.field or ""), ""])
-    eld += s.join([err.code, text, "HL70357"])
+        eld += s.join([err.code, text, "HL70357"])
     fields = ["ERR", eld, erl, code_cwe, err.severity, "", "", "", _escape(err.text, d)[:250]]
     return d.field.join(fields)
 
@@ -74,7 +74,7 @@ def build_ack(
     text: str = "",
     control_id: str,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    sending_application: str = "FHIRMWL",
+    sending_application: str = "",
     sending_facility: str = "",
 ) -> str:
     """Return the ACK text (segments joined with CR, no MLLP framing)."""
@@ -92,7 +92,7 @@ def build_ack(
     msh = [
         "MSH",
         d.msh2,
-        _escape(sending_application, d) or raw(5),
+        _escape(sending_application, d) or raw(5) or "FHIRMWL",
         _escape(sending_facility, d) or raw(6),
         raw(3),
         raw(4),
@@ -106,7 +106,7 @@ def build_ack(
     if message and message.declared_charset:
         msh += ["", "", "", "", "", raw(18)]
     msa = ["MSA", ack_code, raw(10), _escape(text, d)[:80]]
-    lines = [f.join(msh), f.join(msa).rstrip(f)]
+    lines = [f.join(msh), f.join(msa if msa[3] else msa[:3])]
     lines += [_err_segment(e, d) for e in errors or []]
     return "\r".join(lines) + "\r"
 

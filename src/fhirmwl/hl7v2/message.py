@@ -153,6 +153,8 @@ class V2Message:
     codec: str
     declared_charset: str | None
     warnings: list[str] = field(default_factory=list)
+    # Repairs that make the content unreliable (ambiguous delimiters): the intake rejects them.
+    defects: list[str] = field(default_factory=list)
 
     @property
     def msh(self) -> Segment:
@@ -205,7 +207,7 @@ def _normalise_terminators(text: str, warnings: list[str]) -> str:
     return text
 
 
-def _normalise_msh2(text: str, warnings: list[str]) -> tuple[str, Delimiters]:
+def _normalise_msh2(text: str, warnings: list[str], defects: list[str]) -> tuple[str, Delimiters]:
     if not text.startswith("MSH") or len(text) < 5:
         raise V2Reject(DATA_TYPE_ERROR, "message does not start with MSH", ErrorLocation("MSH"))
     fsep = text[3]
@@ -217,7 +219,7 @@ def _normalise_msh2(text: str, warnings: list[str]) -> tuple[str, Delimiters]:
         )
     chars = list(dict.fromkeys(msh2))  # drops repeats, keeps order
     if len(chars) != len(msh2):
-        warnings.append(f"MSH-2 {msh2!r} repeats a character; read as {''.join(chars)!r}")
+        defects.append(f"MSH-2 {msh2!r} repeats a delimiter; read as {''.join(chars)!r}")
     if len(chars) > 4:
         warnings.append(f"MSH-2 {msh2!r}: characters after the fourth ignored (truncation)")
         chars = chars[:4]
@@ -239,7 +241,8 @@ def parse_text(text: str, codec: str = "utf-8", declared: str | None = None) -> 
     warnings: list[str] = []
     text = text.lstrip("\ufeff \t\r\n\x0b").rstrip("\x1c\r\n\x00 \t")
     text = _normalise_terminators(text, warnings)
-    text, delims = _normalise_msh2(text, warnings)
+    defects: list[str] = []
+    text, delims = _normalise_msh2(text, warnings, defects)
     segments: list[Segment] = []
     for line in text.split("\r"):
         seg_id = line[:3].strip()
@@ -250,7 +253,7 @@ def parse_text(text: str, codec: str = "utf-8", declared: str | None = None) -> 
         else:
             fields = line.split(delims.field)
         segments.append(Segment(fields[0].strip(), fields, delims, codec))
-    msg = V2Message(segments, delims, codec, declared, warnings)
+    msg = V2Message(segments, delims, codec, declared, warnings, defects)
     if not msg.message_code:
         raise V2Reject(
             REQUIRED_FIELD_MISSING, "MSH-9 message type missing", ErrorLocation("MSH", 1, 9)
