@@ -76,7 +76,7 @@ class Runtime:
         self._stop = threading.Event()
 
     def start(self) -> None:
-        for name, factory in LISTENER_FACTORIES:
+        for name, factory in [*LISTENER_FACTORIES, *self.services.listener_factories]:
             if not getattr(self.settings, name, True):
                 continue
             listener = factory(self.services)

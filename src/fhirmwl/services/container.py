@@ -32,6 +32,11 @@ class Services:
     bundles: BundleProcessor
     operations: dict[tuple[str, str | None, str], Operation] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # (settings flag name, factory) for listeners/background workers features add; the runtime
+    # starts those whose flag is true (or unknown) after the HTTP listener.
+    listener_factories: list[tuple[str, Callable[[Services], Any]]] = field(default_factory=list)
+    # Called by Services.close() before the store closes (background threads, pools).
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def add_operation(self, op: Operation) -> None:
         self.operations[(op.level, op.resource_type, op.name)] = op
@@ -42,6 +47,8 @@ class Services:
         )
 
     def close(self) -> None:
+        for closer in reversed(self.closers):
+            closer()
         self.store.close()
 
 

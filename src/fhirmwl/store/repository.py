@@ -204,10 +204,11 @@ class Tx:
 
     # ---- writes ------------------------------------------------------------------------
     def create(self, res_type: str, resource: dict[str, Any], res_id: str | None = None) -> Stored:
-        res_id = res_id or self.store.new_id()
-        if self.read(res_type, res_id) is not None:
+        """Create with a server-assigned id (or a caller-chosen one that must be new)."""
+        if res_id is not None and self.read(res_type, res_id) is not None:
             raise Conflict(f"{res_type}/{res_id} already exists")
-        return self._write(res_type, res_id, resource, 1, "POST", insert=True)
+        return self._write(res_type, res_id or self.store.new_id(), resource, 1, "POST",
+                           insert=True)
 
     def update(
         self, res_type: str, res_id: str, resource: dict[str, Any], if_match: int | None = None
@@ -280,7 +281,8 @@ class Tx:
             if updated.rowcount != 1:
                 raise PreconditionFailed(f"concurrent change to {res_type}/{res_id}")
         self._history(res_type, res_id, version, instant, method, content)
-        self._clear_index(res_type, res_id)
+        if not insert:  # a brand-new row has no index rows yet
+            self._clear_index(res_type, res_id)
         self._index(res_type, res_id, body)
         self.touched.append((res_type, res_id))
         return Stored(res_type, res_id, version, instant, False, content, method)
