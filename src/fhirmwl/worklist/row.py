@@ -72,6 +72,10 @@ def _first(ds: Dataset, keyword: str) -> str:
     return values[0] if values else ""
 
 
+def _all(ds: Dataset, keyword: str) -> list[str]:
+    return element_strings(ds.data_element(keyword)) if keyword in ds else []
+
+
 def worklist_row(
     item: Dataset,
     task_id: str,
@@ -87,7 +91,7 @@ def worklist_row(
     """
     sps_seq = item.get(SPS_SEQUENCE)
     sps = sps_seq.value[0] if sps_seq is not None and sps_seq.value else Dataset()
-    stations = element_strings(sps.data_element("ScheduledStationAETitle"))
+    stations = _all(sps, "ScheduledStationAETitle")
     date = norm_date(_first(sps, "ScheduledProcedureStepStartDate"))
     raw_time = _first(sps, "ScheduledProcedureStepStartTime")
     time = norm_time(raw_time) if raw_time else ""
