@@ -50,3 +50,37 @@ def add_tag(resource: dict[str, Any], tag: dict[str, str]) -> None:
     tags = meta.setdefault("tag", [])
     if tag not in tags:
         tags.append(tag)
+
+
+def _rewrite_refs(node: Any, alias: dict[str, str]) -> None:
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref in alias:
+            node["reference"] = alias[ref]
+        for value in node.values():
+            _rewrite_refs(value, alias)
+    elif isinstance(node, list):
+        for value in node:
+            _rewrite_refs(value, alias)
+
+
+def dedupe(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge entries with the same conditional key (two creates of one station Device, say).
+
+    Two conditional creates with the same `ifNoneExist` in one transaction would both create,
+    so the later entries are dropped and references to them point at the first one.
+    """
+    first: dict[tuple[str, str, str], str] = {}
+    alias: dict[str, str] = {}
+    kept = []
+    for entry in entries:
+        req = entry["request"]
+        key = (req["method"], req["url"], req.get("ifNoneExist", ""))
+        if key in first:
+            alias[entry["fullUrl"]] = first[key]
+            continue
+        first[key] = entry["fullUrl"]
+        kept.append(entry)
+    if alias:
+        _rewrite_refs(kept, alias)
+    return kept

@@ -24,6 +24,7 @@ from fhirmwl.hl7v2.message import V2Message
 from fhirmwl.mapping.v2_to_fhir.bundle import (
     conditional_reference,
     create_entry,
+    dedupe,
     put_entry,
     transaction,
 )
@@ -181,7 +182,7 @@ def map_order_message(msg: V2Message, ctx: MappingContext) -> OrderMessage:
         msg.message_code, msg.trigger_event, msg.control_id, msg.msh.comp(3), msg.msh.comp(4),
         ts_to_fhir(msg.msh.comp(7), ctx.timezone, ErrorLocation("MSH", 1, 7)),
         (primary.get("system", ""), primary["value"]), [g for g in mapped if g is not None],
-        transaction(entries), list(msg.warnings),
+        transaction(dedupe(entries)), list(msg.warnings),
     )  # fmt: skip
 
 
