@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from mwl_scu import free_port
 from pydicom.dataset import Dataset
 
 from fhirmwl.dicom.dumpfile import read_worklist_file
@@ -26,12 +26,6 @@ def mwl_corpus() -> Path:
 @pytest.fixture(scope="session")
 def dcmtk_items(mwl_corpus: Path) -> list[Dataset]:
     return [read_worklist_file(p) for p in sorted(mwl_corpus.glob("dcmtk_wklist*.dump"))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 StartSCP = Callable[..., WorklistSCP]

@@ -10,6 +10,12 @@ from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def associate(port: int, calling: str = "TESTSCU") -> Any:
     ae = AE(ae_title=calling)
     ae.add_requested_context(ModalityWorklistInformationFind)

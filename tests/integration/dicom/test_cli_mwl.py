@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from mwl_scu import free_port
 from pydicom.dataset import Dataset
 from typer.testing import CliRunner
 
-from conftest import free_port
 from fhirmwl.cli_mwl import app
 from fhirmwl.dicom.dumpfile import read_worklist_file
 from fhirmwl.worklist import create_worklist_table, upsert_rows, worklist_row
