@@ -71,5 +71,16 @@ def migrate(config: Path | None = _CONFIG, db: str | None = _DB) -> None:
         database.close()
 
 
+@app.command()
+def validate(
+    file: Path = typer.Argument(..., help="a JSON resource or Bundle"),
+    profile: str | None = typer.Option(None, "--profile", help="profile canonical URL"),
+) -> None:
+    """Validate a resource against the guide's profiles; exit 1 when there are errors."""
+    from fhirmwl.cli_validate import validate_command
+
+    raise typer.Exit(validate_command(file, profile))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -11,4 +11,6 @@ if TYPE_CHECKING:
 
 def install_all(services: Services) -> None:
     """Install every feature; later issues append their ``install`` calls."""
-    return None
+    from fhirmwl.services import profiles
+
+    profiles.install(services)

@@ -63,6 +63,9 @@ class FhirApi:
             self._only(method, "GET")
             return await self.history(request, None, None)
         rtype = parts[0]
+        readonly = self.s.extra.get("readonly_types", {}).get(rtype)
+        if readonly is not None:
+            return self.readonly(request, readonly, rtype, parts)
         check_type(rtype)
         if len(parts) == 1:
             return await self.type_level(request, rtype)
@@ -212,6 +215,37 @@ class FhirApi:
             # the full list under Prefer: return=OperationOutcome.
         return http.fhir_response(body, status, headers)
 
+    def readonly(self, request: Request, registry: Any, rtype: str, parts: list[str]) -> Response:
+        """Conformance resources shipped with the server: read and search only."""
+        self._only(request.method, "GET")
+        if len(parts) == 2:
+            found = registry.get(rtype, parts[1])
+            if found is None:
+                raise NotFound(f"{rtype}/{parts[1]} is not known")
+            return http.fhir_response(found)
+        if len(parts) != 1:
+            raise NotFound(f"no route for {request.url.path}")
+        params = {k: v for k, v in request.query_params.items() if k not in ("_format", "_count")}
+        try:
+            hits = registry.search(rtype, params)
+        except KeyError as exc:
+            raise BadRequest(f"unknown search parameter {exc.args[0]!r} for {rtype}") from None
+        return http.fhir_response(
+            {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "total": len(hits),
+                "entry": [
+                    {
+                        "fullUrl": f"{self.base}/{rtype}/{r['id']}",
+                        "resource": r,
+                        "search": {"mode": "match"},
+                    }
+                    for r in hits
+                ],
+            }
+        )
+
     # ---- bundles and operations --------------------------------------------------------
     async def bundle(self, request: Request) -> Response:
         body = await http.json_body(request)
@@ -229,10 +263,10 @@ class FhirApi:
             level, rtype, res_id = "instance", parts[0], parts[1]
         else:
             raise NotFound(f"no route for {request.url.path}")
-        if rtype:
-            check_type(rtype)
         op = self.s.find_operation(level, rtype, name)
         if op is None:
+            if rtype:
+                check_type(rtype)
             where = f"{rtype} " if rtype else ""
             raise NotFound(f"operation ${name} is not supported at {where}{level} level")
         self._only(request.method, *op.methods)
