@@ -124,19 +124,23 @@ def decode_message(raw: bytes) -> DecodedText:
         if declared_codec not in (None, "utf-8", "ascii"):
             warnings.append(f"UTF-8 byte-order mark overrides MSH-18 {declared!r}")
         return DecodedText(_decode(raw, codec, warnings), codec, declared, warnings)
-    codec = _choose_codec(declared, warnings)
-    if codec is None:
-        codec = _guess(raw, warnings)
-    elif codec.startswith("iso2022") or codec.startswith("utf-"):
-        pass
-    elif _is_utf8_with_non_ascii(raw):
+    chosen = _choose_codec(declared, warnings)
+    codec = _guess(raw, warnings) if chosen is None else _verify(raw, chosen, declared, warnings)
+    return DecodedText(_decode(raw, codec, warnings), codec, declared, warnings)
+
+
+def _verify(raw: bytes, codec: str, declared: str | None, warnings: list[str]) -> str:
+    """Keep the declared codec unless the bytes prove it wrong."""
+    if codec.startswith(("iso2022", "utf-")):
+        return codec
+    if _is_utf8_with_non_ascii(raw):
         # Valid multi-byte UTF-8 is almost never meaningful Latin-1/ASCII text.
         warnings.append(f"MSH-18 declares {declared!r} but the bytes are UTF-8; decoded as UTF-8")
-        codec = "utf-8"
-    elif codec == "ascii" and not raw.isascii():
+        return "utf-8"
+    if codec == "ascii" and not raw.isascii():
         warnings.append("MSH-18 declares ASCII but bytes above 0x7F occur; decoded as Latin-1")
-        codec = "latin-1"
-    return DecodedText(_decode(raw, codec, warnings), codec, declared, warnings)
+        return "latin-1"
+    return codec
 
 
 def _guess(raw: bytes, warnings: list[str]) -> str:

@@ -29,10 +29,11 @@ class MLLPClient:
         self._pending: list[bytes] = []
 
     async def connect(self) -> None:
-        self._reader, self._writer = await asyncio.wait_for(
+        reader, writer = await asyncio.wait_for(
             asyncio.open_connection(self.host, self.port), self.timeout
         )
-        sock = self._writer.get_extra_info("socket")
+        self._reader, self._writer = reader, writer
+        sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
