@@ -84,6 +84,10 @@ def test_lifecycle_new_changed_cancelled() -> None:
     isr_new = _resources(new, "ServiceRequest", PROFILE_ISR)[0]
     assert isr_new["status"] == "active" and identifier_of_type(isr_new, ACSN)
     assert _resources(new, "Task")[0]["status"] == "requested"
+    assert _resources(new, "Task")[0]["owner"] == {
+        "display": "MAX LEE",
+        "identifier": {"value": "TECH1"},
+    }
     assert _resources(new, "Task")[0]["requestedPeriod"]["start"] == "2025-01-02T09:00:00+01:00"
     assert _resources(changed, "Task")[0]["requestedPeriod"]["start"] == "2025-01-03T10:00:00+01:00"
     assert changed.groups[0].task_status is None  # XO keeps the current Task status

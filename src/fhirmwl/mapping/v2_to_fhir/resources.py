@@ -196,6 +196,12 @@ def build_task(
     start = _start(group, ctx)
     if start:
         task["requestedPeriod"] = {"start": start}
+    if group.tq1 is not None and group.tq1.comp(8):
+        end = ts_to_fhir(group.tq1.comp(8), ctx.timezone, ErrorLocation("TQ1", 1, 8))
+        task.setdefault("requestedPeriod", {})["end"] = end
+    owner = technician(group)
+    if owner:
+        task["owner"] = owner
     if step.modality:
         task["input"] = [
             {
@@ -208,6 +214,23 @@ def build_task(
     if step.location:
         task["location"] = {"display": step.location}
     return task
+
+
+def technician(group: RawGroup) -> dict[str, Any] | None:
+    """OBR-34 (NDL; its CNN name in sub-components, or in components as dcm4che sends it)."""
+    obr = group.obr
+    if obr is None or not obr.raw(34):
+        return None
+    subs = obr.subcomponents(34, 1)
+    if len(subs) > 1:
+        ident, parts = subs[0], subs[1:4]
+    else:
+        ident, parts = "", [obr.comp(34, i) for i in (1, 2, 3)]
+    name = " ".join(p for p in [*parts[1:], parts[0]] if p)
+    ref: dict[str, Any] = {"display": name} if name else {}
+    if ident:
+        ref["identifier"] = {"value": ident}
+    return ref or None
 
 
 def build_study(proc: ProcedureSpec, rp_url: str, isr_url: str, refs: GroupRefs) -> dict[str, Any]:
