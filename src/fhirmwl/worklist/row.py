@@ -127,7 +127,3 @@ def _utc(date: str, time: str, tz: ZoneInfo | None, start: datetime | None) -> s
     except ValueError:
         return None
     return local.replace(tzinfo=tz or UTC).astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def item_from_row_json(item_json: str) -> Dataset:
-    return Dataset.from_json(item_json)

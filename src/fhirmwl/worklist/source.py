@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydicom.dataset import Dataset
 
+from fhirmwl.worklist.jsoncodec import item_from_json
 from fhirmwl.worklist.match import matches
 from fhirmwl.worklist.query import WorklistQuery
 from fhirmwl.worklist.row import WORKLIST_DDL, worklist_row
@@ -67,7 +68,7 @@ class SqlWorklistSource:
             count = 0
             while rows := cursor.fetchmany(self.batch_size):
                 for (item_json,) in rows:
-                    item = Dataset.from_json(item_json)
+                    item = item_from_json(item_json)
                     if matches(q, item):
                         yield item
                         count += 1
