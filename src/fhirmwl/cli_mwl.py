@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 
 from fhirmwl.dicom.dumpfile import read_worklist_file
 from fhirmwl.mapping.fhir_to_dicom import DicomMappingContext, worklist_item_to_fhir
@@ -66,10 +66,10 @@ def import_files(
 def write_wl(item: Dataset, path: Path) -> None:
     """Write one item as a Part-10 file (``wlmscpfs``/Orthanc read these)."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MWL_FIND_SOP_CLASS
+    meta.MediaStorageSOPClassUID = UID(MWL_FIND_SOP_CLASS)
     sps_ids = [str(s.get("ScheduledProcedureStepID") or "") for s in item.get(SPS_KEYWORD) or []]
     seed = f"{item.get('StudyInstanceUID', '')}|{'|'.join(sps_ids)}|{path.name}"
-    meta.MediaStorageSOPInstanceUID = f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, seed).int}"
+    meta.MediaStorageSOPInstanceUID = UID(f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, seed).int}")
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     out = Dataset()

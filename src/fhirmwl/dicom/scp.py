@@ -21,7 +21,6 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
-from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
 from fhirmwl.dicom.charset import DEFAULT_CHARSET, parse_charset, prepare_response
 from fhirmwl.worklist.project import project
@@ -29,6 +28,9 @@ from fhirmwl.worklist.query import WorklistQuery, WorklistQueryError
 from fhirmwl.worklist.source import WorklistSource
 
 LOG = logging.getLogger(__name__)
+
+MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
+VERIFICATION = "1.2.840.10008.1.1"
 
 STATUS_PENDING = 0xFF00
 STATUS_PENDING_WARNING = 0xFF01
@@ -101,15 +103,15 @@ class WorklistSCP:
 
     def _build_ae(self) -> AE:
         ae = AE(ae_title=self.ae_title)
-        ae.add_supported_context(ModalityWorklistInformationFind)
-        ae.add_supported_context(Verification)
+        ae.add_supported_context(MODALITY_WORKLIST_FIND)
+        ae.add_supported_context(VERIFICATION)
         ae.maximum_associations = self.max_associations
         if self.policy.allowed_calling_aets is not None:
             ae.require_calling_aet = sorted(self.policy.allowed_calling_aets)
         return ae
 
     def start(self) -> None:
-        handlers = [
+        handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, _set_nodelay),
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_ECHO, lambda event: 0x0000),

@@ -308,5 +308,3 @@ def _modality_input(modality: str) -> Resource:
         "type": {"coding": [{"system": DCM, "code": DCM_MODALITY_CODE, "display": "Modality"}]},
         "valueCodeableConcept": {"coding": [{"system": DCM, "code": modality}]},
     }
-
-

@@ -115,8 +115,8 @@ def _patient(ds: Dataset, graph: WorklistGraph) -> None:
     patient = _require(graph.patient, "Patient")
     ds.PatientName = _require(human_names_to_pn(patient.get("name")), "Patient's Name")
     identifiers = list(patient.get("identifier") or [])
-    primary = identifier_of_type(patient, MR) or (identifiers[0] if identifiers else None)
-    ds.PatientID = _require((primary or {}).get("value"), "Patient ID")
+    primary = identifier_of_type(patient, MR) or (identifiers[0] if identifiers else {})
+    ds.PatientID = _require(primary.get("value"), "Patient ID")
     issuer = issuer_item(primary.get("system"), (primary.get("assigner") or {}).get("display"))
     if issuer is not None:
         local = issuer.get("LocalNamespaceEntityID") or issuer.get("UniversalEntityID")
@@ -213,7 +213,7 @@ def _requested_procedure(ds: Dataset, graph: WorklistGraph) -> None:
         ds.RequestedProcedureCodeSequence = [code_item(codings[0])]
     ds.RequestedProcedurePriority = PRIORITY.get(rp.get("priority") or "") or None
     reasons = [r.get("concept") or {} for r in rp.get("reason") or []]
-    texts = [r.get("text") for r in reasons if r.get("text")]
+    texts = [str(r["text"]) for r in reasons if r.get("text")]
     if texts:
         ds.ReasonForTheRequestedProcedure = texts[0][:64]
     reason_codes = [code_item(c) for r in reasons for c in r.get("coding") or []]
