@@ -100,6 +100,9 @@ class Segment:
     fields: list[str]
     delimiters: Delimiters
     codec: str = "latin-1"
+    _cache: dict[tuple[int, int], list[str]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def raw(self, n: int) -> str:
         return self.fields[n] if 0 < n < len(self.fields) else ""
@@ -117,12 +120,20 @@ class Segment:
             return []
         return [self._unescape(c) for c in reps[rep - 1].split(self.delimiters.component)]
 
+    def _split(self, n: int, rep: int) -> list[str]:
+        """Raw components of one repetition, split once per segment (the mapping reads each
+        field several times)."""
+        key = (n, rep)
+        cached = self._cache.get(key)
+        if cached is None:
+            reps = self.repetitions(n)
+            cached = reps[rep - 1].split(self.delimiters.component) if rep <= len(reps) else []
+            self._cache[key] = cached
+        return cached
+
     def comp(self, n: int, c: int = 1, rep: int = 1, sub: int | None = None) -> str:
         """Component ``c`` of field ``n`` (``sub`` selects a sub-component), unescaped, stripped."""
-        reps = self.repetitions(n)
-        if rep > len(reps):
-            return ""
-        comps = reps[rep - 1].split(self.delimiters.component)
+        comps = self._split(n, rep)
         if c > len(comps):
             return ""
         value = comps[c - 1]
@@ -132,10 +143,7 @@ class Segment:
         return self._unescape(value).strip()
 
     def subcomponents(self, n: int, c: int, rep: int = 1) -> list[str]:
-        reps = self.repetitions(n)
-        if rep > len(reps):
-            return []
-        comps = reps[rep - 1].split(self.delimiters.component)
+        comps = self._split(n, rep)
         if c > len(comps):
             return []
         return [self._unescape(s).strip() for s in comps[c - 1].split(self.delimiters.subcomponent)]

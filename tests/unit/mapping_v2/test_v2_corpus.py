@@ -124,7 +124,15 @@ def test_adt_a08_agrees_with_fhir_converter(corpus: Path) -> None:
     result = evaluate(base.with_suffix(".hl7").read_bytes(), _ctx())
     assert isinstance(result.mapped, AdtMessage)
     theirs = json.loads(base.with_suffix(".expected.json").read_text())
-    _compare_patient(result.mapped.commands[0].patient, _bundle_resources(theirs, "Patient")[0])
+    cmd = result.mapped.commands[0]
+    _compare_patient(cmd.patient, _bundle_resources(theirs, "Patient")[0])
+    assert cmd.bundle is not None
+    urls = [e["request"]["url"] for e in cmd.bundle["entry"]]
+    assert urls[0].startswith("Patient?identifier=") and urls[1].startswith("Encounter?identifier=")
+    their_visits = {
+        i["value"] for e in _bundle_resources(theirs, "Encounter") for i in e["identifier"]
+    }
+    assert cmd.encounter is not None and cmd.encounter["identifier"][0]["value"] in their_visits
 
 
 @pytest.mark.parametrize("name", ["ADT-A40-01", "ADT-A40-02"])

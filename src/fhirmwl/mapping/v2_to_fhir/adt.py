@@ -14,6 +14,12 @@ from typing import Any
 
 from fhirmwl.hl7v2.errors import REQUIRED_FIELD_MISSING, ErrorLocation, V2Error
 from fhirmwl.hl7v2.message import Segment, V2Message
+from fhirmwl.mapping.v2_to_fhir.bundle import (
+    conditional_reference,
+    create_entry,
+    put_entry,
+    transaction,
+)
 from fhirmwl.mapping.v2_to_fhir.context import MappingContext
 from fhirmwl.mapping.v2_to_fhir.datatypes import cx, xpn
 from fhirmwl.mapping.v2_to_fhir.patient import map_encounter, map_patient
@@ -38,6 +44,8 @@ class PatientCommand:
     prior_identifier: dict[str, Any] | None = None  # MRG-1 (A40, A47)
     prior_name: dict[str, Any] | None = None  # MRG-7
     encounter: dict[str, Any] | None = None  # PV1 (A01/A04/A08/A31), subject = conditional ref
+    # UPDATE only: a ready transaction (conditional PUT of Patient, and Encounter if PV1-19)
+    bundle: dict[str, Any] | None = None
 
 
 @dataclass
@@ -70,6 +78,28 @@ def _prior(mrg: Segment | None, seq: int, ctx: MappingContext) -> dict[str, Any]
     return ident
 
 
+def _update(
+    msg: V2Message, patient: dict[str, Any], ident: dict[str, Any], ctx: MappingContext
+) -> PatientCommand:
+    cmd = PatientCommand(PatientCommandKind.UPDATE, patient, ident)
+    patient_url = ctx.full_url()
+    entries = [put_entry(patient_url, patient, ident)]
+    pv1 = msg.first("PV1")
+    if pv1 is not None:
+        encounter, practitioners = map_encounter(pv1, ctx, conditional_reference("Patient", ident))
+        cmd.encounter = encounter
+        if encounter is not None:
+            bundled = {**encounter, "subject": {"reference": patient_url}}
+            entries.append(put_entry(ctx.full_url(), bundled, encounter["identifier"][0]))
+            entries += [
+                create_entry(u, p, p["identifier"][0])
+                for u, p in practitioners
+                if "identifier" in p
+            ]
+    cmd.bundle = transaction(entries)
+    return cmd
+
+
 def map_adt_message(msg: V2Message, ctx: MappingContext) -> AdtMessage:
     trigger = msg.trigger_event
     result = AdtMessage(trigger, msg.control_id, msg.msh.comp(3), msg.msh.comp(4))
@@ -81,14 +111,7 @@ def map_adt_message(msg: V2Message, ctx: MappingContext) -> AdtMessage:
         patient = map_patient(pid, ctx, seq)
         ident = patient["identifier"][0]
         if trigger in UPDATE_TRIGGERS:
-            cmd = PatientCommand(PatientCommandKind.UPDATE, patient, ident)
-            pv1 = msg.first("PV1")
-            if pv1 is not None:
-                ref = {
-                    "reference": f"Patient?identifier={ident.get('system', '')}|{ident['value']}"
-                }
-                cmd.encounter = map_encounter(pv1, ctx, ref)[0]
-            result.commands.append(cmd)
+            result.commands.append(_update(msg, patient, ident, ctx))
             break  # one PID per update message
         kind = (
             PatientCommandKind.MERGE

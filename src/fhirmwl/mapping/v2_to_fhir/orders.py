@@ -136,11 +136,11 @@ def _map_group(
         result.generated += ["study-instance-uid"] * proc.study_uid_generated
         for step in proc.steps:
             task = build_task(group, step, rp_url, task_status, refs, ctx)
-            stations = station_entries(step, ctx)
+            stations = station_entries(step, ctx, refs.stations)
             if stations:
                 task["requestedPerformer"] = [{"reference": {"reference": u}} for u, _ in stations]
             entries.append(key_entry(ctx.full_url(), task))
-            entries.extend(e for _, e in stations)
+            entries.extend(e for _, e in stations if e is not None)
             result.sps_ids.append(step.sps_id)
             result.generated += ["sps-id"] * step.sps_id_generated
     return result

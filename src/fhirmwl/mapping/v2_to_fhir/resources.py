@@ -10,7 +10,7 @@ time and station. Values the broker invented are tagged with `urn:fhirmwl:genera
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fhirmwl.fhir.model import (
@@ -47,6 +47,7 @@ class GroupRefs:
 
     patient: dict[str, str]
     encounter: dict[str, str] | None
+    stations: dict[str, str] = field(default_factory=dict)  # AE title → fullUrl in this Bundle
 
 
 def _policy_tag(code: str) -> dict[str, str]:
@@ -249,10 +250,16 @@ def build_study(proc: ProcedureSpec, rp_url: str, isr_url: str, refs: GroupRefs)
     return study
 
 
-def station_entries(step: StepSpec, ctx: MappingContext) -> list[tuple[str, dict[str, Any]]]:
-    """One conditional-create Device per station AE title (IPC-9 repetitions)."""
-    out = []
+def station_entries(
+    step: StepSpec, ctx: MappingContext, seen: dict[str, str]
+) -> list[tuple[str, dict[str, Any] | None]]:
+    """(fullUrl, conditional-create entry) per station AE title (IPC-9 repetitions); an AE title
+    already in ``seen`` (same message) is referenced again without a second entry."""
+    out: list[tuple[str, dict[str, Any] | None]] = []
     for ae in step.station_aes:
+        if ae in seen:
+            out.append((seen[ae], None))
+            continue
         names = [{"value": ae, "type": "registered-name"}]
         if step.station_name:
             names.append({"value": step.station_name, "type": "user-friendly-name"})
@@ -264,7 +271,7 @@ def station_entries(step: StepSpec, ctx: MappingContext) -> list[tuple[str, dict
         }
         if step.station_generated:
             add_tag(device, generated_tag("scheduled-station", "default station (configuration)"))
-        url = ctx.full_url()
+        url = seen[ae] = ctx.full_url()
         out.append((url, create_entry(url, device, device["identifier"][0])))
     return out
 
