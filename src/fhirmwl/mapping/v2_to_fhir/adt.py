@@ -86,7 +86,9 @@ def _update(
     entries = [put_entry(patient_url, patient, ident)]
     pv1 = msg.first("PV1")
     if pv1 is not None:
-        encounter, practitioners = map_encounter(pv1, ctx, conditional_reference("Patient", ident))
+        encounter, practitioners = map_encounter(
+            pv1, ctx, conditional_reference("Patient", ident), msg.first("PV2")
+        )
         cmd.encounter = encounter
         if encounter is not None:
             bundled = {**encounter, "subject": {"reference": patient_url}}

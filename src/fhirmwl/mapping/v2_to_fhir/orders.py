@@ -167,7 +167,7 @@ def map_order_message(msg: V2Message, ctx: MappingContext) -> OrderMessage:
         patient_ref = {"reference": patient_url}
     pv1 = msg.first("PV1")
     if pv1 is not None:
-        encounter, practitioners = map_encounter(pv1, ctx, patient_ref)
+        encounter, practitioners = map_encounter(pv1, ctx, patient_ref, msg.first("PV2"))
         if encounter is not None:
             visit = encounter["identifier"][0]
             encounter_ref = conditional_reference("Encounter", visit)

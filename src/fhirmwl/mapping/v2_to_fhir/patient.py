@@ -101,9 +101,12 @@ def _address(pid: Segment) -> dict[str, Any] | None:
 
 
 def map_encounter(
-    pv1: Segment, ctx: MappingContext, patient_ref: dict[str, str]
+    pv1: Segment,
+    ctx: MappingContext,
+    patient_ref: dict[str, str],
+    pv2: Segment | None = None,
 ) -> tuple[dict[str, Any] | None, list[tuple[str, dict[str, Any]]]]:
-    """PV1 → Encounter (imaging-visit) plus the Practitioners it references.
+    """PV1 (and PV2) → Encounter (imaging-visit) plus the Practitioners it references.
 
     Returns (None, []) when PV1 carries no visit number (PV1-19), since such an Encounter could
     not be matched again by a later message.
@@ -145,4 +148,16 @@ def map_encounter(
     service = cwe(pv1, 10)
     if service:
         enc["serviceType"] = [{"concept": service}]
+    _location_and_reason(enc, pv1, pv2)
     return enc, practitioners
+
+
+def _location_and_reason(enc: dict[str, Any], pv1: Segment, pv2: Segment | None) -> None:
+    """PV1-3 (PL: point of care^room^bed^…^facility) → location display; PV2-3 → reason."""
+    parts = [pv1.comp(3, i, sub=1) for i in (1, 2, 3, 4)]
+    place = " ".join(p for p in parts if p)
+    if place:
+        enc["location"] = [{"location": {"display": place}}]
+    reason = cwe(pv2, 3) if pv2 is not None else None
+    if reason:
+        enc["reason"] = [{"value": [{"concept": reason}]}]
