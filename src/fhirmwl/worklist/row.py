@@ -18,10 +18,13 @@ from pydicom.dataset import Dataset
 from fhirmwl.worklist.query import SPS_SEQUENCE
 from fhirmwl.worklist.values import element_strings, norm_date, norm_pn, norm_time
 
+# station_aet of an item scheduled on several stations (AE titles cannot contain a backslash):
+# such rows are selected for every station key and decided by the Python matcher.
+MULTI_STATION = "\\"
+
 ROW_COLUMNS = (
     "task_id",
     "station_aet",
-    "multi_station",
     "modality",
     "sps_start_utc",
     "sps_start_date",
@@ -42,7 +45,6 @@ WORKLIST_DDL: list[str] = [
     """CREATE TABLE IF NOT EXISTS worklist (
     task_id TEXT PRIMARY KEY,
     station_aet TEXT NOT NULL DEFAULT '',
-    multi_station INTEGER NOT NULL DEFAULT 0,
     modality TEXT NOT NULL DEFAULT '',
     sps_start_utc TEXT,
     sps_start_date TEXT NOT NULL DEFAULT '',
@@ -60,7 +62,6 @@ WORKLIST_DDL: list[str] = [
 )""",
     "CREATE INDEX IF NOT EXISTS worklist_station_start"
     " ON worklist (station_aet, sps_start_date, sps_start_time)",
-    "CREATE INDEX IF NOT EXISTS worklist_multi_station ON worklist (multi_station)",
     "CREATE INDEX IF NOT EXISTS worklist_start ON worklist (sps_start_date, sps_start_time)",
     "CREATE INDEX IF NOT EXISTS worklist_patient_id ON worklist (patient_id)",
     "CREATE INDEX IF NOT EXISTS worklist_accession ON worklist (accession_number)",
@@ -97,8 +98,7 @@ def worklist_row(
     time = norm_time(raw_time) if raw_time else ""
     return {
         "task_id": task_id,
-        "station_aet": stations[0] if stations else "",
-        "multi_station": 1 if len(stations) > 1 else 0,
+        "station_aet": MULTI_STATION if len(stations) > 1 else (stations[0] if stations else ""),
         "modality": _first(sps, "Modality"),
         "sps_start_utc": _utc(date, time, tz, sps_start),
         "sps_start_date": date,

@@ -18,6 +18,7 @@ from fhirmwl.worklist.query import (
     MatchKind,
     WorklistQuery,
 )
+from fhirmwl.worklist.row import MULTI_STATION
 from fhirmwl.worklist.values import like_escape, norm_pn, wildcard_to_like
 
 TOP_COLUMNS = {
@@ -91,10 +92,14 @@ def _pn_clause(column: str, key: KeyMatch | None) -> tuple[str | None, list[str]
 
 
 def _station_clause(key: KeyMatch | None) -> tuple[str | None, list[str]]:
-    sql, params = _text_clause("station_aet", key)
-    if sql is None:
+    if key is None or not _active(key):
         return None, []
-    return f"({sql} OR multi_station = 1)", params
+    if key.kind is MatchKind.WILDCARD:
+        sql, params = _text_clause("station_aet", key)
+        return f"({sql} OR station_aet = ?)", [*params, MULTI_STATION]
+    # one IN list keeps the (station_aet, sps_start_date, sps_start_time) index usable
+    marks = ", ".join("?" for _ in key.values)
+    return f"station_aet IN ({marks}, ?)", [*key.values, MULTI_STATION]
 
 
 def _range_sql(column: str, key: KeyMatch) -> tuple[str, list[str]]:
