@@ -1,0 +1,144 @@
+"""Scheduling a Requested Procedure from the catalogue: pick a station, a start time, a Task.
+
+The station is the candidate AE title with the fewest live steps (requested … in-progress), so
+a station group spreads the load; its Device is found by AE title (``Device.name`` of type
+``registered-name``) or created in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from fhirmwl.fhir import model
+from fhirmwl.fhir.search import parse_search
+from fhirmwl.services.orders.catalogue import Procedure
+from fhirmwl.services.orders.context import OrderContext
+from fhirmwl.store import Tx
+
+LIVE = "draft,requested,received,accepted,ready,in-progress"
+
+
+def station_device(ae_title: str, name: str = "") -> dict[str, Any]:
+    names = [{"value": ae_title, "type": "registered-name"}]
+    if name:
+        names.append({"value": name, "type": "user-friendly-name"})
+    return {
+        "resourceType": "Device",
+        "meta": {
+            "profile": [model.PROFILE_STATION],
+            "tag": [model.generated_tag("scheduled-station", "procedure catalogue")],
+        },
+        "status": "active",
+        "name": names,
+    }
+
+
+def find_station(tx: Tx, ae_title: str) -> str | None:
+    q = parse_search("Device", [("name:exact", ae_title)], strict=True)
+    q.count = 1
+    hits = tx.search(q)
+    return f"Device/{hits[0][1]}" if hits else None
+
+
+def _load(tx: Tx, device_ref: str) -> int:
+    q = parse_search(
+        "Task", [("requested-performer-reference", device_ref), ("status", LIVE)], strict=True
+    )
+    return tx.count(q)
+
+
+def pick_station(
+    tx: Tx,
+    ctx: OrderContext,
+    proc: Procedure,
+    stations: dict[str, str],
+    add_entry: Callable[[dict[str, Any]], None],
+) -> str:
+    """Reference of the least-loaded candidate station (creating its Device when unknown)."""
+    best: tuple[int, str] | None = None
+    for ae in proc.stations:
+        ref = stations.get(ae) or find_station(tx, ae)
+        if ref is None:
+            full_url = f"urn:uuid:{uuid.uuid4()}"
+            add_entry(
+                {
+                    "fullUrl": full_url,
+                    "resource": station_device(ae, ctx.catalogue.station(ae).name),
+                    "request": {"method": "POST", "url": "Device"},
+                }
+            )
+            ref = full_url
+        stations[ae] = ref
+        load = 0 if ref.startswith("urn:") or len(proc.stations) == 1 else _load(tx, ref)
+        if best is None or load < best[0]:
+            best = (load, ref)
+    assert best is not None
+    return best[1]
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def catalogue_task(
+    tx: Tx,
+    ctx: OrderContext,
+    rp_entry: dict[str, Any],
+    proc: Procedure,
+    stations: dict[str, str],
+    add_entry: Callable[[dict[str, Any]], None],
+    now: datetime,
+) -> dict[str, Any]:
+    """A new Task entry for an RP without one, scheduled per the catalogue entry."""
+    from fhirmwl.services.orders.complete import default_start
+
+    rp = rp_entry["resource"]
+    start = default_start(rp, now, ctx.settings.slot_minutes)
+    end = start + timedelta(minutes=proc.duration or ctx.settings.default_duration)
+    code: dict[str, Any] = {
+        "text": proc.description
+        or ((rp.get("code") or {}).get("concept") or {}).get("text", proc.code)
+    }
+    if proc.protocol:
+        code["coding"] = [dict(p) for p in proc.protocol]
+    task: dict[str, Any] = {
+        "resourceType": "Task",
+        "meta": {
+            "profile": [model.PROFILE_SPS],
+            "tag": [model.generated_tag("scheduled-procedure-step", "procedure catalogue")],
+        },
+        "status": "requested",
+        "intent": "plan",
+        "code": code,
+        "basedOn": [{"reference": rp_entry["fullUrl"]}],
+        "requestedPeriod": {"start": _iso(start), "end": _iso(end)},
+        "requestedPerformer": [
+            {"reference": {"reference": pick_station(tx, ctx, proc, stations, add_entry)}}
+        ],
+        "input": [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": model.DCM,
+                            "code": model.DCM_MODALITY_CODE,
+                            "display": "Modality",
+                        }
+                    ]
+                },
+                "valueCodeableConcept": {"coding": [{"system": model.DCM, "code": proc.modality}]},
+            }
+        ],
+    }
+    if rp.get("subject"):
+        task["for"] = dict(rp["subject"])
+    if rp.get("encounter"):
+        task["encounter"] = dict(rp["encounter"])
+    return {
+        "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+        "resource": task,
+        "request": {"method": "POST", "url": "Task"},
+    }
