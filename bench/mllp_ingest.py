@@ -1,0 +1,133 @@
+"""Benchmark HL7 v2 ingest over MLLP: messages/s and ACK latency, 1 and 8 connections.
+
+Two targets:
+  --target inproc   an in-process MLLPServer whose handler is the pure intake
+                    (decode, parse, map, build ACK; no store): the transport + mapping ceiling.
+  --target serve    `fhirmwl serve` in its own process with the MLLP listener (ACK after
+                    commit), on SQLite or PostgreSQL. Needs the runtime's MLLP wiring.
+
+Each message is a distinct new order (own placer number, accession and SPS), alternating ORM^O01
+and OMI^O23. A paced run at --rate messages/s reports the ACK latency under a steady load.
+Prints figures; asserts nothing.
+
+    python bench/mllp_ingest.py --target inproc --n 4000
+    python bench/mllp_ingest.py --target serve --backend sqlite --n 4000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import socket
+import tempfile
+import time
+from collections.abc import AsyncIterator
+
+from _common import Server, free_port, summary_ms
+
+from fhirmwl.mapping.v2_to_fhir import MappingContext
+from fhirmwl.mapping.v2_to_fhir.intake import evaluate
+from fhirmwl.mllp import MLLPClient, MLLPServer, PeerInfo
+
+ORM = (
+    "MSH|^~\\&|RIS|HOSP|MWL|HOSP|20250101120000||ORM^O01|C{n}|P|2.3.1\r"
+    "PID|||PAT{p}^^^HOSP^MR||DOE^JANE^{n}||19800101|F\r"
+    "PV1||O|RAD^^^HOSP|||||REF01^SMITH^JOHN|||||||||||VIS{p}^^^HOSP\r"
+    "ORC|NW|PLC{n}^RIS|||SC||^^^20250102090000^^R||20250101115500|||ORD01^JONES^AMY\r"
+    "OBR|1|PLC{n}^RIS||CTABD^CT Abdomen^LOCAL^P1^CT abdomen^LOCAL||||||||||||ORD01^JONES^AMY"
+    "||ACC{n}|RP{n}|SPS{n}||||CT\r"
+    "ZDS|1.2.826.0.1.3680043.10.999.{n}^BROKER^Application^DICOM\r"
+)
+OMI = (
+    "MSH|^~\\&|RIS|HOSP|MWL|HOSP|20250101120000||OMI^O23^OMI_O23|C{n}|P|2.5.1\r"
+    "PID|||PAT{p}^^^HOSP^MR||DOE^JANE^{n}||19800101|F\r"
+    "PV1||O||||||REF01^SMITH^JOHN|||||||||||VIS{p}^^^HOSP\r"
+    "ORC|NW|PLC{n}^RIS|||SC||||20250101115500|||ORD01^JONES^AMY\r"
+    "TQ1|1||||||20250102090000||R\r"
+    "OBR|1|PLC{n}^RIS||MRHEAD^MR Head^LOCAL\r"
+    "IPC|ACC{n}^HOSP|RP{n}|1.2.826.0.1.3680043.10.998.{n}|SPS{n}|MR|P2^MR head^LOCAL|MR1||MR1_AE\r"
+)
+
+
+def message(n: int) -> bytes:
+    return (ORM if n % 2 else OMI).format(n=n, p=n % 1000).encode()
+
+
+async def _sender(port: int, ids: list[int], lat: list[float], rate: float | None) -> int:
+    errors = 0
+    async with MLLPClient("127.0.0.1", port, timeout=60) as client:
+        start = time.perf_counter()
+        for k, n in enumerate(ids):
+            if rate:
+                await asyncio.sleep(max(0.0, start + k / rate - time.perf_counter()))
+            t = time.perf_counter()
+            ack = await client.send(message(n))
+            lat.append(time.perf_counter() - t)
+            errors += b"MSA|AA|" not in ack
+    return errors
+
+
+async def run(port: int, first: int, n: int, conns: int, rate: float | None = None) -> None:
+    lat: list[float] = []
+    ids = list(range(first, first + n))
+    chunks = [ids[i::conns] for i in range(conns)]
+    per_conn = rate / conns if rate else None
+    t = time.perf_counter()
+    errors = sum(await asyncio.gather(*(_sender(port, c, lat, per_conn) for c in chunks)))
+    dt = time.perf_counter() - t
+    label = f"{conns} conn" + (f" paced {rate:.0f}/s" if rate else "")
+    print(f"{label:>22}: {n / dt:7.0f} msg/s  ACK {summary_ms(lat)}  not-AA {errors}")
+
+
+@contextlib.asynccontextmanager
+async def inproc() -> AsyncIterator[int]:
+    ctx = MappingContext()
+
+    async def handler(payload: bytes, peer: PeerInfo) -> bytes:
+        return evaluate(payload, ctx).ack
+
+    async with MLLPServer(handler, host="127.0.0.1", port=0) as server:
+        yield server.port
+
+
+def _wait_port(port: int, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"MLLP port {port} did not open")
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--target", choices=["inproc", "serve"], default="inproc")
+    ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
+    ap.add_argument("--n", type=int, default=4000)
+    ap.add_argument("--rate", type=float, default=100.0)
+    args = ap.parse_args()
+    if args.target == "inproc":
+        async with inproc() as port:
+            await _suite(port, args.n, args.rate)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        db = f"sqlite:///{tmp}/bench.db" if args.backend == "sqlite" else args.pg
+        mllp_port = free_port()
+        server = Server(db, "--mllp-port", str(mllp_port), "--no-dicom")
+        try:
+            _wait_port(mllp_port)
+            await _suite(mllp_port, args.n, args.rate)
+        finally:
+            server.stop()
+
+
+async def _suite(port: int, n: int, rate: float) -> None:
+    await run(port, 1, n, 1)
+    await run(port, n + 1, n, 8)
+    await run(port, 2 * n + 1, int(rate * 10), 1, rate)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
