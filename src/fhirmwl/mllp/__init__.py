@@ -3,6 +3,7 @@
 from fhirmwl.mllp.client import MLLPClient, MLLPError, send_messages
 from fhirmwl.mllp.framing import FrameDecoder, frame
 from fhirmwl.mllp.server import Handler, MLLPServer, PeerInfo
+from fhirmwl.mllp.threaded import ThreadedMLLPListener, sync_handler
 
 __all__ = [
     "FrameDecoder",
@@ -11,6 +12,8 @@ __all__ = [
     "MLLPError",
     "MLLPServer",
     "PeerInfo",
+    "ThreadedMLLPListener",
     "frame",
     "send_messages",
+    "sync_handler",
 ]
