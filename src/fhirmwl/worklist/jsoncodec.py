@@ -1,9 +1,10 @@
-"""Fast DICOM JSON → Dataset decoding for stored worklist items.
+"""Fast DICOM JSON ↔ Dataset conversion for stored worklist items.
 
 Every C-FIND answer decodes the stored ``item_json`` of each candidate row. pydicom's generic
 ``Dataset.from_json`` costs about 0.5 ms per worklist item (bulk-data hooks, per-element
 validation); this decoder handles exactly what :func:`worklist_row` stores (strings, PN objects,
-numbers, sequences, inline binary) several times faster and falls back to pydicom otherwise.
+numbers, sequences, inline binary) about twice as fast. The encoder used by the row builder
+produces the same JSON as pydicom's ``to_json_dict`` (tested on the corpus).
 """
 
 from __future__ import annotations
@@ -55,3 +56,51 @@ def _pn(value: dict[str, str] | str) -> str:
         return value
     groups = [value.get(g, "") for g in _PN_GROUPS]
     return "=".join(groups).rstrip("=")
+
+
+def item_to_json(ds: Dataset) -> str:
+    """DICOM JSON text of an item (same content as pydicom's ``to_json_dict``, faster)."""
+    return json.dumps(dataset_to_dict(ds), separators=(",", ":"), ensure_ascii=False)
+
+
+def dataset_to_dict(ds: Dataset) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for elem in ds:
+        out[f"{int(elem.tag):08X}"] = _entry(elem)
+    return out
+
+
+def _entry(elem: DataElement) -> dict[str, Any]:
+    vr = elem.VR
+    entry: dict[str, Any] = {"vr": vr}
+    value = elem.value
+    if vr == "SQ":
+        entry["Value"] = [dataset_to_dict(item) for item in value or []]
+        return entry
+    if value is None or value == "" or value == b"":
+        return entry
+    if isinstance(value, bytes):
+        entry["InlineBinary"] = base64.b64encode(value).decode("ascii")
+        return entry
+    values = list(value) if elem.VM > 1 else [value]
+    if vr == "PN":
+        entry["Value"] = [_pn_dict(str(v)) for v in values]
+    elif vr in _INT_VRS:
+        entry["Value"] = [int(v) for v in values]
+    elif vr in _FLOAT_VRS:
+        entry["Value"] = [_number(v) for v in values]
+    elif vr == "AT":
+        entry["Value"] = [f"{int(v):08X}" for v in values]
+    else:
+        entry["Value"] = [str(v) for v in values]
+    return entry
+
+
+def _pn_dict(value: str) -> dict[str, str]:
+    groups = value.split("=")
+    return {name: g for name, g in zip(_PN_GROUPS, groups, strict=False) if g}
+
+
+def _number(value: Any) -> int | float:
+    number = float(value)
+    return int(number) if number.is_integer() and "." not in str(value) else number

@@ -8,13 +8,13 @@ disagree with what a modality receives. The DDL is plain SQL valid on SQLite and
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydicom.dataset import Dataset
 
+from fhirmwl.worklist.jsoncodec import item_to_json
 from fhirmwl.worklist.query import SPS_SEQUENCE
 from fhirmwl.worklist.values import element_strings, norm_date, norm_pn, norm_time
 
@@ -112,7 +112,7 @@ def worklist_row(
         "requested_procedure_id": _first(item, "RequestedProcedureID"),
         "study_instance_uid": _first(item, "StudyInstanceUID"),
         "performing_physician_norm": norm_pn(_first(sps, "ScheduledPerformingPhysicianName")),
-        "item_json": json.dumps(item.to_json_dict(), separators=(",", ":"), ensure_ascii=False),
+        "item_json": item_to_json(item),
     }
 
 
