@@ -52,6 +52,7 @@ class WorklistGraph:
     patient: Resource | None = None
     encounter: Resource | None = None
     device: Resource | None = None
+    other_devices: tuple[Resource, ...] = ()  # further stations (AE Title VM 1-n)
     imaging_study: Resource | None = None
     practitioners: dict[str, Resource] = field(default_factory=dict)
     locations: dict[str, Resource] = field(default_factory=dict)

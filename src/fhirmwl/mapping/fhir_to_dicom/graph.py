@@ -55,12 +55,11 @@ def _graph(
     isr = _get(by_ref, next(iter((rp or {}).get("basedOn") or []), None))
     patient = _get(by_ref, task.get("for")) or _get(by_ref, (rp or {}).get("subject"))
     encounter = _get(by_ref, task.get("encounter")) or _get(by_ref, (rp or {}).get("encounter"))
-    device = None
+    devices = []
     for performer in task.get("requestedPerformer") or []:
         candidate = _get(by_ref, performer.get("reference"))
         if candidate and candidate.get("resourceType") == "Device":
-            device = candidate
-            break
+            devices.append(candidate)
     study = None
     rp_keys = {k for k, r in by_ref.items() if r is rp}
     for resource in by_ref.values():
@@ -75,7 +74,8 @@ def _graph(
         service_request=isr,
         patient=patient,
         encounter=encounter,
-        device=device,
+        device=devices[0] if devices else None,
+        other_devices=tuple(devices[1:]),
         imaging_study=study,
         practitioners=practitioners,
         locations=locations,

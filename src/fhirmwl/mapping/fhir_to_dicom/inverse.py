@@ -57,6 +57,10 @@ PRIORITY_FOR_DICOM = {
 Resource = dict[str, Any]
 
 
+def _values(ds: Dataset, keyword: str) -> list[str]:
+    return element_strings(ds.data_element(keyword)) if keyword in ds else []
+
+
 def _text(ds: Dataset, keyword: str) -> str:
     values = element_strings(ds.data_element(keyword)) if keyword in ds else []
     return values[0] if values else ""
@@ -230,24 +234,24 @@ def _study(uid: str, patient_ref: Any, rp_ref: Any, isr_ref: Any) -> Resource:
     }
 
 
-def _station(sps: Dataset, ctx: DicomMappingContext, b: _Builder) -> dict[str, str] | None:
-    aets = (
-        element_strings(sps.data_element("ScheduledStationAETitle"))
-        if "ScheduledStationAETitle" in sps
-        else []
-    )
-    if not aets:
-        return None
-    names = [{"value": aets[0], "type": "registered-name"}]
-    if _text(sps, "ScheduledStationName"):
-        names.append({"value": _text(sps, "ScheduledStationName"), "type": "user-friendly-name"})
-    device: Resource = {
-        "resourceType": "Device",
-        "meta": {"profile": [PROFILE_STATION]},
-        "identifier": [{"system": ctx.systems.station_ae, "value": aets[0]}],
-        "name": names,
-    }
-    return {"reference": b.add(device, f"identifier={ctx.systems.station_ae}|{aets[0]}")}
+def _stations(sps: Dataset, ctx: DicomMappingContext, b: _Builder) -> list[dict[str, Any]]:
+    """One Device per Scheduled Station AE Title (VM 1-n), names paired by position."""
+    aets = _values(sps, "ScheduledStationAETitle")
+    names = _values(sps, "ScheduledStationName")
+    performers = []
+    for index, aet in enumerate(aets):
+        device_names = [{"value": aet, "type": "registered-name"}]
+        if index < len(names) and names[index]:
+            device_names.append({"value": names[index], "type": "user-friendly-name"})
+        device: Resource = {
+            "resourceType": "Device",
+            "meta": {"profile": [PROFILE_STATION]},
+            "identifier": [{"system": ctx.systems.station_ae, "value": aet}],
+            "name": device_names,
+        }
+        url = b.add(device, f"identifier={ctx.systems.station_ae}|{aet}")
+        performers.append({"reference": {"reference": url}})
+    return performers
 
 
 def _task(
@@ -289,9 +293,9 @@ def _task(
     modality = _text(sps, "Modality")
     if modality:
         task["input"] = [_modality_input(modality)]
-    station = _station(sps, ctx, b)
-    if station:
-        task["requestedPerformer"] = [{"reference": station}]
+    performers = _stations(sps, ctx, b)
+    if performers:
+        task["requestedPerformer"] = performers
     location = _text(sps, "ScheduledProcedureStepLocation")
     if location:
         task["location"] = {

@@ -234,10 +234,12 @@ def _sps(graph: WorklistGraph, ctx: DicomMappingContext) -> Dataset:
     sps = Dataset()
     for keyword in SPS_TYPE2:
         setattr(sps, keyword, None)
-    sps.ScheduledStationAETitle = _require(
-        _device_name(graph.device, "registered-name"), "Scheduled Station AE Title"
-    )
-    sps.ScheduledStationName = (_device_name(graph.device, "user-friendly-name") or "")[:16] or None
+    devices = [d for d in (graph.device, *graph.other_devices) if d]
+    aets = [a for a in (_device_name(d, "registered-name") for d in devices) if a]
+    _require(aets, "Scheduled Station AE Title")
+    sps.ScheduledStationAETitle = aets if len(aets) > 1 else aets[0]
+    names = [n[:16] for n in (_device_name(d, "user-friendly-name") for d in devices) if n]
+    sps.ScheduledStationName = (names if len(names) > 1 else names[0]) if names else None
     period = task.get("requestedPeriod") or {}
     start_da, start_tm = local_da_tm(period.get("start"), ctx.timezone)
     sps.ScheduledProcedureStepStartDate = _require(start_da, "SPS Start Date")
