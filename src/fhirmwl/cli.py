@@ -13,6 +13,12 @@ app = typer.Typer(
     help="fhirmwl imaging order broker", no_args_is_help=True, pretty_exceptions_enable=False
 )
 
+def _add_subcommands() -> None:
+    from fhirmwl.cli_v2 import app as v2_app
+
+    app.add_typer(v2_app, name="v2", help="HL7 v2: map, send, message log")
+
+
 _CONFIG = typer.Option(None, "--config", "-c", help="TOML config file (env FHIRMWL_CONFIG)")
 _DB = typer.Option(None, "--db", help="database URL (env FHIRMWL_DB)")
 
@@ -81,6 +87,8 @@ def validate(
 
     raise typer.Exit(validate_command(file, profile))
 
+
+_add_subcommands()
 
 if __name__ == "__main__":  # pragma: no cover
     app()
