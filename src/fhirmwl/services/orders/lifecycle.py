@@ -21,7 +21,7 @@ from fhirmwl.services.orders.complete import (
 from fhirmwl.services.orders.context import OrderContext, OrderResult
 from fhirmwl.services.orders.graph import find_by_placer, load_order, order_bundle
 from fhirmwl.services.orders.status import NOT_STARTED
-from fhirmwl.services.orders.validate import validate_order, validate_entries
+from fhirmwl.services.orders.validate import validate_entries, validate_order
 from fhirmwl.store import Stored, Tx
 
 STARTED = frozenset({"in-progress", "completed", "failed"})
