@@ -102,6 +102,9 @@ class SqliteDatabase:
             raw.execute("PRAGMA synchronous=NORMAL")
             raw.execute("PRAGMA busy_timeout=30000")
             raw.execute("PRAGMA foreign_keys=ON")
+            # Search values are stored normalised; a case-sensitive LIKE lets SQLite use the
+            # (res_type, param, value) index for prefix searches.
+            raw.execute("PRAGMA case_sensitive_like=ON")
             self._local.conn = raw
             with self._guard:
                 self._all.append(raw)

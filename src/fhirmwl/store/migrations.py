@@ -1,7 +1,8 @@
 """Versioned schema migrations, applied automatically when a store opens.
 
 Each migration is a list of DDL statements written once for both dialects; ``{autoinc}`` expands
-to the dialect's auto-increment key. Other components (the worklist index, the message log, the
+to the dialect's auto-increment key, and a ``postgresql:`` / ``sqlite:`` prefix limits a statement
+to one backend. Other components (the worklist index, the message log, the
 outbox) append their own migrations to ``MIGRATIONS`` by version number, so one ordered history
 describes the whole database. Several processes may open the same PostgreSQL database at once: an
 advisory lock makes only one of them migrate.
@@ -60,7 +61,16 @@ _CORE = Migration(
     ),
 )
 
-MIGRATIONS: list[Migration] = [_CORE]
+_PG_PATTERN = Migration(
+    2,
+    "PostgreSQL: prefix (LIKE 'abc%') index on string search values",
+    (
+        "postgresql: CREATE INDEX ix_string_pattern ON idx_string "
+        "(res_type, param, value text_pattern_ops)",
+    ),
+)
+
+MIGRATIONS: list[Migration] = [_CORE, _PG_PATTERN]
 
 
 def register(migration: Migration) -> None:
@@ -71,7 +81,13 @@ def register(migration: Migration) -> None:
     MIGRATIONS.sort(key=lambda m: m.version)
 
 
-def _expand(sql: str, dialect: str) -> str:
+def _expand(sql: str, dialect: str) -> str | None:
+    """Dialect-specific statements start with ``sqlite:`` or ``postgresql:``; others run on both."""
+    for prefix in ("sqlite:", "postgresql:"):
+        if sql.startswith(prefix):
+            if prefix[:-1] != dialect:
+                return None
+            sql = sql[len(prefix) :]
     autoinc = (
         "INTEGER PRIMARY KEY AUTOINCREMENT"
         if dialect == "sqlite"
@@ -99,7 +115,9 @@ def migrate(db: Database) -> list[int]:
             if migration.version in applied:
                 continue
             for statement in migration.statements:
-                conn.execute(_expand(statement, db.dialect))
+                expanded = _expand(statement, db.dialect)
+                if expanded is not None:
+                    conn.execute(expanded)
             conn.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
                 (migration.version, migration.name),

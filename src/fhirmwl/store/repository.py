@@ -207,8 +207,9 @@ class Tx:
         """Create with a server-assigned id (or a caller-chosen one that must be new)."""
         if res_id is not None and self.read(res_type, res_id) is not None:
             raise Conflict(f"{res_type}/{res_id} already exists")
-        return self._write(res_type, res_id or self.store.new_id(), resource, 1, "POST",
-                           insert=True)
+        return self._write(
+            res_type, res_id or self.store.new_id(), resource, 1, "POST", insert=True
+        )
 
     def update(
         self, res_type: str, res_id: str, resource: dict[str, Any], if_match: int | None = None
