@@ -30,6 +30,13 @@ class Settings:
     uid_root: str = ""  # empty: 2.25.<uuid>
     log_level: str = "info"
     catalogue: str = ""  # procedure catalogue file (TOML/JSON)
+    # DICOM worklist SCP policy (docs/dicom-conformance.md); per-AE character sets and station
+    # rules come from the TOML sections [dicom_charsets] and [[station_rules]].
+    dicom_allowed_aets: str = ""  # comma-separated calling AE titles; empty accepts any
+    dicom_restrict_station: bool = False
+    dicom_max_responses: int = 0  # 0 = unlimited
+    worklist_statuses: str = "requested,received,accepted,ready,in-progress"
+    worklist_retention_days: int = 0  # hide steps scheduled longer ago than this; 0 = keep
     extra: dict[str, Any] = field(default_factory=dict)  # other [sections] of the TOML file
 
     @property
@@ -63,7 +70,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
             key = key.replace("-", "_")
             if key in names:
                 setattr(settings, key, _coerce(key, names[key], value))
-            elif isinstance(value, dict):
+            elif isinstance(value, (dict, list)):
                 settings.extra[key] = value
     for key, kind in names.items():
         env = os.environ.get(f"FHIRMWL_{key.upper()}")
