@@ -40,7 +40,7 @@ def find_station(tx: Tx, ae_title: str) -> str | None:
     q = parse_search("Device", [("name:exact", ae_title)], strict=True)
     q.count = 1
     hits = tx.search(q)
-    return f"Device/{hits[0][1]}" if hits else None
+    return f"Device/{hits[0][0]}" if hits else None
 
 
 def _load(tx: Tx, device_ref: str) -> int:
