@@ -41,18 +41,25 @@ protocol = [{ system = "http://loinc.org", code = "72254-7", display = "CT Abd P
 def order_bundle(placer: str | None = None) -> dict[str, Any]:
     """The guide's example order without what the broker assigns (ACSN, Task, study, station)."""
     bundle = json.loads(EXAMPLE.read_text())
-    bundle["entry"] = [e for e in bundle["entry"]
-                       if e["resource"]["resourceType"] not in ("Task", "ImagingStudy", "Device")]
+    bundle["entry"] = [
+        e
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] not in ("Task", "ImagingStudy", "Device")
+    ]
     isr = bundle["entry"][0]["resource"]
-    isr["identifier"] = [i for i in isr["identifier"] if "ACSN" not in json.dumps(i)
-                         and "FILL" not in json.dumps(i)]
+    isr["identifier"] = [
+        i for i in isr["identifier"] if "ACSN" not in json.dumps(i) and "FILL" not in json.dumps(i)
+    ]
     isr["identifier"][0]["value"] = placer or f"P{uuid.uuid4().hex[:10]}"
     rp = bundle["entry"][1]["resource"]
     rp["identifier"] = []
     rp["occurrenceDateTime"] = "2030-01-01T09:00:00Z"
     patient = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
-    patient["request"] = {"method": "POST", "url": "Patient",
-                          "ifNoneExist": "identifier=http://goodhealth.org/mrn|PID12345"}
+    patient["request"] = {
+        "method": "POST",
+        "url": "Patient",
+        "ifNoneExist": "identifier=http://goodhealth.org/mrn|PID12345",
+    }
     return copy.deepcopy(bundle)
 
 
@@ -65,9 +72,14 @@ def catalogue_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def order_server(tmp_path: Path, catalogue_file: Path) -> Iterator[Runtime]:
-    settings = load_settings(None, db=f"sqlite:///{tmp_path / 'orders.db'}",
-                             http_port=free_port(), mllp=False, dicom=False,
-                             catalogue=str(catalogue_file))
+    settings = load_settings(
+        None,
+        db=f"sqlite:///{tmp_path / 'orders.db'}",
+        http_port=free_port(),
+        mllp=False,
+        dicom=False,
+        catalogue=str(catalogue_file),
+    )
     runtime = Runtime(settings)
     runtime.start()
     yield runtime
@@ -76,8 +88,11 @@ def order_server(tmp_path: Path, catalogue_file: Path) -> Iterator[Runtime]:
 
 @pytest.fixture
 def api(order_server: Runtime) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=order_server.settings.fhir_base, timeout=30,
-                      headers={"Content-Type": "application/fhir+json"}) as c:
+    with httpx.Client(
+        base_url=order_server.settings.fhir_base,
+        timeout=30,
+        headers={"Content-Type": "application/fhir+json"},
+    ) as c:
         yield c
 
 
@@ -134,16 +149,25 @@ def subscriber() -> Iterator[Subscriber]:
     sub.close()
 
 
-def subscription(topic: str, endpoint: str, content: str = "id-only",
-                 filters: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+def subscription(
+    topic: str,
+    endpoint: str,
+    content: str = "id-only",
+    filters: list[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
     from fhirmwl.notify.topics import TOPIC_BASE
 
     sub: dict[str, Any] = {
-        "resourceType": "Subscription", "status": "requested",
+        "resourceType": "Subscription",
+        "status": "requested",
         "topic": f"{TOPIC_BASE}/{topic}",
-        "channelType": {"system": "http://terminology.hl7.org/CodeSystem/subscription-channel-type",
-                        "code": "rest-hook"},
-        "endpoint": endpoint, "content": content, "contentType": "application/fhir+json",
+        "channelType": {
+            "system": "http://terminology.hl7.org/CodeSystem/subscription-channel-type",
+            "code": "rest-hook",
+        },
+        "endpoint": endpoint,
+        "content": content,
+        "contentType": "application/fhir+json",
     }
     if filters:
         sub["filterBy"] = [{"filterParameter": k, "value": v} for k, v in filters]
@@ -164,9 +188,23 @@ class ServeProcess:
     def start(self) -> None:
         env = dict(os.environ, FHIRMWL_CATALOGUE=str(self.catalogue))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fhirmwl.cli", "serve", "--no-mllp", "--no-dicom",
-             "--db", self.db, "--http-port", str(self.port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+            [
+                sys.executable,
+                "-m",
+                "fhirmwl.cli",
+                "serve",
+                "--no-mllp",
+                "--no-dicom",
+                "--db",
+                self.db,
+                "--http-port",
+                str(self.port),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=REPO,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

@@ -9,13 +9,13 @@ import httpx
 import pytest
 
 from fhirmwl.runtime import Runtime
+from tests.conftest import free_port
 from tests.integration.orders.conftest import (
     ServeProcess,
     Subscriber,
     order_bundle,
     subscription,
 )
-from tests.conftest import free_port
 
 
 def _create(base: str, n: int) -> list[str]:
@@ -28,15 +28,20 @@ def _create(base: str, n: int) -> list[str]:
     return ids
 
 
-def test_events_in_order_with_filters_and_payloads(api: httpx.Client, subscriber: Subscriber,
-                                                   order_server: Runtime) -> None:
-    created = api.post("/Subscription", json=subscription("order-created", subscriber.url,
-                                                          "full-resource", [("modality", "CT")]))
+def test_events_in_order_with_filters_and_payloads(
+    api: httpx.Client, subscriber: Subscriber, order_server: Runtime
+) -> None:
+    created = api.post(
+        "/Subscription",
+        json=subscription("order-created", subscriber.url, "full-resource", [("modality", "CT")]),
+    )
     assert created.status_code == 201, created.text
     other = Subscriber()
     try:
-        api.post("/Subscription", json=subscription("order-created", other.url, "id-only",
-                                                     [("modality", "MR")]))
+        api.post(
+            "/Subscription",
+            json=subscription("order-created", other.url, "id-only", [("modality", "MR")]),
+        )
         cancelled = Subscriber()
         api.post("/Subscription", json=subscription("order-cancelled", cancelled.url, "empty"))
         ids = _create(order_server.settings.fhir_base, 3)
@@ -49,8 +54,9 @@ def test_events_in_order_with_filters_and_payloads(api: httpx.Client, subscriber
         assert cancelled.wait_for(1)[0][1].endswith(ids[0])
         assert len(cancelled.received[-1]["entry"]) == 1  # empty payload
         assert other.events() == []  # MR filter: nothing
-        got = api.get(f"/Subscription/{created.json()['id']}/$events",
-                      params={"eventsSinceNumber": 2}).json()
+        got = api.get(
+            f"/Subscription/{created.json()['id']}/$events", params={"eventsSinceNumber": 2}
+        ).json()
         numbers = [e["eventNumber"] for e in got["entry"][0]["resource"]["notificationEvent"]]
         assert numbers == ["2", "3"]
         cancelled.close()
@@ -58,10 +64,13 @@ def test_events_in_order_with_filters_and_payloads(api: httpx.Client, subscriber
         other.close()
 
 
-def test_endpoint_down_retries_and_others_unaffected(api: httpx.Client, subscriber: Subscriber,
-                                                     order_server: Runtime) -> None:
-    dead = api.post("/Subscription", json=subscription(
-        "order-created", f"http://127.0.0.1:{free_port()}/nobody")).json()
+def test_endpoint_down_retries_and_others_unaffected(
+    api: httpx.Client, subscriber: Subscriber, order_server: Runtime
+) -> None:
+    dead = api.post(
+        "/Subscription",
+        json=subscription("order-created", f"http://127.0.0.1:{free_port()}/nobody"),
+    ).json()
     api.post("/Subscription", json=subscription("order-created", subscriber.url))
     _create(order_server.settings.fhir_base, 2)
     assert [n for n, _ in subscriber.wait_for(2)] == [1, 2]
@@ -79,8 +88,9 @@ def test_no_event_lost_across_kill9(tmp_path: Path, catalogue_file: Path) -> Non
     server = ServeProcess(f"sqlite:///{tmp_path / 'k.db'}", catalogue_file)
     try:
         server.start()
-        r = httpx.post(f"{server.base}/Subscription",
-                       json=subscription("order-created", slow.url), timeout=10)
+        r = httpx.post(
+            f"{server.base}/Subscription", json=subscription("order-created", slow.url), timeout=10
+        )
         assert r.status_code == 201
         ids = _create(server.base, 12)
         slow.wait_for(3)

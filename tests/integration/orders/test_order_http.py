@@ -11,13 +11,16 @@ from tests.integration.orders.conftest import order_bundle
 
 
 def _of(bundle: dict[str, Any], rtype: str) -> list[dict[str, Any]]:
-    return [e["resource"] for e in bundle["entry"]
-            if e.get("resource", {}).get("resourceType") == rtype]
+    return [
+        e["resource"] for e in bundle["entry"] if e.get("resource", {}).get("resourceType") == rtype
+    ]
 
 
 def _create(api: httpx.Client, bundle: dict[str, Any]) -> httpx.Response:
-    return api.post("/$create-order", json={"resourceType": "Parameters", "parameter": [
-        {"name": "order", "resource": bundle}]})
+    return api.post(
+        "/$create-order",
+        json={"resourceType": "Parameters", "parameter": [{"name": "order", "resource": bundle}]},
+    )
 
 
 def test_create_update_cancel(api: httpx.Client) -> None:
@@ -41,30 +44,46 @@ def test_create_update_cancel(api: httpx.Client) -> None:
     assert again.status_code == 200
     assert _of(again.json(), "ServiceRequest")[0]["id"] == isr["id"]
 
-    moved = dict(task, requestedPeriod={"start": "2030-01-02T10:00:00Z",
-                                        "end": "2030-01-02T10:30:00Z"})
-    upd = api.post(f"/ServiceRequest/{isr['id']}/$update-order",
-                   json={"resourceType": "Bundle", "type": "transaction", "entry": [
-                       {"resource": moved, "request": {"method": "PUT",
-                                                       "url": f"Task/{task['id']}"}}]})
+    moved = dict(
+        task, requestedPeriod={"start": "2030-01-02T10:00:00Z", "end": "2030-01-02T10:30:00Z"}
+    )
+    upd = api.post(
+        f"/ServiceRequest/{isr['id']}/$update-order",
+        json={
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {"resource": moved, "request": {"method": "PUT", "url": f"Task/{task['id']}"}}
+            ],
+        },
+    )
     assert upd.status_code == 200, upd.text
-    assert api.get(f"/Task/{task['id']}").json()["requestedPeriod"]["start"] == \
-        "2030-01-02T10:00:00Z"
+    assert (
+        api.get(f"/Task/{task['id']}").json()["requestedPeriod"]["start"] == "2030-01-02T10:00:00Z"
+    )
 
-    stale = api.post(f"/ServiceRequest/{isr['id']}/$update-order", json={
-        "resourceType": "Bundle", "type": "transaction", "entry": []},
-        headers={"If-Match": 'W/"1"', "Content-Type": "application/fhir+json"})
+    stale = api.post(
+        f"/ServiceRequest/{isr['id']}/$update-order",
+        json={"resourceType": "Bundle", "type": "transaction", "entry": []},
+        headers={"If-Match": 'W/"1"', "Content-Type": "application/fhir+json"},
+    )
     assert stale.status_code in (200, 412)
 
-    c = api.post(f"/ServiceRequest/{isr['id']}/$cancel-order", json={
-        "resourceType": "Parameters",
-        "parameter": [{"name": "reason", "valueCodeableConcept": {"text": "patient declined"}}]})
+    c = api.post(
+        f"/ServiceRequest/{isr['id']}/$cancel-order",
+        json={
+            "resourceType": "Parameters",
+            "parameter": [{"name": "reason", "valueCodeableConcept": {"text": "patient declined"}}],
+        },
+    )
     assert c.status_code == 200, c.text
     assert api.get(f"/Task/{task['id']}").json()["status"] == "cancelled"
     assert api.get(f"/ServiceRequest/{isr['id']}").json()["status"] == "revoked"
     assert api.post(f"/ServiceRequest/{isr['id']}/$cancel-order").status_code == 200
-    refused = api.post(f"/ServiceRequest/{isr['id']}/$update-order",
-                       json={"resourceType": "Bundle", "type": "transaction", "entry": []})
+    refused = api.post(
+        f"/ServiceRequest/{isr['id']}/$update-order",
+        json={"resourceType": "Bundle", "type": "transaction", "entry": []},
+    )
     assert refused.status_code == 409
 
 
@@ -74,9 +93,16 @@ def test_started_step_refuses_update_and_survives_cancel(api: httpx.Client) -> N
     assert api.put(f"/Task/{task['id']}", json=dict(task, status="in-progress")).status_code == 200
     current = api.get(f"/Task/{task['id']}").json()
     moved = dict(current, requestedPeriod={"start": "2030-02-01T10:00:00Z"})
-    r = api.post(f"/ServiceRequest/{isr['id']}/$update-order", json={
-        "resourceType": "Bundle", "type": "transaction",
-        "entry": [{"resource": moved, "request": {"method": "PUT", "url": f"Task/{task['id']}"}}]})
+    r = api.post(
+        f"/ServiceRequest/{isr['id']}/$update-order",
+        json={
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {"resource": moved, "request": {"method": "PUT", "url": f"Task/{task['id']}"}}
+            ],
+        },
+    )
     assert r.status_code == 409
     assert "in-progress" in r.json()["issue"][0]["diagnostics"]
     c = api.post(f"/ServiceRequest/{isr['id']}/$cancel-order").json()
