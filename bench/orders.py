@@ -1,0 +1,88 @@
+"""$create-order throughput and p95 latency (SQLite, PostgreSQL), and notification delivery
+latency p95 from commit to a rest-hook subscriber. Run: ``python bench/orders.py [N]``.
+
+An in-process server (same code path as ``fhirmwl serve``) on loopback; sequential keep-alive
+client so the figures are per-request latency, not client-side concurrency.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fhirmwl.config import load_settings  # noqa: E402
+from fhirmwl.runtime import Runtime  # noqa: E402
+from tests.conftest import PG_URL, free_port  # noqa: E402
+from tests.integration.orders.conftest import (  # noqa: E402
+    CATALOGUE,
+    Subscriber,
+    order_bundle,
+    subscription,
+)
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1] if len(values) > 1 else values[0]
+
+
+def run(db: str, n: int, catalogue: Path) -> None:
+    settings = load_settings(None, db=db, http_port=free_port(), mllp=False, dicom=False,
+                             catalogue=str(catalogue))
+    runtime = Runtime(settings)
+    runtime.start()
+    sub = Subscriber()
+    try:
+        with httpx.Client(base_url=settings.fhir_base, timeout=60) as c:
+            c.post("/Subscription", json=subscription("order-created", sub.url))
+            latencies, sent_at = [], []
+            start = time.perf_counter()
+            for _ in range(n):
+                t0 = time.perf_counter()
+                r = c.post("/$create-order", json=order_bundle())
+                assert r.status_code == 201, r.text
+                latencies.append(time.perf_counter() - t0)
+                sent_at.append(time.perf_counter())
+            elapsed = time.perf_counter() - start
+        arrivals: dict[int, float] = {}
+        deadline = time.perf_counter() + 60
+        while len(arrivals) < n and time.perf_counter() < deadline:
+            for number, _ in sub.events():
+                arrivals.setdefault(number, time.perf_counter())
+            time.sleep(0.002)
+        kind = db.split(":")[0]
+        print(f"{kind}: {n} orders, {n / elapsed:.0f} orders/s, "
+              f"p95 {p95(latencies) * 1000:.1f} ms, median {statistics.median(latencies) * 1000:.1f} ms")
+        lag = [arrivals[i + 1] - sent_at[i] for i in range(n) if i + 1 in arrivals]
+        if lag:
+            print(f"{kind}: notification commit→subscriber p95 {p95(lag) * 1000:.1f} ms "
+                  f"({len(lag)}/{n} delivered; upper bound, polled every 2 ms)")
+    finally:
+        sub.close()
+        runtime.stop()
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    with tempfile.TemporaryDirectory() as tmp:
+        catalogue = Path(tmp) / "catalogue.toml"
+        catalogue.write_text(CATALOGUE)
+        run(f"sqlite:///{tmp}/bench.db", n, catalogue)
+        try:
+            import psycopg
+
+            with psycopg.connect(PG_URL, connect_timeout=3, autocommit=True) as conn:
+                conn.execute("DROP SCHEMA IF EXISTS bench_orders CASCADE")
+            run(f"{PG_URL}?schema=bench_orders", n, catalogue)
+        except Exception as exc:  # noqa: BLE001 - PostgreSQL is optional for the bench
+            print(f"postgresql: skipped ({exc})")
+
+
+if __name__ == "__main__":
+    main()
