@@ -13,10 +13,18 @@ app = typer.Typer(
     help="fhirmwl imaging order broker", no_args_is_help=True, pretty_exceptions_enable=False
 )
 
+
 def _add_subcommands() -> None:
     from fhirmwl.cli_v2 import app as v2_app
 
     app.add_typer(v2_app, name="v2", help="HL7 v2: map, send, message log")
+    from fhirmwl.cli_mwl import app as mwl_app
+
+    app.add_typer(mwl_app, name="mwl", help="DICOM worklist: import, export, show")
+    from fhirmwl.cli_orders import catalogue_app, order_app
+
+    app.add_typer(order_app, name="order", help="imaging orders over the FHIR API")
+    app.add_typer(catalogue_app, name="catalogue", help="procedure catalogue tools")
 
 
 _CONFIG = typer.Option(None, "--config", "-c", help="TOML config file (env FHIRMWL_CONFIG)")
@@ -75,6 +83,30 @@ def migrate(config: Path | None = _CONFIG, db: str | None = _DB) -> None:
         typer.echo(f"applied {applied or 'nothing'}; schema version {current_version(database)}")
     finally:
         database.close()
+
+
+@app.command()
+def reindex(
+    config: Path | None = _CONFIG,
+    db: str | None = _DB,
+    batch: int = typer.Option(500, help="resources per transaction"),
+) -> None:
+    """Rebuild every derived table (search index, worklist) from the stored resources."""
+    from fhirmwl.services.container import build_services
+
+    services = build_services(load_settings(config, db=db))
+    try:
+        with services.store.read() as tx:
+            keys = tx.conn.execute(
+                "SELECT res_type, res_id FROM resource WHERE deleted = 0 ORDER BY res_type, res_id"
+            ).fetchall()
+        for start in range(0, len(keys), batch):
+            with services.store.write() as tx:  # write hooks rebuild the worklist rows too
+                for res_type, res_id in keys[start : start + batch]:
+                    tx.reindex(res_type, res_id)
+        typer.echo(f"reindexed {len(keys)} resource(s)")
+    finally:
+        services.close()
 
 
 @app.command()

@@ -2,8 +2,9 @@
 item as a modality would receive it.
 
 ``import`` is the migration path from DCMTK ``wlmscpfs`` / Orthanc worklist folders: every
-``.wl`` (Part 10) and ``.dump`` (DCMTK text) file becomes one FHIR transaction Bundle. Until the
-lead wires the store in (see :func:`configure`), bundles are printed or written to ``--out``.
+``.wl`` (Part 10) and ``.dump`` (DCMTK text) file becomes one FHIR transaction Bundle, applied
+to the store like any other transaction (so the worklist index follows); ``--out`` only writes
+the Bundles for inspection.
 ``export`` writes ``.wl`` files in the folder layout ``wlmscpfs`` reads (``DIR/AE/*.wl`` plus a
 ``lockfile``), for interop and side-by-side benchmarks.
 """
@@ -11,9 +12,8 @@ lead wires the store in (see :func:`configure`), bundles are printed or written 
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,8 +23,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 
 from fhirmwl.dicom.dumpfile import read_worklist_file
+from fhirmwl.errors import FhirMwlError
 from fhirmwl.mapping.fhir_to_dicom import DicomMappingContext, worklist_item_to_fhir
-from fhirmwl.worklist import SqlWorklistSource, WorklistQuery, WorklistSource
+from fhirmwl.worklist import WorklistQuery, WorklistSource
 
 app = typer.Typer(help="DICOM Modality Worklist tools", no_args_is_help=True)
 
@@ -32,19 +33,13 @@ MWL_FIND_SOP_CLASS = "1.2.840.10008.5.1.4.31"
 WORKLIST_SUFFIXES = (".wl", ".dump", ".dcm")
 SPS_KEYWORD = "ScheduledProcedureStepSequence"
 
-# Hooks the lead wires to the store (cli.py / runtime): bundle submitter, worklist source and
-# a task-id lookup. Defaults let the commands run against a SQLite file with a worklist table.
-_hooks: dict[str, Any] = {"submit": None, "source": None, "lookup": None}
 
+def _services(db: str | None, config: Path | None) -> Any:
+    """The broker's services over the configured database (the same store ``serve`` uses)."""
+    from fhirmwl.config import load_settings
+    from fhirmwl.services.container import build_services
 
-def configure(
-    submit: Callable[[dict[str, Any]], Any] | None = None,
-    source_factory: Callable[[], WorklistSource] | None = None,
-    item_lookup: Callable[[str], Dataset | None] | None = None,
-) -> None:
-    """Plug the store in: ``submit`` posts a transaction Bundle, ``source_factory`` gives the
-    worklist, ``item_lookup`` returns the stored item of a Task id."""
-    _hooks.update(submit=submit, source=source_factory, lookup=item_lookup)
+    return build_services(load_settings(config, db=db))
 
 
 def iter_worklist_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -89,70 +84,75 @@ def export_items(source: WorklistSource, out: Path, ae_title: str) -> int:
     return count
 
 
-def _sqlite_source(db: Path) -> SqlWorklistSource:
-    return SqlWorklistSource(sqlite3.connect(db))
-
-
-def _sqlite_lookup(db: Path, task_id: str) -> Dataset | None:
-    with sqlite3.connect(db) as conn:
-        row = conn.execute(
-            "SELECT item_json FROM worklist WHERE task_id = ?", (task_id,)
-        ).fetchone()
-    return Dataset.from_json(row[0]) if row else None
-
-
 _TZ = typer.Option("UTC", "--timezone", help="the modalities' wall clock (IANA zone)")
-_DB = typer.Option(None, "--db", help="SQLite file holding a worklist table (until the store)")
+_DB = typer.Option(None, "--db", help="database URL (env FHIRMWL_DB; default as for serve)")
+_CONFIG = typer.Option(None, "--config", "-c", help="TOML config file")
 
 
 @app.command("import")
 def import_command(
     paths: list[Path] = typer.Argument(..., help=".wl / .dump files or folders"),
-    out: Path | None = typer.Option(None, "--out", help="write one Bundle JSON per file here"),
+    out: Path | None = typer.Option(None, "--out", help="only write one Bundle JSON per file here"),
     timezone: str = _TZ,
+    db: str | None = _DB,
+    config: Path | None = _CONFIG,
 ) -> None:
-    """Turn DICOM worklist files into FHIR transaction Bundles (and submit them if wired)."""
+    """Load DICOM worklist files into the FHIR store (or, with --out, only write the Bundles)."""
     ctx = DicomMappingContext(timezone=ZoneInfo(timezone))
-    submit = _hooks["submit"]
-    count = 0
-    for path, bundle in import_files(paths, ctx):
-        count += 1
-        if submit is not None:
-            submit(bundle)
-        elif out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            target = out / f"{path.stem}.bundle.json"
-            target.write_text(json.dumps(bundle, indent=2, ensure_ascii=False), "utf-8")
-        else:
-            typer.echo(json.dumps(bundle, ensure_ascii=False))
-    typer.echo(f"imported {count} worklist file(s)", err=True)
+    services = None if out is not None else _services(db, config)
+    count = failed = 0
+    try:
+        for path, bundle in import_files(paths, ctx):
+            if services is None:
+                assert out is not None
+                out.mkdir(parents=True, exist_ok=True)
+                target = out / f"{path.stem}.bundle.json"
+                target.write_text(json.dumps(bundle, indent=2, ensure_ascii=False), "utf-8")
+                count += 1
+                continue
+            try:
+                services.bundles.process(bundle, services.settings.fhir_base, None)
+                count += 1
+            except FhirMwlError as err:
+                failed += 1
+                typer.echo(f"{path}: not imported: {err.message}", err=True)
+    finally:
+        if services is not None:
+            services.close()
+    typer.echo(f"imported {count} worklist file(s), {failed} failed", err=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("export")
 def export_command(
     out: Path = typer.Option(..., "--out", help="target folder"),
     ae_title: str = typer.Option("FHIRMWL", "--ae-title", help="sub-folder (called AE title)"),
-    db: Path | None = _DB,
+    db: str | None = _DB,
+    config: Path | None = _CONFIG,
 ) -> None:
     """Write the current worklist as .wl files (DCMTK wlmscpfs / Orthanc folder layout)."""
-    factory = _hooks["source"]
-    if factory is None and db is None:
-        raise typer.BadParameter("no worklist source: pass --db or run inside fhirmwl")
-    source = factory() if factory is not None else _sqlite_source(db)  # type: ignore[arg-type]
-    typer.echo(f"exported {export_items(source, out, ae_title)} item(s) to {out / ae_title}")
+    services = _services(db, config)
+    try:
+        count = export_items(services.extra["worklist_source"], out, ae_title)
+    finally:
+        services.close()
+    typer.echo(f"exported {count} item(s) to {out / ae_title}")
 
 
 @app.command("show")
 def show_command(
     task_id: str,
     as_json: bool = typer.Option(False, "--json", help="DICOM JSON instead of text"),
-    db: Path | None = _DB,
+    db: str | None = _DB,
+    config: Path | None = _CONFIG,
 ) -> None:
     """Print the dataset a modality would receive for one Task."""
-    lookup = _hooks["lookup"]
-    if lookup is None and db is None:
-        raise typer.BadParameter("no worklist source: pass --db or run inside fhirmwl")
-    item = lookup(task_id) if lookup is not None else _sqlite_lookup(db, task_id)  # type: ignore[arg-type]
+    services = _services(db, config)
+    try:
+        item = services.extra["worklist_source"].item(task_id)
+    finally:
+        services.close()
     if item is None:
         typer.echo(f"no worklist item for Task {task_id}", err=True)
         raise typer.Exit(1)

@@ -14,3 +14,10 @@ def install_all(services: Services) -> None:
     from fhirmwl.services import profiles
 
     profiles.install(services)
+    from fhirmwl.services import worklist
+
+    worklist.install(services)
+    from fhirmwl.api import ops_orders
+
+    ops_orders.install(services)
+    __import__("fhirmwl.services.ingest_v2", fromlist=["install"]).install(services)

@@ -151,7 +151,7 @@ def imaging_scheduled_procedure_step() -> dict[str, Any]:
         el(
             f"{b}.requestedPerformer:scheduledStation",
             min=1,
-            max="1",
+            max="*",  # deviation: (0040,0001) is AE VM 1-n (see docs/conformance.md)
             type=ref_type(PROFILE_STATION, code="CodeableReference"),
         ),
         el(f"{b}.for", type=ref_type(PROFILE_PATIENT)),

@@ -54,10 +54,16 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     """Open the store and wire every service and plug-in the settings ask for."""
-    store = open_store(settings.db)
+    store = open_store(settings.db, auto_migrate=False)
     resources = ResourceService(store)
     services = Services(settings, store, resources, BundleProcessor(resources))
     from fhirmwl import plugins
+    from fhirmwl.store.migrations import migrate
 
-    plugins.install_all(services)
+    try:
+        plugins.install_all(services)  # features register their hooks and migrations here
+        migrate(store.db)
+    except BaseException:
+        store.close()
+        raise
     return services

@@ -106,6 +106,7 @@ def install(services: Services) -> None:
             Operation("validate", "type", rtype, _validate_op, definition=VALIDATE_DEFINITION)
         )
     services.extra["supported_profiles"] = supported_profiles()
-    services.extra["readonly_types"] = {t: registry for t in registry.RESOURCE_TYPES}
+    readonly = services.extra.setdefault("readonly_types", {})
+    readonly.update({t: registry for t in registry.RESOURCE_TYPES})
     services.extra["profile_resolver"] = store_resolver
     assert model.CANON  # the registry's canonical base is the resource model's

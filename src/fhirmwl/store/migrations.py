@@ -63,10 +63,11 @@ _CORE = Migration(
 
 _PG_PATTERN = Migration(
     2,
-    "PostgreSQL: prefix (LIKE 'abc%') index on string search values",
+    "prefix (LIKE 'abc%') index on PostgreSQL string values; date upper-bound index",
     (
         "postgresql: CREATE INDEX ix_string_pattern ON idx_string "
         "(res_type, param, value text_pattern_ops)",
+        "CREATE INDEX ix_date_hi ON idx_date (res_type, param, hi)",
     ),
 )
 

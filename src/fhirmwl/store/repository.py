@@ -288,6 +288,14 @@ class Tx:
         self.touched.append((res_type, res_id))
         return Stored(res_type, res_id, version, instant, False, content, method)
 
+    def reindex(self, res_type: str, res_id: str) -> None:
+        """Recompute the search index rows of the current version (``fhirmwl reindex``)."""
+        stored = self.read(res_type, res_id)
+        self._clear_index(res_type, res_id)
+        if stored is not None and not stored.deleted:
+            self._index(res_type, res_id, stored.resource())
+            self.touched.append((res_type, res_id))
+
     def _history(
         self,
         res_type: str,

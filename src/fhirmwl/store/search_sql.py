@@ -40,10 +40,12 @@ def _date_cond(lo_col: str, hi_col: str, raw: str, name: str) -> tuple[str, list
         return f"{hi_col} > ?", [qhi]
     if prefix == "lt":
         return f"{lo_col} < ?", [qlo]
+    # ge: the target ends after the search range, or lies within it. Written with a leading
+    # sargable bound (hi >= qlo / lo <= qhi) so the (param, hi) / (param, lo) indexes apply.
     if prefix == "ge":
-        return f"({hi_col} > ? OR ({lo_col} >= ? AND {hi_col} <= ?))", [qhi, qlo, qhi]
+        return f"({hi_col} >= ? AND ({hi_col} > ? OR {lo_col} >= ?))", [qlo, qhi, qlo]
     if prefix == "le":
-        return f"({lo_col} < ? OR ({lo_col} >= ? AND {hi_col} <= ?))", [qlo, qlo, qhi]
+        return f"({lo_col} <= ? AND ({lo_col} < ? OR {hi_col} <= ?))", [qhi, qlo, qhi]
     if prefix == "sa":
         return f"{lo_col} > ?", [qhi]
     if prefix == "eb":

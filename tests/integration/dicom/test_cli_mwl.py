@@ -17,19 +17,24 @@ from typer.testing import CliRunner
 
 from fhirmwl.cli_mwl import app
 from fhirmwl.dicom.dumpfile import read_worklist_file
-from fhirmwl.worklist import create_worklist_table, upsert_rows, worklist_row
 
 runner = CliRunner()
 
 
-def _db(tmp_path: Path, items: list[Dataset]) -> Path:
-    db = tmp_path / "wl.sqlite"
-    conn = sqlite3.connect(db)
-    create_worklist_table(conn)
-    upsert_rows(conn, [worklist_row(item, f"task-{i}") for i, item in enumerate(items)])
-    conn.commit()
-    conn.close()
+def _db(tmp_path: Path, mwl_corpus: Path) -> str:
+    """A real store loaded through ``fhirmwl mwl import`` with the ten DCMTK example items."""
+    db = f"sqlite:///{tmp_path / 'wl.sqlite'}"
+    paths = [str(p) for p in sorted(mwl_corpus.glob("dcmtk_wklist*.dump"))]
+    result = runner.invoke(app, ["import", *paths, "--db", db])
+    assert result.exit_code == 0, result.output
+    assert "imported 10 worklist file(s), 0 failed" in result.output
     return db
+
+
+def _task_ids(db: str) -> list[str]:
+    path = db.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        return [r[0] for r in conn.execute("SELECT task_id FROM worklist ORDER BY task_id")]
 
 
 def test_import_writes_bundles(mwl_corpus: Path, tmp_path: Path) -> None:
@@ -46,23 +51,27 @@ def test_import_writes_bundles(mwl_corpus: Path, tmp_path: Path) -> None:
     assert patient["name"][0]["family"] == "VANILLÉ"
 
 
-def test_show_and_export(dcmtk_items: list[Dataset], tmp_path: Path) -> None:
-    db = _db(tmp_path, dcmtk_items)
-    shown = runner.invoke(app, ["show", "task-0", "--db", str(db)])
+def test_show_and_export(dcmtk_items: list[Dataset], mwl_corpus: Path, tmp_path: Path) -> None:
+    db = _db(tmp_path, mwl_corpus)
+    task_ids = _task_ids(db)
+    assert len(task_ids) == 10
+    shown = runner.invoke(app, ["show", task_ids[0], "--db", db])
     assert shown.exit_code == 0 and "Patient's Name" in shown.output
-    missing = runner.invoke(app, ["show", "nope", "--db", str(db)])
+    missing = runner.invoke(app, ["show", "nope", "--db", db])
     assert missing.exit_code == 1
-    exported = runner.invoke(app, ["export", "--out", str(tmp_path / "wl"), "--db", str(db)])
+    exported = runner.invoke(app, ["export", "--out", str(tmp_path / "wl"), "--db", db])
     assert exported.exit_code == 0, exported.output
     files = sorted((tmp_path / "wl" / "FHIRMWL").glob("*.wl"))
     assert len(files) == 10
-    assert read_worklist_file(files[0]).PatientID in {str(i.PatientID) for i in dcmtk_items}
+    assert {str(read_worklist_file(f).PatientID) for f in files} == {
+        str(i.PatientID) for i in dcmtk_items
+    }
 
 
 @pytest.mark.interop
 @pytest.mark.skipif(shutil.which("wlmscpfs") is None, reason="DCMTK wlmscpfs not installed")
-def test_exported_folder_is_served_by_wlmscpfs(dcmtk_items: list[Dataset], tmp_path: Path) -> None:
-    db = _db(tmp_path, dcmtk_items)
+def test_exported_folder_is_served_by_wlmscpfs(mwl_corpus: Path, tmp_path: Path) -> None:
+    db = _db(tmp_path, mwl_corpus)
     runner.invoke(app, ["export", "--out", str(tmp_path / "wl"), "--db", str(db)])
     port = free_port()
     server = subprocess.Popen(["wlmscpfs", "-dfp", str(tmp_path / "wl"), str(port)])

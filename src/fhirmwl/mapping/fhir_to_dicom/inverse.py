@@ -266,7 +266,7 @@ def _task(
         "resourceType": "Task",
         "meta": {"profile": [PROFILE_SPS]},
         "status": TASK_STATUS_FOR_SPS.get(_text(sps, "ScheduledProcedureStepStatus"), "requested"),
-        "intent": "order",
+        "intent": "plan",
         "basedOn": [rp_ref],
         "for": patient_ref,
     }

@@ -185,7 +185,7 @@ def build_task(
         "identifier": [typed_identifier(SPSID, step.sps_id)],
         "basedOn": [{"reference": rp_url}],
         "status": task_status,
-        "intent": "order",
+        "intent": "plan",
         "for": refs.patient,
     }
     if step.sps_id_generated:

@@ -1,0 +1,62 @@
+"""The store's worklist as a ``WorklistSource``: one indexed SQL pre-filter, then the shared
+matcher finishes in Python what SQL cannot decide (``?`` in names, multi-valued stations…).
+
+Used by the C-FIND SCP (one source per request, in the association's thread) and by the FHIR
+and DICOMweb worklist queries, so all transports answer from the same rows with the same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+from pydicom.dataset import Dataset
+
+from fhirmwl.store import Store
+from fhirmwl.worklist.jsoncodec import item_from_json
+from fhirmwl.worklist.match import matches
+from fhirmwl.worklist.query import WorklistQuery
+from fhirmwl.worklist.sql import query_to_sql
+
+
+class StoreWorklistSource:
+    def __init__(self, store: Store, retention_days: int = 0) -> None:
+        self.store = store
+        self.retention_days = retention_days
+
+    def rows(self, q: WorklistQuery) -> list[tuple[str, str]]:
+        """``(task_id, item_json)`` of the pre-filtered rows, in SPS start order."""
+        where, params = query_to_sql(q)
+        if self.retention_days > 0:
+            cutoff = datetime.now(UTC) - timedelta(days=self.retention_days)
+            where = f"({where}) AND (sps_start_utc IS NULL OR sps_start_utc >= ?)"
+            params = [*params, cutoff.isoformat().replace("+00:00", "Z")]
+        sql = (
+            f"SELECT task_id, item_json FROM worklist WHERE {where}"
+            " ORDER BY sps_start_date, sps_start_time, task_id"
+        )
+        with self.store.read() as tx:
+            return [(r[0], r[1]) for r in tx.conn.execute(sql, params).fetchall()]
+
+    def find_with_ids(
+        self, q: WorklistQuery, limit: int | None = None
+    ) -> Iterator[tuple[str, Dataset]]:
+        count = 0
+        for task_id, item_json in self.rows(q):
+            item = item_from_json(item_json)
+            if matches(q, item):
+                yield task_id, item
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+
+    def find(self, q: WorklistQuery, limit: int | None = None) -> Iterator[Dataset]:
+        for _task_id, item in self.find_with_ids(q, limit):
+            yield item
+
+    def item(self, task_id: str) -> Dataset | None:
+        with self.store.read() as tx:
+            row = tx.conn.execute(
+                "SELECT item_json FROM worklist WHERE task_id = ?", (task_id,)
+            ).fetchone()
+        return item_from_json(row[0]) if row else None
