@@ -21,6 +21,9 @@ class Settings:
     http: bool = True
     mllp_port: int = 2575
     mllp: bool = True
+    mllp_max_message_bytes: int = 1 << 20  # larger frames are answered AR 207
+    mllp_idle_timeout: int = 300  # seconds before an idle MLLP connection is closed
+    mllp_workers: int = 8  # threads applying messages (connections are served concurrently)
     dicom_port: int = 11112
     dicom: bool = True
     ae_title: str = "FHIRMWL"

@@ -1,0 +1,51 @@
+"""Wire the v2 intake into a process: schema, environment and the MLLP listener factory.
+
+``install(services)`` is called once from ``fhirmwl.plugins``; the runtime then starts the MLLP
+listener when ``settings.mllp`` is true (``fhirmwl serve --mllp-port``). The listener hands each
+frame to ``ingest`` on a small thread pool and writes back the ACK it returns, which is only
+produced after the message's changes are committed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fhirmwl.mllp import PeerInfo, ThreadedMLLPListener
+from fhirmwl.services.ingest_v2 import log
+from fhirmwl.services.ingest_v2.env import IngestEnv, mapping_context
+
+if TYPE_CHECKING:
+    from fhirmwl.services.container import Services
+
+
+def mllp_listener(services: Services) -> ThreadedMLLPListener:
+    from fhirmwl.services.ingest_v2.service import ingest
+
+    settings = services.settings
+
+    def handle(raw: bytes, peer: PeerInfo) -> bytes:
+        return ingest(services, raw, peer)
+
+    return ThreadedMLLPListener(
+        handle,
+        settings.host,
+        settings.mllp_port,
+        max_message_bytes=settings.mllp_max_message_bytes,
+        idle_timeout=float(settings.mllp_idle_timeout),
+        workers=settings.mllp_workers,
+    )
+
+
+def install(services: Services) -> IngestEnv:
+    """Schema, the shared environment (``services.extra['ingest_v2']``) and the listener."""
+    from fhirmwl.services import orders
+
+    log.ensure_schema(services.store.db)
+    ctx = services.extra.get("orders") or orders.install_orders(services)
+    v2 = services.settings.extra.get("v2") or {}
+    env = IngestEnv(services, mapping_context(services.settings), ctx)
+    env.default_modality = str(v2.get("default_modality") or "OT")
+    services.extra["ingest_v2"] = env
+    if not any(name == "mllp" for name, _ in services.listener_factories):
+        services.listener_factories.append(("mllp", mllp_listener))
+    return env
