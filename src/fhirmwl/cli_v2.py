@@ -3,7 +3,8 @@
 `to-fhir` shows what a message maps to (the transaction Bundle, or the patient commands of an
 ADT message) and the ACK it would get, so an integration engineer can check a sender's messages
 before connecting it; `send` pushes messages to any MLLP listener and prints the replies.
-The `log` and `replay` commands need the message store and are added with it.
+`log` lists what the running broker received (from the message log in the database) and
+`replay` feeds a logged message through the intake again, e.g. after a store failure.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -24,7 +26,9 @@ from fhirmwl.mapping.v2_to_fhir import (
 from fhirmwl.mapping.v2_to_fhir.intake import evaluate
 from fhirmwl.mllp import MLLPError, send_messages
 
-app = typer.Typer(help="HL7 v2 tools: map a message to FHIR, send messages over MLLP.")
+app = typer.Typer(help="HL7 v2 tools: map to FHIR, send over MLLP, message log and replay.")
+_CONFIG = typer.Option(None, "--config", "-c", help="TOML config file (env FHIRMWL_CONFIG)")
+_DB = typer.Option(None, "--db", help="database URL (env FHIRMWL_DB)")
 
 
 def _readable(ack: bytes) -> str:
@@ -88,3 +92,68 @@ def send(
         typer.echo(text)
         ok = ok and any(line.startswith(("MSA|AA", "MSA|CA")) for line in text.splitlines())
     raise typer.Exit(0 if ok else 1)
+
+
+def _services(config: Path | None, db: str | None) -> Any:
+    from fhirmwl.config import load_settings
+    from fhirmwl.services.container import build_services
+
+    return build_services(load_settings(config, db=db))
+
+
+@app.command("log")
+def show_log(
+    limit: int = typer.Option(20, "--limit", help="newest N messages"),
+    status: str | None = typer.Option(
+        None, "--status", help="applied | refused | rejected | failed | duplicate"
+    ),
+    config: Path | None = _CONFIG,
+    db: str | None = _DB,
+) -> None:
+    """List received messages, newest first: id, time, sender, MSH-10, type, outcome, ACK."""
+    from fhirmwl.services.ingest_v2 import log
+
+    if status and status not in log.STATUSES:
+        typer.echo(f"--status must be one of {', '.join(log.STATUSES)}", err=True)
+        raise typer.Exit(2)
+    services = _services(config, db)
+    try:
+        with services.store.read() as tx:
+            rows = log.recent(tx.conn, limit, status)
+    finally:
+        services.close()
+    for r in rows:
+        sender = f"{r.sending_application}/{r.sending_facility}"
+        detail = f"  {r.error}" if r.error else ""
+        typer.echo(
+            f"{r.id:>6}  {r.received_at}  {sender:<20} {r.control_id:<20} {r.message_type:<8} "
+            f"{r.status:<9} {r.ack_code}  {len(r.touched)} resources{detail}"
+        )
+
+
+@app.command("replay")
+def replay(
+    log_id: int = typer.Argument(..., help="message log id (see `fhirmwl v2 log`)"),
+    config: Path | None = _CONFIG,
+    db: str | None = _DB,
+) -> None:
+    """Run a logged message through the intake again and print the ACK (exit 1 if not AA).
+
+    An already applied message is recognised as a retransmission and answered with its stored
+    ACK; refused and failed messages are applied anew.
+    """
+    from fhirmwl.services.ingest_v2 import ingest, log
+
+    services = _services(config, db)
+    try:
+        with services.store.read() as tx:
+            record = log.get(tx.conn, log_id)
+        if record is None:
+            typer.echo(f"no message {log_id} in the log", err=True)
+            raise typer.Exit(2)
+        ack = ingest(services, record.raw)
+    finally:
+        services.close()
+    text = _readable(ack)
+    typer.echo(text)
+    raise typer.Exit(0 if any(x.startswith("MSA|AA") for x in text.splitlines()) else 1)
