@@ -17,14 +17,19 @@ ROUNDS = 10
 def _updater(url: str, barrier: Any, results: Any, name: str) -> None:
     store = open_store(url)
     try:
-        for _ in range(ROUNDS):
+        for n in range(ROUNDS):
             with store.read() as tx:
                 current = tx.read("Patient", "shared")
             assert current is not None
             barrier.wait()
             try:
                 with store.write() as tx:
-                    body = current.resource() | {"gender": "other", "active": name == "a"}
+                    # distinct content per process and round, so no update is a no-op
+                    body = current.resource() | {
+                        "gender": "other",
+                        "active": name == "a",
+                        "birthDate": f"19{50 + n}-01-01",
+                    }
                     tx.update("Patient", "shared", body, if_match=current.version)
                 results.put((name, "won", current.version))
             except PreconditionFailed:

@@ -218,3 +218,15 @@ def test_paging_and_sort(store: Store) -> None:
         q.offset = 3
         second = [i for i, _ in tx.search(q)]
     assert first == ["p6", "p5", "p4"] and second == ["p3", "p2", "p1"]
+
+
+def test_identical_update_creates_no_version(store: Store) -> None:
+    with store.write() as tx:
+        created = tx.create("Patient", patient("Same", "77"))
+    with store.write() as tx:
+        again, was_created = tx.update("Patient", created.res_id, created.resource())
+        assert not tx.touched  # nothing written, so derived tables are not recomputed
+    assert (again.version, was_created) == (1, False)
+    with store.write() as tx:
+        changed, _ = tx.update("Patient", created.res_id, created.resource() | {"active": True})
+    assert changed.version == 2

@@ -71,7 +71,18 @@ _PG_PATTERN = Migration(
     ),
 )
 
-MIGRATIONS: list[Migration] = [_CORE, _PG_PATTERN]
+_COVERING_REFS = Migration(
+    3,
+    "covering reference indexes (planners otherwise scan all references of a type)",
+    (
+        "DROP INDEX IF EXISTS ix_ref_target",
+        "DROP INDEX IF EXISTS ix_ref_res",
+        "CREATE INDEX ix_ref_target2 ON idx_ref (target_type, target_id, param, res_type, res_id)",
+        "CREATE INDEX ix_ref_res2 ON idx_ref (res_type, res_id, param, target_type, target_id)",
+    ),
+)
+
+MIGRATIONS: list[Migration] = [_CORE, _PG_PATTERN, _COVERING_REFS]
 
 
 def register(migration: Migration) -> None:

@@ -54,6 +54,24 @@ class WriteHook(Protocol):
     def before_commit(self, tx: Tx, touched: list[tuple[str, str]]) -> None: ...
 
 
+def _comparable(resource: dict[str, Any]) -> dict[str, Any]:
+    meta = {
+        k: v
+        for k, v in (resource.get("meta") or {}).items()
+        if k not in ("versionId", "lastUpdated")
+    }
+    body = {k: v for k, v in resource.items() if k != "meta"}
+    if meta:
+        body["meta"] = meta
+    return body
+
+
+def _same_content(current: Stored, res_type: str, res_id: str, new: dict[str, Any]) -> bool:
+    """True when ``new`` would store exactly what is stored (ignoring version metadata)."""
+    candidate = dict(new, resourceType=res_type, id=res_id)
+    return _comparable(current.resource()) == _comparable(candidate)
+
+
 def _row(row: Any, method: str = "") -> Stored:
     return Stored(row[0], row[1], row[2], row[3], bool(row[4]), row[5], method)
 
@@ -225,6 +243,8 @@ class Tx:
                 f"version conflict on {res_type}/{res_id}: If-Match {if_match}, "
                 f"current version {current.version}"
             )
+        if not current.deleted and _same_content(current, res_type, res_id, resource):
+            return current, False  # no-op update: no new version, no re-indexing, no events
         stored = self._write(
             res_type, res_id, resource, current.version + 1, "PUT", expected=current.version
         )

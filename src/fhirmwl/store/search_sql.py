@@ -90,6 +90,8 @@ def _value_sql(
 ) -> tuple[str, list[Any]]:
     """SQL selecting res_id of ``res_type`` rows matching any of ``values``."""
     name = param.name
+    if param.worklist_column is not None:
+        return _worklist_sql(param.worklist_column, modifier, values, name)
     conds: list[str] = []
     args: list[Any] = []
     if param.type in ("token", "uri"):
@@ -128,6 +130,18 @@ def _value_sql(
         raise NotSupported(f"search type {param.type}")
     sql = f"SELECT res_id FROM {table} WHERE res_type = ? AND param = ? AND ({' OR '.join(conds)})"
     return sql, [res_type, name, *args]
+
+
+def _worklist_sql(
+    column: str, modifier: str | None, values: tuple[str, ...], name: str
+) -> tuple[str, list[Any]]:
+    """Task ids from the worklist index; a token's system part is ignored (AE titles have none).
+    Rows of steps on several stations hold a sentinel and are not found this way."""
+    if modifier is not None:
+        raise NotSupported(f"modifier :{modifier} is not supported on {name}")
+    codes = [v.partition("|")[2] if "|" in v else v for v in values]
+    marks = ", ".join("?" for _ in codes)
+    return f"SELECT task_id AS res_id FROM worklist WHERE {column} IN ({marks})", codes
 
 
 _TABLE = {
@@ -173,7 +187,7 @@ def _criterion_sql(res_type: str, c: Criterion) -> tuple[str, list[Any]]:
     if c.param is None:
         return _id_or_updated_sql(c, "r.res_id", "r.lu")
     param = c.param
-    if c.modifier == "missing":
+    if c.modifier == "missing" and param.worklist_column is None:
         if c.values[0] not in ("true", "false"):
             raise BadRequest(f"{c.name}:missing must be true or false")
         op = "NOT IN" if c.values[0] == "true" else "IN"
