@@ -12,7 +12,7 @@ $(BIN)/fhirmwl: pyproject.toml
 	touch $(BIN)/fhirmwl
 
 run: $(BIN)/fhirmwl
-	$(BIN)/fhirmwl serve
+	$(BIN)/fhirmwl serve --demo
 
 test: $(BIN)/fhirmwl
 	bash scripts/install-test-deps.sh

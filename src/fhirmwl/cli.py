@@ -44,6 +44,7 @@ def serve(
     no_dicom: bool = typer.Option(False, "--no-dicom", help="do not start the DICOM listener"),
     validation: str | None = typer.Option(None, help="strict | lenient | off"),
     log_level: str | None = typer.Option(None, help="debug | info | warning"),
+    demo: bool = typer.Option(False, "--demo", help="load a demo worklist if the store is empty"),
 ) -> None:
     """Start the broker (HTTP FHIR API, and the MLLP and DICOM listeners when available)."""
     from fhirmwl.runtime import Runtime
@@ -64,7 +65,18 @@ def serve(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.log_level.lower() != "debug":  # pynetdicom logs every PDU at INFO
+        logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     runtime = Runtime(settings)
+    if demo:
+        from fhirmwl.demo import load_demo
+
+        loaded = load_demo(runtime.services)
+        typer.echo(
+            f"fhirmwl: demo worklist: {loaded} order(s) loaded"
+            if loaded
+            else "fhirmwl: demo worklist: store not empty, nothing loaded"
+        )
     typer.echo(f"fhirmwl: FHIR base {settings.fhir_base} (database {settings.db})")
     runtime.run_forever()
 
