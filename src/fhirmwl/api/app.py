@@ -281,6 +281,8 @@ def create_app(services: Services) -> Starlette:
         Route("/fhir", api.dispatch, methods=methods),
         Route("/fhir/{path:path}", api.dispatch, methods=methods),
     ]
-    app = Starlette(routes=routes)
+    from fhirmwl.api import dicomweb
+
+    app = Starlette(routes=[*routes, dicomweb.mount(services)])
     app.state.services = services
     return app

@@ -21,6 +21,9 @@ class SearchParam:
     targets: tuple[str, ...] = ()
     definition: str | None = None
     description: str = ""
+    # Served from a column of the worklist index instead of idx_* rows (values that live on
+    # another resource of the step's graph, e.g. the station AE title on the Device).
+    worklist_column: str | None = None
 
     @property
     def url(self) -> str:
@@ -138,6 +141,14 @@ _register(
         "input.valueCodeableConcept",
         ours=True,
         doc="Modality of the scheduled step (Task.input[modality].valueCodeableConcept)",
+    ),
+    SearchParam(
+        "station-aet",
+        "token",
+        (),
+        definition=f"{CANON}/SearchParameter/station-aet",
+        description="Scheduled Station AE Title (0040,0001), from the worklist index",
+        worklist_column="station_aet",
     ),
     _p("profile", "uri", "meta.profile"),
 )

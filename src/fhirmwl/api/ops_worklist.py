@@ -1,0 +1,181 @@
+"""``GET|POST [base]/Task/$mwl-query``: the guide's "FHIR-based MWL query" (use case 2).
+
+Inputs are DICOM keys named by keyword (bare Scheduled Procedure Step keywords such as
+``Modality`` go into the SPS item; ``ScheduledProcedureStepSequence.X`` and tag paths work too)
+with C-FIND matching syntax verbatim. The query is answered by the same worklist index and the
+same matcher as the C-FIND SCP: matching steps come from ``StoreWorklistSource``; for the FHIR
+form their Tasks and context resources are then read in one batch per include level (not by
+walking each Task's graph); for ``Accept: application/dicom+json`` the answer is the array of
+worklist items C-FIND would return (projected onto the requested keys, or whole when none are
+given). No side effects (``affectsState=false``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fhirmwl.api import http
+from fhirmwl.api.worklist_params import parse_keys, to_query
+from fhirmwl.errors import BadRequest
+from fhirmwl.fhir.model import CANON
+from fhirmwl.fhir.search import parse_search
+from fhirmwl.services.container import Operation, Services
+from fhirmwl.services.search import resolve_includes
+from fhirmwl.worklist.jsoncodec import dataset_to_dict
+from fhirmwl.worklist.project import project
+from fhirmwl.worklist.query import WorklistQuery, WorklistQueryError
+
+DICOM_JSON = "application/dicom+json"
+DEFAULT_COUNT = 100
+MAX_COUNT = 1000
+RESULT_PARAMS = frozenset({"_count", "_offset", "_format"})
+# Context of one step: RequestedProcedure, ImagingServiceRequest, Patient, Encounter, Device,
+# ImagingStudy (the same graph the worklist item is built from).
+CONTEXT_INCLUDES: list[tuple[str, str]] = [
+    ("_include", "Task:based-on"),
+    ("_include:iterate", "ServiceRequest:based-on"),
+    ("_include", "Task:patient"),
+    ("_include", "Task:encounter"),
+    ("_include", "Task:requested-performer-reference"),
+    ("_revinclude:iterate", "ImagingStudy:based-on"),
+]
+
+
+async def _inputs(request: Request) -> list[tuple[str, str]]:
+    pairs = list(request.query_params.multi_items())
+    if request.method != "POST":
+        return pairs
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/x-www-form-urlencoded" or not await request.body():
+        return pairs + await http.form_params(request)
+    body = await http.json_body(request)
+    if body.get("resourceType") != "Parameters":
+        raise BadRequest("POST $mwl-query takes Parameters or a form body")
+    for p in body.get("parameter") or []:
+        values = [v for k, v in p.items() if k.startswith("value")]
+        if len(values) != 1 or not isinstance(values[0], str | int):
+            raise BadRequest(f"parameter {p.get('name')!r} needs one string value")
+        pairs.append((str(p.get("name")), str(values[0])))
+    return pairs
+
+
+def _int(pairs: list[tuple[str, str]], name: str, default: int) -> int:
+    raw = next((v for k, v in pairs if k == name), None)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise BadRequest(f"parameter {name!r} must be a non-negative integer", expression=name)
+    return int(raw)
+
+
+def _wants_dicom(request: Request, pairs: list[tuple[str, str]]) -> bool:
+    fmt = next((v for k, v in pairs if k == "_format"), "")
+    return DICOM_JSON in request.headers.get("accept", "") or fmt in (DICOM_JSON, "dicom+json")
+
+
+def parse_inputs(pairs: list[tuple[str, str]], strict: bool) -> tuple[WorklistQuery, list[str]]:
+    """The shared query from the operation's inputs; errors are 400s naming the parameter."""
+    keys = [(k, v) for k, v in pairs if k not in RESULT_PARAMS]
+    try:
+        parsed, ignored = parse_keys(keys, strict=strict)
+        return to_query(parsed), ignored
+    except WorklistQueryError as exc:
+        name = next((k for k, _ in keys if repr(k) in exc.message), None)
+        raise BadRequest(exc.message, expression=name) from None
+
+
+def _page(
+    services: Services, q: WorklistQuery, offset: int, count: int
+) -> tuple[list[tuple[str, Any]], bool]:
+    source = services.extra["worklist_source"]
+    found = list(source.find_with_ids(q, offset + count + 1))
+    return found[offset : offset + count], len(found) > offset + count
+
+
+def dicom_items(q: WorklistQuery, items: list[Any]) -> list[dict[str, Any]]:
+    """DICOM JSON of the items as C-FIND returns them: projected onto the query's keys."""
+    if not q.keys:
+        return [dataset_to_dict(item) for item in items]
+    return [dataset_to_dict(project(item, q)) for item in items]
+
+
+def _link(base: str, pairs: list[tuple[str, str]], offset: int, count: int) -> str:
+    kept = [(k, v) for k, v in pairs if k not in ("_count", "_offset")]
+    query = urlencode([*kept, ("_count", str(count)), ("_offset", str(offset))])
+    return f"{base}/Task/$mwl-query?{query}"
+
+
+def _bundle(services: Services, task_ids: list[str]) -> list[dict[str, Any]]:
+    base = services.settings.fhir_base
+    includes = parse_search("Task", CONTEXT_INCLUDES, True)
+    with services.store.read() as tx:
+        tasks = {s.res_id: s for s in tx.read_many([("Task", t) for t in task_ids])}
+        added = resolve_includes(tx, includes, [("Task", t) for t in task_ids if t in tasks])
+    entries = [
+        {
+            "fullUrl": f"{base}/Task/{t}",
+            "resource": tasks[t].resource(),
+            "search": {"mode": "match"},
+        }
+        for t in task_ids
+        if t in tasks
+    ]
+    entries += [
+        {
+            "fullUrl": f"{base}/{s.res_type}/{s.res_id}",
+            "resource": s.resource(),
+            "search": {"mode": "include"},
+        }
+        for s in added
+    ]
+    return entries
+
+
+async def mwl_query_op(
+    services: Services, request: Request, rtype: str | None, res_id: str | None
+) -> Response:
+    pairs = await _inputs(request)
+    strict = http.parse_prefer(request).handling == "strict"
+    q, ignored = parse_inputs(pairs, strict)
+    count = min(_int(pairs, "_count", DEFAULT_COUNT), MAX_COUNT)
+    offset = _int(pairs, "_offset", 0)
+    page, has_next = await run_in_threadpool(_page, services, q, offset, count)
+    if _wants_dicom(request, pairs):
+        body = orjson.dumps(dicom_items(q, [item for _, item in page]))
+        headers = {"Warning": f'299 fhirmwl "ignored: {", ".join(ignored)}"'} if ignored else None
+        return Response(body, 200, headers, media_type=DICOM_JSON)
+    base = services.settings.fhir_base
+    kept = [(k, v) for k, v in pairs if k not in ignored]
+    links = [{"relation": "self", "url": _link(base, kept, offset, count)}]
+    if has_next:
+        links.append({"relation": "next", "url": _link(base, kept, offset + count, count)})
+    if offset > 0:
+        links.append(
+            {"relation": "previous", "url": _link(base, kept, max(offset - count, 0), count)}
+        )
+    entries = await run_in_threadpool(_bundle, services, [t for t, _ in page])
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if offset == 0 and not has_next:
+        bundle["total"] = len(page)
+    bundle["link"] = links
+    bundle["entry"] = entries
+    return http.fhir_response(bundle)
+
+
+def install(services: Services) -> None:
+    services.add_operation(
+        Operation(
+            "mwl-query",
+            "type",
+            "Task",
+            mwl_query_op,
+            methods=("GET", "POST"),
+            definition=f"{CANON}/OperationDefinition/mwl-query",
+        )
+    )
