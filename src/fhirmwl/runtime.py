@@ -29,7 +29,10 @@ class Listener(Protocol):
 
 
 class HttpListener:
-    """uvicorn in a background thread, so that it stops like every other listener."""
+    """uvicorn in a background thread, so that it stops like every other listener.
+
+    uvicorn installs no signal handlers outside the main thread; the runtime owns SIGINT/SIGTERM.
+    """
 
     name = "http"
 
@@ -48,7 +51,6 @@ class HttpListener:
             lifespan="off",
         )
         self.server = uvicorn.Server(config)
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.thread = threading.Thread(target=self.server.run, name="http", daemon=True)
 
     def start(self) -> None:
