@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import statistics
 import time
 from collections.abc import Callable, Iterator
 
@@ -180,19 +179,20 @@ def test_misbehaving_peer_does_not_disturb_others(dcmtk_scp: WorklistSCP) -> Non
     assert elapsed < 2.0
 
 
-def test_no_nagle_stall_inside_association(dcmtk_scp: WorklistSCP) -> None:
-    """5-item C-FIND round trips: with TCP_NODELAY on both sides there is no ~40-100 ms
-    delayed-ACK stall (design.md); the bound is generous to stay robust on slow CI."""
+def test_accepted_sockets_have_nodelay(dcmtk_scp: WorklistSCP) -> None:
+    """The Nagle trap (design.md): without TCP_NODELAY each small C-FIND exchange stalls on
+    delayed ACKs (~40-100 ms). Checked on the SCP's accepted socket itself, deterministically;
+    the latency it causes is measured by bench/mwl_find.py, not asserted here."""
     query = _sps_query()
     query.PatientName = "*A*"
     assoc = associate(dcmtk_scp.port)
-    timings = []
     try:
-        for _ in range(15):
-            started = time.perf_counter()
-            results, _ = find(assoc, query)
-            timings.append(time.perf_counter() - started)
+        results, _ = find(assoc, query)
+        server_side = dcmtk_scp._server.active_associations
+        assert server_side, "the SCP should hold the open association"
+        for peer in server_side:
+            sock = peer.dul.socket.socket
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         assoc.release()
     assert len(results) >= 5
-    assert statistics.median(timings) < 0.045

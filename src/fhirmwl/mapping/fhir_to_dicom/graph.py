@@ -1,15 +1,101 @@
-"""Assemble :class:`WorklistGraph` objects from a Bundle (transaction or collection).
+"""Assemble :class:`WorklistGraph` objects: which resources one worklist item is built from.
 
-The store assembles graphs from its tables; this helper does the same from a Bundle whose
-entries reference each other by ``fullUrl`` — used by ``mwl import`` previews, ``mwl show`` on
-exported bundles and by the round-trip tests (DICOM → FHIR → DICOM).
+``assemble_graph`` is the one rule (spec/ig.md §1): Task → RequestedProcedure (first
+``basedOn``) → ImagingServiceRequest; Patient from ``Task.for`` (else the RP subject);
+Encounter from Task, else RP, else ISR (I-19); Devices from ``Task.requestedPerformer``; the
+ImagingStudy based on the RP (else the ISR); and the Practitioners/Locations those resources
+name. It is pure: callers pass how references resolve — the store resolves them with reads inside
+a transaction (services/worklist/graph.py), ``graphs_from_bundle`` by ``fullUrl`` within a Bundle
+(``mwl import`` previews, round-trip tests).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fhirmwl.mapping.fhir_to_dicom.context import Resource, WorklistGraph
+
+Resolve = Callable[[str | None], Resource | None]
+StudyFor = Callable[[Resource | None, Resource | None], Resource | None]
+_PEOPLE = ("Practitioner", "PractitionerRole")
+
+
+def _ref(obj: Any) -> str | None:
+    return obj.get("reference") if isinstance(obj, dict) else None
+
+
+def _of_type(resource: Resource | None, *types: str) -> Resource | None:
+    return resource if resource is not None and resource.get("resourceType") in types else None
+
+
+def assemble_graph(task: Resource, resolve: Resolve, study_for: StudyFor) -> WorklistGraph:
+    rp = _of_type(resolve(_ref(next(iter(task.get("basedOn") or []), None))), "ServiceRequest")
+    isr = None
+    if rp is not None:
+        isr = _of_type(resolve(_ref(next(iter(rp.get("basedOn") or []), None))), "ServiceRequest")
+    patient = _of_type(
+        resolve(_ref(task.get("for"))) or resolve(_ref((rp or {}).get("subject"))), "Patient"
+    )
+    encounter = next(
+        (
+            e
+            for e in (
+                _of_type(resolve(_ref(r.get("encounter"))), "Encounter")
+                for r in (task, rp or {}, isr or {})
+            )
+            if e
+        ),
+        None,
+    )
+    devices = [
+        d
+        for d in (
+            _of_type(resolve(_ref(p.get("reference"))), "Device")
+            for p in task.get("requestedPerformer") or []
+        )
+        if d
+    ]
+    return WorklistGraph(
+        task=task,
+        requested_procedure=rp,
+        service_request=isr,
+        patient=patient,
+        encounter=encounter,
+        device=devices[0] if devices else None,
+        other_devices=tuple(devices[1:]),
+        imaging_study=study_for(rp, isr),
+        practitioners=_resolved(resolve, _people_refs(task, rp, isr, encounter), _PEOPLE),
+        locations=_resolved(resolve, _place_refs(task, encounter), ("Location",)),
+    )
+
+
+def _people_refs(
+    task: Resource, rp: Resource | None, isr: Resource | None, encounter: Resource | None
+) -> list[str | None]:
+    refs = [_ref(task.get("owner"))]
+    refs += [_ref(p.get("reference")) for p in task.get("requestedPerformer") or []]
+    for sr in (rp, isr):
+        if sr:
+            refs.append(_ref(sr.get("requester")))
+            refs += [_ref(p) for p in sr.get("performer") or []]
+    refs += [_ref(p.get("actor")) for p in (encounter or {}).get("participant") or []]
+    return refs
+
+
+def _place_refs(task: Resource, encounter: Resource | None) -> list[str | None]:
+    refs = [_ref(task.get("location"))]
+    return refs + [_ref(loc.get("location")) for loc in (encounter or {}).get("location") or []]
+
+
+def _resolved(
+    resolve: Resolve, refs: list[str | None], types: tuple[str, ...]
+) -> dict[str, Resource]:
+    out: dict[str, Resource] = {}
+    for ref in refs:
+        if ref and ref not in out and (found := _of_type(resolve(ref), *types)):
+            out[ref] = found
+    return out
 
 
 def graphs_from_bundle(bundle: dict[str, Any]) -> list[WorklistGraph]:
@@ -21,13 +107,21 @@ def graphs_from_bundle(bundle: dict[str, Any]) -> list[WorklistGraph]:
             by_ref[entry["fullUrl"]] = resource
         if resource.get("id"):
             by_ref[f"{resource['resourceType']}/{resource['id']}"] = resource
+    studies = [r for r in _unique(list(by_ref.values())) if r.get("resourceType") == "ImagingStudy"]
+
+    def resolve(ref: str | None) -> Resource | None:
+        return by_ref.get(ref) if ref else None
+
+    def study_for(rp: Resource | None, isr: Resource | None) -> Resource | None:
+        for target in (rp, isr):
+            keys = {k for k, r in by_ref.items() if r is target} if target is not None else set()
+            for study in studies:
+                if any(_ref(b) in keys for b in study.get("basedOn") or []):
+                    return study
+        return None
+
     tasks = [r for r in by_ref.values() if r.get("resourceType") == "Task"]
-    practitioners = {k: r for k, r in by_ref.items() if r.get("resourceType") == "Practitioner"}
-    locations = {k: r for k, r in by_ref.items() if r.get("resourceType") == "Location"}
-    graphs = []
-    for task in _unique(tasks):
-        graphs.append(_graph(task, by_ref, practitioners, locations))
-    return graphs
+    return [assemble_graph(task, resolve, study_for) for task in _unique(tasks)]
 
 
 def _unique(resources: list[Resource]) -> list[Resource]:
@@ -38,45 +132,3 @@ def _unique(resources: list[Resource]) -> list[Resource]:
             seen.add(id(resource))
             out.append(resource)
     return out
-
-
-def _get(by_ref: dict[str, Resource], reference: dict[str, Any] | None) -> Resource | None:
-    key = (reference or {}).get("reference")
-    return by_ref.get(key) if key else None
-
-
-def _graph(
-    task: Resource,
-    by_ref: dict[str, Resource],
-    practitioners: dict[str, Resource],
-    locations: dict[str, Resource],
-) -> WorklistGraph:
-    rp = _get(by_ref, next(iter(task.get("basedOn") or []), None))
-    isr = _get(by_ref, next(iter((rp or {}).get("basedOn") or []), None))
-    patient = _get(by_ref, task.get("for")) or _get(by_ref, (rp or {}).get("subject"))
-    encounter = _get(by_ref, task.get("encounter")) or _get(by_ref, (rp or {}).get("encounter"))
-    devices = []
-    for performer in task.get("requestedPerformer") or []:
-        candidate = _get(by_ref, performer.get("reference"))
-        if candidate and candidate.get("resourceType") == "Device":
-            devices.append(candidate)
-    study = None
-    rp_keys = {k for k, r in by_ref.items() if r is rp}
-    for resource in by_ref.values():
-        if resource.get("resourceType") == "ImagingStudy" and any(
-            b.get("reference") in rp_keys for b in resource.get("basedOn") or []
-        ):
-            study = resource
-            break
-    return WorklistGraph(
-        task=task,
-        requested_procedure=rp,
-        service_request=isr,
-        patient=patient,
-        encounter=encounter,
-        device=devices[0] if devices else None,
-        other_devices=tuple(devices[1:]),
-        imaging_study=study,
-        practitioners=practitioners,
-        locations=locations,
-    )
