@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from pydicom import config
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 from fhirmwl.worklist.query import WorklistQuery, WorklistQueryError
@@ -148,13 +150,14 @@ def to_query(keys: dict[str, str]) -> WorklistQuery:
 
 
 def _set_path(ds: Dataset, path: list[str], value: str) -> None:
-    """Like ``WorklistQuery.from_keywords`` but an empty value of a binary/numeric VR is ``None``
-    (pydicom warns when a US element is given ``""``)."""
-    keyword = path[0]
-    vr = dictionary_VR(keyword)
+    """Like ``WorklistQuery.from_keywords`` but an empty value is ``None`` and matching syntax
+    (``?T`` in a CS key) is not validated as a stored value (pydicom would warn)."""
+    tag = tag_for_keyword(path[0])
+    vr = dictionary_VR(path[0])
     if len(path) == 1:
-        setattr(ds, keyword, [] if vr == "SQ" else (value if value != "" else None))
+        raw = [] if vr == "SQ" else (value if value != "" else None)
+        ds.add(DataElement(tag, vr, raw, validation_mode=config.IGNORE))
         return
-    if keyword not in ds or not ds[keyword].value:
-        setattr(ds, keyword, [Dataset()])
-    _set_path(ds[keyword].value[0], path[1:], value)
+    if tag not in ds or not ds[tag].value:
+        ds.add(DataElement(tag, "SQ", [Dataset()]))
+    _set_path(ds[tag].value[0], path[1:], value)
