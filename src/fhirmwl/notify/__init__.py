@@ -40,4 +40,8 @@ def install(services: Services) -> None:
             )
         )
     base = services.settings.fhir_base
-    services.listener_factories.append(("notify", lambda s: Dispatcher(s.store, hook, base)))
+    section = services.settings.extra.get("notify") or {}
+    max_events = int(section.get("max_events", 50))  # events per notification Bundle
+    services.listener_factories.append(
+        ("notify", lambda s: Dispatcher(s.store, hook, base, max_events=max_events))
+    )

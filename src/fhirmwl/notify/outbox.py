@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from fhirmwl.notify.topics import Change, classify
+from fhirmwl.services.orders.graph import referencing
 from fhirmwl.services.orders.status import ref_id
 from fhirmwl.store import Tx
 from fhirmwl.store.migrations import Migration
@@ -61,11 +62,7 @@ def order_context(tx: Tx, isr_id: str) -> dict[str, list[str]]:
     rp_ids = [
         i for _, i in tx.references_to("ServiceRequest", [isr_id], "ServiceRequest", "based-on")
     ]
-    tasks = (
-        tx.read_many(tx.references_to("ServiceRequest", rp_ids, "Task", "based-on"))
-        if rp_ids
-        else []
-    )
+    tasks = tx.read_many(referencing(tx, rp_ids, "Task")) if rp_ids else []
     modalities: set[str] = set()
     devices: set[tuple[str, str]] = set()
     for t in tasks:

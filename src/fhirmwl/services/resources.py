@@ -8,7 +8,9 @@ database transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -23,6 +25,27 @@ from fhirmwl.store import Store, Stored, Tx
 Validator = Callable[[Tx, str, dict[str, Any]], list[dict[str, Any]]]
 # (tx, resource_type, previous or None, new or None for delete) -> raise to refuse
 Guard = Callable[[Tx, str, dict[str, Any] | None, dict[str, Any] | None], None]
+
+
+# Set while a caller writes content it has already validated as a whole (an order Bundle:
+# R5 structure of every entry plus each entry's claimed or implied profile), so the per-resource
+# R5 structure check and the profile validator (``services.profiles``) do not run a second
+# time. The resourceType check, other validators and the lifecycle guards always run.
+_PREVALIDATED: ContextVar[bool] = ContextVar("fhirmwl_prevalidated", default=False)
+
+
+@contextmanager
+def prevalidated() -> Iterator[None]:
+    """Writes inside this block skip the structure/profile checks (already done by the caller)."""
+    token = _PREVALIDATED.set(True)
+    try:
+        yield
+    finally:
+        _PREVALIDATED.reset(token)
+
+
+def is_prevalidated() -> bool:
+    return _PREVALIDATED.get()
 
 
 @dataclass
@@ -53,7 +76,8 @@ class ResourceService:
     ) -> list[dict[str, Any]]:
         """Check structure, profiles and lifecycle rules; return warnings, raise on errors."""
         check_type(resource_type)
-        check_structure(resource_type, resource)
+        if not _PREVALIDATED.get() or resource.get("resourceType") != resource_type:
+            check_structure(resource_type, resource)
         warnings: list[dict[str, Any]] = []
         for validator in self.validators:
             found = validator(tx, resource_type, resource)

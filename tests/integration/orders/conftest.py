@@ -101,6 +101,7 @@ class Subscriber:
 
     def __init__(self, delay: float = 0.0) -> None:
         self.received: list[dict[str, Any]] = []
+        self.arrived: dict[int, float] = {}  # event number → first arrival (perf_counter)
         self.delay = delay
         outer = self
 
@@ -109,7 +110,12 @@ class Subscriber:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if outer.delay:
                     time.sleep(outer.delay)
-                outer.received.append(json.loads(body))
+                bundle = json.loads(body)
+                now = time.perf_counter()
+                status = bundle["entry"][0]["resource"]
+                for ev in status.get("notificationEvent") or []:
+                    outer.arrived.setdefault(int(ev["eventNumber"]), now)
+                outer.received.append(bundle)
                 self.send_response(200)
                 self.end_headers()
 
@@ -177,8 +183,11 @@ def subscription(
 class ServeProcess:
     """``python -m fhirmwl.cli serve`` as a subprocess (for kill -9 and multi-process tests)."""
 
-    def __init__(self, db: str, catalogue: Path, port: int | None = None) -> None:
+    def __init__(
+        self, db: str, catalogue: Path, port: int | None = None, config: Path | None = None
+    ) -> None:
         self.db, self.catalogue, self.port = db, catalogue, port or free_port()
+        self.config = config
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -187,6 +196,8 @@ class ServeProcess:
 
     def start(self) -> None:
         env = dict(os.environ, FHIRMWL_CATALOGUE=str(self.catalogue))
+        if self.config is not None:
+            env["FHIRMWL_CONFIG"] = str(self.config)
         self.proc = subprocess.Popen(
             [
                 sys.executable,

@@ -85,7 +85,9 @@ def test_endpoint_down_retries_and_others_unaffected(
 @pytest.mark.slow
 def test_no_event_lost_across_kill9(tmp_path: Path, catalogue_file: Path) -> None:
     slow = Subscriber(delay=0.15)
-    server = ServeProcess(f"sqlite:///{tmp_path / 'k.db'}", catalogue_file)
+    config = tmp_path / "fhirmwl.toml"
+    config.write_text("[notify]\nmax_events = 2\n")  # small batches: the kill lands mid-stream
+    server = ServeProcess(f"sqlite:///{tmp_path / 'k.db'}", catalogue_file, config=config)
     try:
         server.start()
         r = httpx.post(

@@ -9,6 +9,7 @@ Entry points (each takes an open ``Tx`` from ``Store.write()`` and an ``OrderCon
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from fhirmwl.services.orders.catalogue import Catalogue, load_catalogue, parse_catalogue
 from fhirmwl.services.orders.context import (
@@ -48,6 +49,7 @@ def install_orders(services: Services) -> OrderContext:
         uid_factory=default_uid_factory(settings.uid_root),
         resources=services.resources,
         bundles=services.bundles,
+        timezone=ZoneInfo(settings.timezone),
     )
     services.extra["orders"] = ctx
     return ctx

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from fhirmwl.services.orders.catalogue import Catalogue
@@ -61,6 +61,7 @@ class OrderContext:
     uid_factory: Callable[[], str] = field(default_factory=default_uid_factory)
     resources: Any = None  # ResourceService
     bundles: Any = None  # BundleProcessor
+    timezone: tzinfo = UTC  # local time of the worklist (station load per day)
 
 
 @dataclass

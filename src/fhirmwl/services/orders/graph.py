@@ -58,6 +58,15 @@ def _refs(resource: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def referencing(tx: Tx, ids: list[str], source_type: str) -> list[tuple[str, str]]:
+    """``references_to`` one target id at a time: with several ids in one IN list SQLite picks
+    the (res_type, …) index and scans every reference of ``source_type`` in the store."""
+    out: list[tuple[str, str]] = []
+    for target in ids:
+        out += tx.references_to("ServiceRequest", [target], source_type, "based-on")
+    return list(dict.fromkeys(out))
+
+
 def load_order(tx: Tx, isr_id: str) -> OrderGraph:
     """The order graph of ``ServiceRequest/isr_id``; NotFound when it is not an order."""
     isr = tx.read("ServiceRequest", isr_id)
@@ -69,11 +78,10 @@ def load_order(tx: Tx, isr_id: str) -> OrderGraph:
     rp_ids = [s.res_id for s in graph.rps]
     if rp_ids:
         graph.tasks = sorted(
-            tx.read_many(tx.references_to("ServiceRequest", rp_ids, "Task", "based-on")),
+            tx.read_many(referencing(tx, rp_ids, "Task")),
             key=lambda s: s.res_id,
         )
-    study_keys = tx.references_to("ServiceRequest", [isr_id, *rp_ids], "ImagingStudy", "based-on")
-    graph.studies = tx.read_many(list(dict.fromkeys(study_keys)))
+    graph.studies = tx.read_many(referencing(tx, [isr_id, *rp_ids], "ImagingStudy"))
     seen = {(s.res_type, s.res_id) for s in graph.all()}
     wanted: list[tuple[str, str]] = []
     for s in graph.all():

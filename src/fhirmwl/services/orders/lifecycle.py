@@ -22,6 +22,7 @@ from fhirmwl.services.orders.context import OrderContext, OrderResult
 from fhirmwl.services.orders.graph import find_by_placer, load_order, order_bundle
 from fhirmwl.services.orders.status import NOT_STARTED
 from fhirmwl.services.orders.validate import validate_entries, validate_order
+from fhirmwl.services.resources import prevalidated
 from fhirmwl.store import Stored, Tx
 
 STARTED = frozenset({"in-progress", "completed", "failed"})
@@ -62,7 +63,8 @@ def create_order(tx: Tx, bundle: dict[str, Any], ctx: OrderContext) -> OrderResu
     accession = complete_isr(tx, isr, ctx)
     complete_procedures(tx, parsed, isr, ref_of(parsed.isr), accession, ctx)
     warnings = validate_order(tx, order)
-    response = ctx.bundles.transaction(tx, order, ctx.base, "minimal")
+    with prevalidated():  # every entry was just checked (R5 structure + profile) as a whole
+        response = ctx.bundles.transaction(tx, order, ctx.base, "minimal")
     index = order["entry"].index(parsed.isr)
     location = response["entry"][index]["response"]["location"]
     return _result(tx, location.split("/")[1], ctx, True, warnings)
@@ -154,7 +156,8 @@ def update_order(
         parsed.rps = new_rps
         complete_procedures(tx, parsed, isr, isr_ref, accession, ctx, len(graph.rps) + 1)
     warnings = validate_entries(tx, order)
-    ctx.bundles.transaction(tx, order, ctx.base, "minimal")
+    with prevalidated():  # each entry was just checked (R5 structure + profile)
+        ctx.bundles.transaction(tx, order, ctx.base, "minimal")
     return _result(tx, isr_id, ctx, False, warnings)
 
 
