@@ -8,7 +8,6 @@ and is also checked against an expectation computed from the generated data.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,44 +17,14 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from wlq_queries import CASES, RETURN_KEYS, SPS, Case
-from wlq_worklist import Step, c_find, free_port, steps, transactions
+from wlq_worklist import Step, c_find, steps
 
-from fhirmwl.config import load_settings
 from fhirmwl.runtime import Runtime
 from fhirmwl.worklist.jsoncodec import dataset_to_dict
 
 SPS_TAG = "00400100"
 SPS_ID_TAG = "00400009"
 ALL_STEPS = steps()
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    db = tmp_path_factory.mktemp("wlq") / "wlq.db"
-    settings = load_settings(
-        None,
-        db=f"sqlite:///{db}",
-        http_port=free_port(),
-        dicom_port=free_port(),
-        mllp=False,
-        timezone="UTC",
-    )
-    runtime = Runtime(settings)
-    runtime.start()
-    try:
-        with httpx.Client(base_url=settings.fhir_base, timeout=60) as client:
-            for bundle in transactions(ALL_STEPS):
-                r = client.post("", json=bundle)
-                assert r.status_code == 200, r.text[:500]
-        yield runtime
-    finally:
-        runtime.stop()
-
-
-@pytest.fixture(scope="module")
-def http(broker: Runtime) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=broker.settings.fhir_base, timeout=60) as client:
-        yield client
 
 
 def _keys(case: Case) -> dict[str, str]:
