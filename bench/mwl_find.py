@@ -38,6 +38,7 @@ from mwl_data import (
     station_aet,
     steps,
 )
+from mwl_http import measure_http
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
@@ -218,6 +219,7 @@ def bench_n(n: int, args: argparse.Namespace) -> dict[str, Any]:
     try:
         wait_port(dicom)
         result["fhirmwl"] = measure("fhirmwl", dicom, queries, args.runs)
+        result["http"] = measure_http(server.port, queries, args.runs)  # issue 7: HTTP forms
     finally:
         server.stop()
     if n <= args.wlm_max_n:
