@@ -160,7 +160,12 @@ CASES: list[Case] = [
         {"PatientBirthDate": "19500101-19551231"},
         lambda s: "19500101" <= s.birth_date <= "19551231",
     ),
-    Case("accession", {"AccessionNumber": "ACC0007"}, lambda s: s.accession == "ACC0007"),
+    Case(
+        "accession",
+        {"AccessionNumber": "ACC0007"},
+        lambda s: s.accession == "ACC0007",
+        [("based-on:ServiceRequest.based-on:ServiceRequest.identifier", "ACC0007")],
+    ),
     Case(
         "accession-wildcard",
         {"AccessionNumber": "ACC001?"},
