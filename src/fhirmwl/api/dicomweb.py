@@ -3,7 +3,7 @@
 ``GET /dicomweb/modality-scheduled-procedure-steps`` answers exactly like the C-FIND SCP — same
 index, same matcher, same projection — but as ``application/dicom+json``; return keys are the
 type 1/2 keys of Table K.6-1, the matched keys and ``includefield`` ones (``all`` = whole item).
-``GET /dicomweb/workitems`` re-expresses the same steps as UPS workitems (``ups_crosswalk``) and
+``GET /dicomweb/workitems`` re-expresses the same steps as UPS workitems (``mapping.fhir_to_dicom.ups``) and
 matches UPS attributes on them; the pre-filter on the index is derived from the UPS keys that
 have an MWL equivalent, so the index still bounds the scan.
 
@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from fhirmwl.api.ups_crosswalk import workitem
+from fhirmwl.mapping.fhir_to_dicom.ups import workitem
 from fhirmwl.api.worklist_params import SPS, add_return_keys, parse_keys, to_query
 from fhirmwl.errors import FhirMwlError
 from fhirmwl.services.container import Services
