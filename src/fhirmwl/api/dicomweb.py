@@ -3,8 +3,8 @@
 ``GET /dicomweb/modality-scheduled-procedure-steps`` answers exactly like the C-FIND SCP — same
 index, same matcher, same projection — but as ``application/dicom+json``; return keys are the
 type 1/2 keys of Table K.6-1, the matched keys and ``includefield`` ones (``all`` = whole item).
-``GET /dicomweb/workitems`` re-expresses the same steps as UPS workitems (``mapping.fhir_to_dicom.ups``) and
-matches UPS attributes on them; the pre-filter on the index is derived from the UPS keys that
+``GET /dicomweb/workitems`` re-expresses the same steps as UPS workitems
+(``mapping.fhir_to_dicom.ups``) and matches UPS attributes on them; the pre-filter on the index is derived from the UPS keys that
 have an MWL equivalent, so the index still bounds the scan.
 
 Status codes (PS3.18 §8.3.4, §11.9.3): 200 with results, 204 when nothing matches, 206 when more
@@ -22,9 +22,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from fhirmwl.mapping.fhir_to_dicom.ups import workitem
 from fhirmwl.api.worklist_params import SPS, add_return_keys, parse_keys, to_query
 from fhirmwl.errors import FhirMwlError
+from fhirmwl.mapping.fhir_to_dicom.ups import workitem
 from fhirmwl.services.container import Services
 from fhirmwl.worklist.jsoncodec import dataset_to_dict
 from fhirmwl.worklist.match import matches
