@@ -3,8 +3,8 @@
 Two targets:
   --target inproc   an in-process MLLPServer whose handler is the pure intake
                     (decode, parse, map, build ACK; no store): the transport + mapping ceiling.
-  --target serve    `fhirmwl serve` in its own process with the MLLP listener (ACK after
-                    commit), on SQLite or PostgreSQL. Needs the runtime's MLLP wiring.
+  --target serve    `python -m fhirmwl.cli serve --no-dicom` in its own process with the MLLP
+                    listener (services.ingest_v2: ACK after commit), on SQLite or PostgreSQL.
 
 Each message is a distinct new order (own placer number, accession and SPS), alternating ORM^O01
 and OMI^O23. A paced run at --rate messages/s reports the ACK latency under a steady load.
@@ -12,6 +12,7 @@ Prints figures; asserts nothing.
 
     python bench/mllp_ingest.py --target inproc --n 4000
     python bench/mllp_ingest.py --target serve --backend sqlite --n 4000
+    python bench/mllp_ingest.py --target serve --backend postgres --pg postgresql://…/db --n 4000
 """
 
 from __future__ import annotations

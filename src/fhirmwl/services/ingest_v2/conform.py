@@ -39,8 +39,8 @@ def _tag(task: dict[str, Any], code: str, how: str) -> None:
 def conform(
     bundle: dict[str, Any], now: datetime, slot_minutes: int = 5, modality: str = "OT"
 ) -> dict[str, Any]:
-    """A copy of ``bundle`` with every Task completed as described above."""
-    out = copy.deepcopy(bundle)
+    """``bundle`` (changed in place, and returned) with every Task completed as above."""
+    out = bundle
     by_url = {e.get("fullUrl"): e.get("resource") or {} for e in out.get("entry") or []}
     for entry in out.get("entry") or []:
         task = entry.get("resource") or {}
