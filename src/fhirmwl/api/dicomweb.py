@@ -4,8 +4,9 @@
 index, same matcher, same projection — but as ``application/dicom+json``; return keys are the
 type 1/2 keys of Table K.6-1, the matched keys and ``includefield`` ones (``all`` = whole item).
 ``GET /dicomweb/workitems`` re-expresses the same steps as UPS workitems
-(``mapping.fhir_to_dicom.ups``) and matches UPS attributes on them; the pre-filter on the index is derived from the UPS keys that
-have an MWL equivalent, so the index still bounds the scan.
+(``mapping.fhir_to_dicom.ups``) and matches UPS attributes on them; the pre-filter on the
+index is derived from the UPS keys that have an MWL equivalent, so the index still bounds the
+scan.
 
 Status codes (PS3.18 §8.3.4, §11.9.3): 200 with results, 204 when nothing matches, 206 when more
 results exist beyond ``limit`` (with a ``Warning: 299``), 400 with a reason for bad parameters.
