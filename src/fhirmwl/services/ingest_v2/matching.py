@@ -20,9 +20,12 @@ from fhirmwl.store import Tx
 
 def match_order(tx: Tx, group: OrderGroup) -> str | None:
     """Id of the stored ImagingServiceRequest with the group's placer, filler or accession."""
-    keys = ((model.PLAC, group.placer), (model.FILL, group.filler))
+    keys: list[tuple[tuple[str, str], tuple[str, str] | None]] = [
+        (model.PLAC, group.placer),
+        (model.FILL, group.filler),
+    ]
     if not group.accession_generated:
-        keys += ((model.ACSN, group.accession),)
+        keys.append((model.ACSN, group.accession))
     for code, key in keys:
         if key and key[1]:
             found = tx.find_unique(code[1], key[0] or "", key[1])
