@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from fhirmwl.errors import Unprocessable
@@ -34,6 +35,21 @@ def _expression(resource_type: str, loc: tuple[Any, ...]) -> str:
 
 
 def structure_issues(resource_type: str, resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issues of one resource; identical content is checked once (order messages re-send the
+    same Patient, Practitioner and station Device again and again)."""
+    try:
+        key = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return _structure_issues(resource_type, resource)
+    return [dict(i) for i in _cached_issues(resource_type, key)]
+
+
+@lru_cache(maxsize=4096)
+def _cached_issues(resource_type: str, key: bytes) -> tuple[dict[str, Any], ...]:
+    return tuple(_structure_issues(resource_type, orjson.loads(key)))
+
+
+def _structure_issues(resource_type: str, resource: dict[str, Any]) -> list[dict[str, Any]]:
     try:
         _model(resource_type).model_validate(resource)
     except ValidationError as exc:

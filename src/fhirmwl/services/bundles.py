@@ -189,13 +189,15 @@ class BundleProcessor:
         assert e.target is not None
         rtype, res_id = e.target
         if e.method == "POST":
-            existing = tx.read(rtype, res_id)
-            if existing is not None and e.if_none_exist:
+            existing = tx.read(rtype, res_id) if e.if_none_exist else None
+            if existing is not None:
                 return self._response(WriteResult(existing, False), base, prefer)
             body = {k: v for k, v in e.resource.items() if k != "id"}
             warnings = svc.prepare(tx, rtype, body, None)
             return self._response(
-                WriteResult(tx.create(rtype, body, res_id), True, warnings), base, prefer
+                WriteResult(tx.create(rtype, body, res_id, fresh=True), True, warnings),
+                base,
+                prefer,
             )
         if e.method == "PATCH":
             raise BadRequest("PATCH is not supported in Bundles")

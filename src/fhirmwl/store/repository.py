@@ -221,9 +221,18 @@ class Tx:
         return (row[0], row[1]) if row else None
 
     # ---- writes ------------------------------------------------------------------------
-    def create(self, res_type: str, resource: dict[str, Any], res_id: str | None = None) -> Stored:
-        """Create with a server-assigned id (or a caller-chosen one that must be new)."""
-        if res_id is not None and self.read(res_type, res_id) is not None:
+    def create(
+        self,
+        res_type: str,
+        resource: dict[str, Any],
+        res_id: str | None = None,
+        *,
+        fresh: bool = False,
+    ) -> Stored:
+        """Create with a server-assigned id, or a caller-chosen one that must be new (``fresh``:
+        the caller just drew it from ``store.new_id()``, so the existence check is skipped; the
+        primary key still guards it)."""
+        if res_id is not None and not fresh and self.read(res_type, res_id) is not None:
             raise Conflict(f"{res_type}/{res_id} already exists")
         return self._write(
             res_type, res_id or self.store.new_id(), resource, 1, "POST", insert=True
