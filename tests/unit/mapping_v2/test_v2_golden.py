@@ -169,3 +169,37 @@ def test_a40_merge_command() -> None:
     assert cmd.kind is PatientCommandKind.MERGE
     assert (cmd.identifier["value"], cmd.prior_identifier["value"]) == ("PAT001", "PAT999")
     assert cmd.prior_name == {"family": "DOE", "given": ["J"]}
+
+
+def test_station_rules_apply_when_the_message_names_no_station() -> None:
+    """ORM^O01 carries no station (no IPC-9): the configured rule for the modality decides,
+    else the default station; either way the value is marked as generated."""
+    from fhirmwl.services.worklist.stations import StationRules
+
+    rules = StationRules.from_settings(
+        [{"modality": "CT", "ae_title": "CT_RULED"}, {"modality": "MR", "ae_title": "MR_RULED"}]
+    )
+    for ctx, expected in (
+        (_ctx(station_for=rules.for_step, default_station_ae="DEFAULT"), None),
+        (_ctx(default_station_ae="DEFAULT"), "DEFAULT"),
+    ):
+        mapped = _run("orm_nw", ctx).mapped
+        devices = [
+            e["resource"]
+            for e in mapped.bundle["entry"]
+            if e["resource"]["resourceType"] == "Device"
+        ]
+        names = {n["value"] for d in devices for n in d.get("name", [])}
+        tasks = [
+            e["resource"] for e in mapped.bundle["entry"] if e["resource"]["resourceType"] == "Task"
+        ]
+        modality = tasks[0]["input"][0]["valueCodeableConcept"]["coding"][0]["code"]
+        want = expected or {"CT": "CT_RULED", "MR": "MR_RULED"}.get(modality, "DEFAULT")
+        assert names == {want}
+        assert any(
+            t.get("code") == "scheduled-station"
+            for d in devices
+            for t in d.get("meta", {}).get("tag", [])
+        ) or any(
+            t.get("code") == "scheduled-station" for t in tasks[0].get("meta", {}).get("tag", [])
+        )

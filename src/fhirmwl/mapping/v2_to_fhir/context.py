@@ -77,6 +77,9 @@ class MappingContext:
     systems: IdentifierSystems = field(default_factory=IdentifierSystems)
     policy: MissingValuePolicy = field(default_factory=MissingValuePolicy)
     default_station_ae: str | None = None
+    # Station assignment rules (modality, protocol codes) -> AE title, consulted before the
+    # default station when the message names no station (IPC-9 absent).
+    station_for: Callable[[str, set[str]], str | None] | None = None
 
     def full_url(self) -> str:
         return f"urn:uuid:{self.new_uuid()}"

@@ -133,10 +133,14 @@ def read_procedures(group: RawGroup, keys: OrderKeys, ctx: MappingContext) -> li
         if group.ipcs
         else procedures_from_obr(group, keys, ctx)
     )
-    if ctx.default_station_ae:
-        for proc in procs:
-            for step in proc.steps:
-                if not step.station_aes:
-                    step.station_aes = [ctx.default_station_ae]
-                    step.station_generated = True
+    for proc in procs:
+        for step in proc.steps:
+            if step.station_aes:
+                continue
+            codes = {str(step.protocol.get("code"))} if step.protocol else set()
+            ruled = ctx.station_for(step.modality, codes) if ctx.station_for else None
+            station = ruled or ctx.default_station_ae
+            if station:
+                step.station_aes = [station]
+                step.station_generated = True
     return procs

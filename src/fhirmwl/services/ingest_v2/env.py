@@ -20,6 +20,7 @@ from fhirmwl.mapping.v2_to_fhir import (
     MissingValue,
     MissingValuePolicy,
 )
+from fhirmwl.services.worklist.stations import StationRules
 
 if TYPE_CHECKING:
     from fhirmwl.services.container import Services
@@ -49,6 +50,7 @@ def mapping_context(settings: Settings) -> MappingContext:
         ),
         policy=missing_value_policy(v2.get("missing_values")),
         default_station_ae=str(v2.get("default_station_ae") or DEFAULT_STATION_AE),
+        station_for=StationRules.from_settings(settings.extra.get("station_rules", [])).for_step,
     )
 
 

@@ -9,8 +9,9 @@ Rules come from the TOML config, first match wins:
     requesting_service = "ER"       # ImagingServiceRequest.requester display / Organization name
     ae_title = "CT_ER_01"
 
-Omitted criteria match anything. The station is applied when the worklist item is built; the
-FHIR Task is not changed, so a later order update that names a station wins.
+Omitted criteria match anything. HL7 v2 orders that name no station get it at intake (a Device,
+tagged as generated); for FHIR orders without a station it is applied when the worklist item is
+built, without changing the Task, so a later order update that names a station wins.
 """
 
 from __future__ import annotations
@@ -65,8 +66,14 @@ class StationRules:
         return cls(rules)
 
     def station_for(self, graph: WorklistGraph) -> str | None:
-        modalities, codes = _modalities(graph.task), _codes(graph.requested_procedure)
-        service = _service(graph.service_request)
+        codes = _codes(graph.requested_procedure)
+        return self.match(_modalities(graph.task), codes, _service(graph.service_request))
+
+    def for_step(self, modality: str, codes: set[str]) -> str | None:
+        """For the HL7 v2 intake, which knows a step's modality and codes before resources."""
+        return self.match({modality} if modality else set(), codes, None)
+
+    def match(self, modalities: set[str], codes: set[str], service: str | None) -> str | None:
         for rule in self.rules:
             if rule.modality and rule.modality not in modalities:
                 continue
