@@ -196,10 +196,5 @@ def test_station_rules_apply_when_the_message_names_no_station() -> None:
         modality = tasks[0]["input"][0]["valueCodeableConcept"]["coding"][0]["code"]
         want = expected or {"CT": "CT_RULED", "MR": "MR_RULED"}.get(modality, "DEFAULT")
         assert names == {want}
-        assert any(
-            t.get("code") == "scheduled-station"
-            for d in devices
-            for t in d.get("meta", {}).get("tag", [])
-        ) or any(
-            t.get("code") == "scheduled-station" for t in tasks[0].get("meta", {}).get("tag", [])
-        )
+        tags = [t for d in devices for t in d.get("meta", {}).get("tag", [])]
+        assert [t["code"] for t in tags] == ["scheduled-station"]
