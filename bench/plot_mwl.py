@@ -48,7 +48,7 @@ def plot(results: dict[str, Any], out: Path) -> None:
         ax.set(xscale="log", yscale="log", xlabel="scheduled steps N", title=f"{query} query")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("C-FIND latency (ms)")
-    axes[1].legend(fontsize=7, loc="upper left")
+    axes[1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
