@@ -6,7 +6,9 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,3 +72,26 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip("../shared/corpus is not present")
     return CORPUS
+
+
+@contextmanager
+def running_broker(
+    db: str, *, dicom: bool = False, mllp: bool = False, **settings: Any
+) -> Iterator[Any]:
+    """A started ``Runtime`` on free loopback ports: HTTP always, DICOM/MLLP when asked."""
+    from fhirmwl.config import load_settings
+    from fhirmwl.runtime import Runtime
+
+    ports = {"dicom_port": free_port()} if dicom else {}
+    if mllp:
+        ports["mllp_port"] = free_port()
+    runtime = Runtime(
+        load_settings(
+            None, db=db, http_port=free_port(), dicom=dicom, mllp=mllp, **ports, **settings
+        )
+    )
+    runtime.start()
+    try:
+        yield runtime
+    finally:
+        runtime.stop()

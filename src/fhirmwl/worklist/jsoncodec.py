@@ -17,19 +17,36 @@ from pydicom.dataelem import DataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from fhirmwl.worklist.query import SPECIFIC_CHARACTER_SET, WorklistQuery
+
 _PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
 _INT_VRS = frozenset({"US", "UL", "SS", "SL", "SV", "UV", "IS"})
 _FLOAT_VRS = frozenset({"FL", "FD", "DS"})
 
 
-def item_from_json(text: str) -> Dataset:
-    return dataset_from_dict(json.loads(text))
+def item_from_json(text: str, only: WorklistQuery | None = None) -> Dataset:
+    """Decode a stored item; with ``only``, just the keys that query matches or returns (plus
+    Specific Character Set) — a C-FIND answer needs no more, and decoding every element of
+    every candidate row was most of the per-item cost on large worklists."""
+    return dataset_from_dict(json.loads(text), only)
 
 
-def dataset_from_dict(data: dict[str, Any]) -> Dataset:
+def dataset_from_dict(data: dict[str, Any], only: WorklistQuery | None = None) -> Dataset:
     ds = Dataset()
-    for key, entry in data.items():
-        ds.add(_element(int(key, 16), entry))
+    if only is None or not only.keys:
+        for key, entry in data.items():
+            ds.add(_element(int(key, 16), entry))
+        return ds
+    for tag in sorted({SPECIFIC_CHARACTER_SET, *only.keys}):
+        entry = data.get(f"{tag:08X}")
+        if entry is None:
+            continue
+        key = only.keys.get(tag)
+        if key is not None and key.item is not None and entry.get("vr") == "SQ":
+            items = [dataset_from_dict(i, key.item) for i in entry.get("Value") or []]
+            ds.add(DataElement(tag, "SQ", Sequence(items)))
+        else:
+            ds.add(_element(tag, entry))
     return ds
 
 

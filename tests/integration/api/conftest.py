@@ -8,24 +8,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fhirmwl.config import load_settings
 from fhirmwl.runtime import Runtime
-from tests.conftest import free_port
+from tests.conftest import running_broker
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Runtime]:
-    settings = load_settings(
-        None,
-        db=f"sqlite:///{tmp_path / 'api.db'}",
-        http_port=free_port(),
-        mllp=False,
-        dicom=False,
-    )
-    runtime = Runtime(settings)
-    runtime.start()
-    yield runtime
-    runtime.stop()
+    with running_broker(f"sqlite:///{tmp_path / 'api.db'}") as runtime:
+        yield runtime
 
 
 @pytest.fixture

@@ -10,10 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from fhirmwl.config import load_settings
 from fhirmwl.fhir.model import PROFILE_ISR
-from fhirmwl.runtime import Runtime
-from tests.conftest import free_port
+from tests.conftest import running_broker
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "data" / "ig-example-transaction.json"
 
@@ -67,19 +65,12 @@ def test_strict_validation_refuses_and_stores_nothing(client: httpx.Client) -> N
 
 @pytest.fixture
 def lenient_client(tmp_path: Path) -> Iterator[httpx.Client]:
-    settings = load_settings(
-        None,
-        db=f"sqlite:///{tmp_path / 'l.db'}",
-        http_port=free_port(),
-        mllp=False,
-        dicom=False,
-        validation="lenient",
-    )
-    runtime = Runtime(settings)
-    runtime.start()
-    with httpx.Client(base_url=settings.fhir_base, timeout=30) as c:
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    with (
+        running_broker(db, validation="lenient") as runtime,
+        httpx.Client(base_url=runtime.settings.fhir_base, timeout=30) as c,
+    ):
         yield c
-    runtime.stop()
 
 
 def test_lenient_validation_stores_and_warns(lenient_client: httpx.Client) -> None:

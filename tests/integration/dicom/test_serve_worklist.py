@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pydicom
 import pytest
-from mwl_scu import associate, find, free_port
+from mwl_scu import associate, find
 from pydicom.dataset import Dataset
+from tests.conftest import running_broker
 
-from fhirmwl.config import load_settings
 from fhirmwl.runtime import Runtime
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "data" / "ig-example-transaction.json"
@@ -26,18 +26,9 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "data" / "ig-example-transaction
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Runtime]:
-    settings = load_settings(
-        None,
-        db=f"sqlite:///{tmp_path / 'e2e.db'}",
-        http_port=free_port(),
-        dicom_port=free_port(),
-        mllp=False,
-        timezone="Europe/Berlin",
-    )
-    runtime = Runtime(settings)
-    runtime.start()
-    yield runtime
-    runtime.stop()
+    db = f"sqlite:///{tmp_path / 'e2e.db'}"
+    with running_broker(db, dicom=True, timezone="Europe/Berlin") as runtime:
+        yield runtime
 
 
 def _findscu(port: int, keys: list[str], workdir: Path) -> list[Dataset]:

@@ -19,9 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from fhirmwl.config import load_settings
 from fhirmwl.runtime import Runtime
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, running_broker
 
 EXAMPLE = REPO / "tests/unit/conformance/examples/Bundle-CreateOrderRequest-Example.json"
 CATALOGUE = """
@@ -72,18 +71,9 @@ def catalogue_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def order_server(tmp_path: Path, catalogue_file: Path) -> Iterator[Runtime]:
-    settings = load_settings(
-        None,
-        db=f"sqlite:///{tmp_path / 'orders.db'}",
-        http_port=free_port(),
-        mllp=False,
-        dicom=False,
-        catalogue=str(catalogue_file),
-    )
-    runtime = Runtime(settings)
-    runtime.start()
-    yield runtime
-    runtime.stop()
+    db = f"sqlite:///{tmp_path / 'orders.db'}"
+    with running_broker(db, catalogue=str(catalogue_file)) as runtime:
+        yield runtime
 
 
 @pytest.fixture

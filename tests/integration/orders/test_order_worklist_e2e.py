@@ -16,10 +16,9 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from fhirmwl.config import load_settings
 from fhirmwl.fhir import model
 from fhirmwl.runtime import Runtime
-from tests.conftest import free_port
+from tests.conftest import running_broker
 from tests.integration.orders.conftest import order_bundle
 
 pytestmark = [
@@ -32,19 +31,11 @@ SPS = "ScheduledProcedureStepSequence[0]"
 
 @pytest.fixture
 def broker(tmp_path: Path, catalogue_file: Path) -> Iterator[Runtime]:
-    settings = load_settings(
-        None,
-        db=f"sqlite:///{tmp_path / 'e2e.db'}",
-        http_port=free_port(),
-        dicom_port=free_port(),
-        mllp=False,
-        catalogue=str(catalogue_file),
-        timezone="Europe/Berlin",
-    )
-    runtime = Runtime(settings)
-    runtime.start()
-    yield runtime
-    runtime.stop()
+    db = f"sqlite:///{tmp_path / 'e2e.db'}"
+    with running_broker(
+        db, dicom=True, catalogue=str(catalogue_file), timezone="Europe/Berlin"
+    ) as runtime:
+        yield runtime
 
 
 def _findscu(port: int, accession: str, day: str, workdir: Path) -> list[Dataset]:

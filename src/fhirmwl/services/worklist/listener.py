@@ -26,7 +26,7 @@ class DicomListener:
         settings = services.settings
         store, retention = services.store, settings.worklist_retention_days
         self.scp = WorklistSCP(
-            lambda: StoreWorklistSource(store, retention),
+            lambda: StoreWorklistSource(store, retention, sparse=True),
             settings.ae_title,
             settings.host,
             settings.dicom_port,

@@ -20,9 +20,12 @@ from fhirmwl.worklist.sql import query_to_sql
 
 
 class StoreWorklistSource:
-    def __init__(self, store: Store, retention_days: int = 0) -> None:
+    def __init__(self, store: Store, retention_days: int = 0, *, sparse: bool = False) -> None:
+        """``sparse``: decode only the query's keys of each item (for callers that project
+        onto the query, like the C-FIND SCP); otherwise items come back whole."""
         self.store = store
         self.retention_days = retention_days
+        self.sparse = sparse
 
     def rows(self, q: WorklistQuery) -> list[tuple[str, str]]:
         """``(task_id, item_json)`` of the pre-filtered rows, in SPS start order."""
@@ -43,7 +46,7 @@ class StoreWorklistSource:
     ) -> Iterator[tuple[str, Dataset]]:
         count = 0
         for task_id, item_json in self.rows(q):
-            item = item_from_json(item_json)
+            item = item_from_json(item_json, q if self.sparse else None)
             if matches(q, item):
                 yield task_id, item
                 count += 1
