@@ -81,6 +81,9 @@ class Tx:
     conn: Conn
     store: Store
     touched: list[tuple[str, str]] = field(default_factory=list)
+    # Resources this unit of work created (first version): nothing outside the unit of work can
+    # reference them yet, which lets derived-table hooks skip reverse-reference walks.
+    created: set[tuple[str, str]] = field(default_factory=set)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     @property
@@ -315,6 +318,8 @@ class Tx:
             self._clear_index(res_type, res_id)
         self._index(res_type, res_id, body)
         self.touched.append((res_type, res_id))
+        if insert:
+            self.created.add((res_type, res_id))
         return Stored(res_type, res_id, version, instant, False, content, method)
 
     def reindex(self, res_type: str, res_id: str) -> None:

@@ -72,7 +72,9 @@ def affected_tasks(tx: Tx, touched: list[tuple[str, str]]) -> list[str]:
     for rtype, rid in touched:
         if rtype == "ImagingStudy":  # the study points at its procedure, not the other way
             frontier.update(tx.references_from("ImagingStudy", [rid], "based-on", None))
-        elif rtype in _GRAPH_TYPES and rtype != "Task":
+        elif rtype in _GRAPH_TYPES and rtype != "Task" and (rtype, rid) not in tx.created:
+            # A resource created in this unit of work is referenced only by resources written
+            # in it too (they are in ``touched``), so only changed ones need the reverse walk.
             frontier.add((rtype, rid))
     seen = set(frontier)
     for _ in range(_MAX_DEPTH):
