@@ -17,6 +17,8 @@ run: $(BIN)/fhirmwl
 test: $(BIN)/fhirmwl
 	bash scripts/install-test-deps.sh
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy src
 	$(BIN)/pytest
 
 lint: $(BIN)/fhirmwl

@@ -28,10 +28,22 @@ class Server:
 
     def __init__(self, db: str, *extra: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
-        args = [sys.executable, "-m", "fhirmwl.cli", "serve", "--db", db,
-                "--http-port", str(self.port), "--log-level", "warning", *extra]
-        self.proc = subprocess.Popen(args, env={**os.environ, **(env or {})},
-                                     stdout=subprocess.DEVNULL)
+        args = [
+            sys.executable,
+            "-m",
+            "fhirmwl.cli",
+            "serve",
+            "--db",
+            db,
+            "--http-port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            *extra,
+        ]
+        self.proc = subprocess.Popen(
+            args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -56,10 +68,12 @@ class Client:
         self.conn.connect()
         self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def request(self, method: str, path: str, body: Any = None,
-                raw: bytes | None = None) -> tuple[int, bytes]:
-        payload = raw if raw is not None else (
-            json.dumps(body).encode() if body is not None else None)
+    def request(
+        self, method: str, path: str, body: Any = None, raw: bytes | None = None
+    ) -> tuple[int, bytes]:
+        payload = (
+            raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        )
         headers = {"Content-Type": "application/fhir+json"} if payload is not None else {}
         self.conn.request(method, path, body=payload, headers=headers)
         resp = self.conn.getresponse()
@@ -75,5 +89,7 @@ def pct(values: list[float], q: float) -> float:
 
 def summary_ms(values: list[float]) -> str:
     ms = [v * 1000 for v in values]
-    return (f"p50 {pct(ms, 50):.2f} ms, p95 {pct(ms, 95):.2f} ms, "
-            f"mean {statistics.fmean(ms):.2f} ms (n={len(ms)})")
+    return (
+        f"p50 {pct(ms, 50):.2f} ms, p95 {pct(ms, 95):.2f} ms, "
+        f"mean {statistics.fmean(ms):.2f} ms (n={len(ms)})"
+    )

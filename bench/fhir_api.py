@@ -32,52 +32,127 @@ def order_graph(n: int) -> dict[str, Any]:
     station = f"STATION{n % 40:02d}"
     day = 1 + n % 28
     ident = lambda code, value, system: {  # noqa: E731
-        "type": {"coding": [{"system": V2 if code in ("ACSN", "MR", "VN") else
-                             f"{CANON}/CodeSystem/imaging-identifier-type", "code": code}]},
-        "system": system, "value": value}
+        "type": {
+            "coding": [
+                {
+                    "system": V2
+                    if code in ("ACSN", "MR", "VN")
+                    else f"{CANON}/CodeSystem/imaging-identifier-type",
+                    "code": code,
+                }
+            ]
+        },
+        "system": system,
+        "value": value,
+    }
     entries = [
-        (u[0], {"resourceType": "Patient", "identifier": [ident("MR", f"PID{n}", "urn:mrn")],
+        (
+            u[0],
+            {
+                "resourceType": "Patient",
+                "identifier": [ident("MR", f"PID{n}", "urn:mrn")],
                 "name": [{"family": f"FAM{n % 5000}", "given": ["Given"]}],
-                "birthDate": "1970-01-01", "gender": "female"}, "Patient"),
-        (u[1], {"resourceType": "Encounter", "status": "in-progress",
+                "birthDate": "1970-01-01",
+                "gender": "female",
+            },
+            "Patient",
+        ),
+        (
+            u[1],
+            {
+                "resourceType": "Encounter",
+                "status": "in-progress",
                 "identifier": [ident("VN", f"V{n}", "urn:visit")],
-                "subject": {"reference": u[0]}}, "Encounter"),
-        (u[2], {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+                "subject": {"reference": u[0]},
+            },
+            "Encounter",
+        ),
+        (
+            u[2],
+            {
+                "resourceType": "ServiceRequest",
+                "status": "active",
+                "intent": "order",
                 "identifier": [ident("ACSN", f"ACC{n}", "urn:acsn")],
-                "subject": {"reference": u[0]}, "authoredOn": "2026-01-01T08:00:00Z"},
-         "ServiceRequest"),
-        (u[3], {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+                "subject": {"reference": u[0]},
+                "authoredOn": "2026-01-01T08:00:00Z",
+            },
+            "ServiceRequest",
+        ),
+        (
+            u[3],
+            {
+                "resourceType": "ServiceRequest",
+                "status": "active",
+                "intent": "order",
                 "identifier": [ident("RPID", f"RP{n}", "urn:rp")],
-                "basedOn": [{"reference": u[2]}], "subject": {"reference": u[0]},
+                "basedOn": [{"reference": u[2]}],
+                "subject": {"reference": u[0]},
                 "encounter": {"reference": u[1]},
-                "code": {"concept": {"text": "CT head"}}}, "ServiceRequest"),
-        (u[4], {"resourceType": "Task", "status": "requested", "intent": "plan",
+                "code": {"concept": {"text": "CT head"}},
+            },
+            "ServiceRequest",
+        ),
+        (
+            u[4],
+            {
+                "resourceType": "Task",
+                "status": "requested",
+                "intent": "plan",
                 "identifier": [ident("SPSID", f"SPS{n}", "urn:sps")],
-                "basedOn": [{"reference": u[3]}], "for": {"reference": u[0]},
+                "basedOn": [{"reference": u[3]}],
+                "for": {"reference": u[0]},
                 "code": {"text": "CT head protocol"},
                 "requestedPeriod": {"start": f"2026-02-{day:02d}T{8 + n % 10:02d}:00:00Z"},
                 "requestedPerformer": [{"reference": {"reference": u[6]}}],
-                "input": [{"type": {"coding": [{"system": DCM, "code": "121139"}]},
-                           "valueCodeableConcept": {"coding": [
-                               {"system": DCM, "code": MODALITIES[n % 8]}]}}]}, "Task"),
-        (u[5], {"resourceType": "ImagingStudy", "status": "registered",
-                "identifier": [{"system": "urn:dicom:uid",
-                                "value": f"urn:oid:2.25.{uuid.uuid4().int}"}],
-                "subject": {"reference": u[0]}, "basedOn": [{"reference": u[3]}]},
-         "ImagingStudy"),
+                "input": [
+                    {
+                        "type": {"coding": [{"system": DCM, "code": "121139"}]},
+                        "valueCodeableConcept": {
+                            "coding": [{"system": DCM, "code": MODALITIES[n % 8]}]
+                        },
+                    }
+                ],
+            },
+            "Task",
+        ),
+        (
+            u[5],
+            {
+                "resourceType": "ImagingStudy",
+                "status": "registered",
+                "identifier": [
+                    {"system": "urn:dicom:uid", "value": f"urn:oid:2.25.{uuid.uuid4().int}"}
+                ],
+                "subject": {"reference": u[0]},
+                "basedOn": [{"reference": u[3]}],
+            },
+            "ImagingStudy",
+        ),
     ]
-    bundle = [{"fullUrl": f, "resource": r, "request": {"method": "POST", "url": t}}
-              for f, r, t in entries]
-    bundle.append({"fullUrl": u[6], "resource": {
-        "resourceType": "Device", "name": [{"value": station, "type": "registered-name"}]},
-        "request": {"method": "POST", "url": "Device", "ifNoneExist": f"name:exact={station}"}})
+    bundle = [
+        {"fullUrl": f, "resource": r, "request": {"method": "POST", "url": t}}
+        for f, r, t in entries
+    ]
+    bundle.append(
+        {
+            "fullUrl": u[6],
+            "resource": {
+                "resourceType": "Device",
+                "name": [{"value": station, "type": "registered-name"}],
+            },
+            "request": {"method": "POST", "url": "Device", "ifNoneExist": f"name:exact={station}"},
+        }
+    )
     return {"resourceType": "Bundle", "type": "transaction", "entry": bundle}
 
 
 def run_parallel(threads: int, work: Any, *args: Any) -> list[Any]:
     results: list[Any] = [None] * threads
-    workers = [threading.Thread(target=lambda i=i: results.__setitem__(i, work(i, *args)))
-               for i in range(threads)]
+    workers = [
+        threading.Thread(target=lambda i=i: results.__setitem__(i, work(i, *args)))
+        for i in range(threads)
+    ]
     for w in workers:
         w.start()
     for w in workers:
@@ -98,6 +173,7 @@ def load(port: int, n: int, threads: int) -> tuple[float, list[float]]:
                 raise RuntimeError(f"transaction failed: {status} {body[:300]!r}")
             lat.append(time.perf_counter() - t)
         return lat
+
     start = time.perf_counter()
     lat = [x for part in run_parallel(threads, work) for x in part]
     return n / (time.perf_counter() - start), lat
@@ -118,6 +194,7 @@ def reads(port: int, ids: list[str], seconds: float, threads: int) -> float:
             assert status == 200
             done += 1
         return done
+
     return sum(run_parallel(threads, work)) / seconds
 
 
@@ -151,23 +228,31 @@ def main() -> None:
     ap.add_argument("--read-seconds", type=float, default=10)
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="fhirmwl-bench-")
-    db = (f"sqlite:///{tmp}/bench.db" if args.backend == "sqlite"
-          else f"{args.pg}?schema=bench_{uuid.uuid4().hex[:8]}")
+    db = (
+        f"sqlite:///{tmp}/bench.db"
+        if args.backend == "sqlite"
+        else f"{args.pg}?schema=bench_{uuid.uuid4().hex[:8]}"
+    )
     server = Server(db, "--no-mllp", "--no-dicom", "--validation", "off")
     try:
         rate, lat = load(server.port, args.n, args.threads)
-        print(f"[{args.backend} N={args.n}] order-graph transactions: {rate:.0f}/s "
-              f"({args.threads} clients); latency {summary_ms(lat)}")
+        print(
+            f"[{args.backend} N={args.n}] order-graph transactions: {rate:.0f}/s "
+            f"({args.threads} clients); latency {summary_ms(lat)}"
+        )
         ids = patient_ids(server.port, 1000)
-        print(f"[{args.backend} N={args.n}] reads: "
-              f"{reads(server.port, ids, args.read_seconds, args.threads):.0f}/s "
-              f"({args.threads} clients, Patient by id)")
+        print(
+            f"[{args.backend} N={args.n}] reads: "
+            f"{reads(server.port, ids, args.read_seconds, args.threads):.0f}/s "
+            f"({args.threads} clients, Patient by id)"
+        )
         for label, values in searches(server.port, args.n, 200).items():
             print(f"[{args.backend} N={args.n}] search {label}: {summary_ms(values)}")
     finally:
         server.stop()
         if args.backend == "postgres":
             import psycopg
+
             with psycopg.connect(args.pg, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{db.rsplit("=", 1)[1]}" CASCADE')
 

@@ -22,8 +22,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=200)
     args = ap.parse_args()
-    resources = [json.loads(p.read_text("utf-8")) for p in sorted(EXAMPLES.glob("*.json"))
-                 if not p.stem.startswith("Bundle")]
+    resources = [
+        json.loads(p.read_text("utf-8"))
+        for p in sorted(EXAMPLES.glob("*.json"))
+        if not p.stem.startswith("Bundle")
+    ]
     for base in (True, False):
         for res in resources:
             validate(res, base=base)  # warm the compiled-profile cache
@@ -33,8 +36,10 @@ def main() -> None:
                 validate(res, base=base)
         per = (time.perf_counter() - start) / (args.rounds * len(resources)) * 1000
         label = "profile + R5 base check" if base else "profile only"
-        print(f"validation ({label}): {per:.3f} ms per resource "
-              f"({len(resources)} example resources x {args.rounds} rounds)")
+        print(
+            f"validation ({label}): {per:.3f} ms per resource "
+            f"({len(resources)} example resources x {args.rounds} rounds)"
+        )
 
 
 if __name__ == "__main__":

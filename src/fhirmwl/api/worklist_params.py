@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from pydicom import config
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
@@ -153,9 +154,11 @@ def _set_path(ds: Dataset, path: list[str], value: str) -> None:
     """Like ``WorklistQuery.from_keywords`` but an empty value is ``None`` and matching syntax
     (``?T`` in a CS key) is not validated as a stored value (pydicom would warn)."""
     tag = tag_for_keyword(path[0])
+    if tag is None:  # paths were canonicalised to keywords by the caller
+        raise ValueError(f"unknown DICOM keyword {path[0]!r}")
     vr = dictionary_VR(path[0])
     if len(path) == 1:
-        raw = [] if vr == "SQ" else (value if value != "" else None)
+        raw: list[Any] | str | None = [] if vr == "SQ" else (value if value != "" else None)
         ds.add(DataElement(tag, vr, raw, validation_mode=config.IGNORE))
         return
     if tag not in ds or not ds[tag].value:

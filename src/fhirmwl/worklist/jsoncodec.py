@@ -38,15 +38,15 @@ def dataset_from_dict(data: dict[str, Any], only: WorklistQuery | None = None) -
             ds.add(_element(int(key, 16), entry))
         return ds
     for tag in sorted({SPECIFIC_CHARACTER_SET, *only.keys}):
-        entry = data.get(f"{tag:08X}")
-        if entry is None:
+        found = data.get(f"{tag:08X}")
+        if found is None:
             continue
-        key = only.keys.get(tag)
-        if key is not None and key.item is not None and entry.get("vr") == "SQ":
-            items = [dataset_from_dict(i, key.item) for i in entry.get("Value") or []]
+        wanted = only.keys.get(tag)
+        if wanted is not None and wanted.item is not None and found.get("vr") == "SQ":
+            items = [dataset_from_dict(i, wanted.item) for i in found.get("Value") or []]
             ds.add(DataElement(tag, "SQ", Sequence(items)))
         else:
-            ds.add(_element(tag, entry))
+            ds.add(_element(tag, found))
     return ds
 
 
