@@ -230,3 +230,28 @@ def test_identical_update_creates_no_version(store: Store) -> None:
     with store.write() as tx:
         changed, _ = tx.update("Patient", created.res_id, created.resource() | {"active": True})
     assert changed.version == 2
+
+
+def test_requested_period_compares_the_scheduled_start(store: Store) -> None:
+    """Our ``requested-period`` parameter treats the SPS start as an instant: a day range
+    (``ge…&lt…``, or the day itself) finds exactly the steps that start that day."""
+
+    def task(start: str) -> dict[str, Any]:
+        return {
+            "resourceType": "Task",
+            "status": "requested",
+            "intent": "plan",
+            "requestedPeriod": {"start": start},
+        }
+
+    with store.write() as tx:
+        tx.update("Task", "t1", task("2024-01-01T23:30:00Z"))
+        tx.update("Task", "t2", task("2024-01-02T08:00:00Z"))
+        tx.update("Task", "t3", task("2024-01-02T17:45:00+01:00"))
+        tx.update("Task", "t4", task("2024-01-03T00:00:00Z"))
+    day = (("requested-period", "ge2024-01-02"), ("requested-period", "lt2024-01-03"))
+    assert ids(store, "Task", *day) == {"t2", "t3"}
+    assert ids(store, "Task", ("requested-period", "2024-01-02")) == {"t2", "t3"}
+    assert ids(store, "Task", ("requested-period", "gt2024-01-02")) == {"t4"}
+    assert ids(store, "Task", ("requested-period", "le2024-01-01")) == {"t1"}
+    assert ids(store, "Task", ("requested-period", "ne2024-01-02")) == {"t1", "t4"}

@@ -163,8 +163,9 @@ def search_parameters() -> list[dict[str, Any]]:
         _search_param(
             "requested-period",
             "date",
-            "Task.requestedPeriod",
-            "Scheduled Procedure Step start/end (0040,0002-0005)",
+            "Task.requestedPeriod.start",
+            "Scheduled Procedure Step start (0040,0002/0003) as an instant: prefixes compare the"
+            " start itself (ge/lt bound it), not the open-ended period",
         ),
         _search_param(
             "modality",

@@ -24,6 +24,9 @@ class SearchParam:
     # Served from a column of the worklist index instead of idx_* rows (values that live on
     # another resource of the step's graph, e.g. the station AE title on the Device).
     worklist_column: str | None = None
+    # Date parameter whose values are instants (a scheduled start), compared as points: every
+    # prefix becomes one bound on the indexed lower value, so ranges use the index.
+    point: bool = False
 
     @property
     def url(self) -> str:
@@ -128,12 +131,13 @@ _register(
     ),
     _p("authored-on", "date", "authoredOn"),
     _p("period", "date", "executionPeriod"),
-    _p(
+    SearchParam(
         "requested-period",
         "date",
-        "requestedPeriod",
-        ours=True,
-        doc="Scheduled Procedure Step start/end (Task.requestedPeriod)",
+        ("requestedPeriod.start",),
+        definition=f"{CANON}/SearchParameter/requested-period",
+        description="Scheduled Procedure Step start (Task.requestedPeriod.start), as an instant",
+        point=True,
     ),
     _p(
         "modality",

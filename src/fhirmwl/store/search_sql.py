@@ -60,6 +60,27 @@ def _date_cond(lo_col: str, hi_col: str, raw: str, name: str) -> tuple[str, list
     ]
 
 
+def _point_cond(col: str, raw: str, name: str) -> tuple[str, list[Any]]:
+    """Prefix semantics for instants (``point`` parameters): bounds on one indexed column."""
+    prefix = raw[:2] if raw[:2] in _PREFIXES else "eq"
+    value = raw[2:] if raw[:2] in _PREFIXES else raw
+    try:
+        qlo, qhi = date_range(value)
+    except ValueError:
+        raise BadRequest(f"invalid date {raw!r} for parameter {name!r}", expression=name) from None
+    if prefix in ("eq", "ap"):
+        return f"({col} >= ? AND {col} <= ?)", [qlo, qhi]
+    if prefix == "ne":
+        return f"NOT ({col} >= ? AND {col} <= ?)", [qlo, qhi]
+    if prefix in ("gt", "sa"):
+        return f"{col} > ?", [qhi]
+    if prefix in ("lt", "eb"):
+        return f"{col} < ?", [qlo]
+    if prefix == "ge":
+        return f"{col} >= ?", [qlo]
+    return f"{col} <= ?", [qhi]  # le
+
+
 def _token_cond(value: str, modifier: str | None, name: str) -> tuple[str, list[Any]]:
     if modifier == "of-type":
         parts = value.split("|")
@@ -117,7 +138,7 @@ def _value_sql(
     elif param.type == "date":
         table = "idx_date"
         for v in values:
-            c, a = _date_cond("lo", "hi", v, name)
+            c, a = _point_cond("lo", v, name) if param.point else _date_cond("lo", "hi", v, name)
             conds.append(c)
             args += a
     elif param.type == "reference":
@@ -232,11 +253,43 @@ def _order_sql(q: SearchQuery) -> tuple[str, list[Any]]:
     return " ORDER BY " + ", ".join(terms), args
 
 
+def _merged_dates(res_type: str, criteria: list[Criterion]) -> tuple[str, list[Any]]:
+    """Several AND-ed criteria on one date parameter (``ge…&lt…``) as one index range scan.
+
+    Equivalent to one subquery per criterion because every date parameter we index holds one
+    value per resource (see search_params.py).
+    """
+    param = criteria[0].param
+    assert param is not None
+    conds: list[str] = []
+    args: list[Any] = []
+    for c in criteria:
+        one = [
+            _point_cond("lo", v, c.name) if param.point else _date_cond("lo", "hi", v, c.name)
+            for v in c.values
+        ]
+        conds.append("(" + " OR ".join(sql for sql, _ in one) + ")")
+        args += [a for _, vals in one for a in vals]
+    sub = f"SELECT res_id FROM idx_date WHERE res_type = ? AND param = ? AND {' AND '.join(conds)}"
+    return f"r.res_id IN ({sub})", [res_type, param.name, *args]
+
+
 def build_where(q: SearchQuery) -> tuple[str, list[Any]]:
     where = ["r.res_type = ?", "r.deleted = 0"]
     args: list[Any] = [q.resource_type]
+    dates: dict[str, list[Criterion]] = {}
+    others: list[Criterion] = []
     for c in q.criteria:
-        sql, a = _criterion_sql(q.resource_type, c)
+        param = c.param
+        if param is not None and param.type == "date" and not c.chain and not c.modifier:
+            dates.setdefault(param.name, []).append(c)
+        else:
+            others.append(c)
+    # Date ranges first: a bounded range is usually the most selective criterion of a
+    # worklist-style search, and it keeps the planner from driving off a broad token list.
+    parts = [_merged_dates(q.resource_type, group) for group in dates.values()]
+    parts += [_criterion_sql(q.resource_type, c) for c in others]
+    for sql, a in parts:
         where.append(sql)
         args += a
     return " AND ".join(where), args
