@@ -25,6 +25,7 @@ from fhirmwl.store.db import Conn, Database
 from fhirmwl.store.migrations import migrate
 
 _COLS = "res_type, res_id, version, last_updated, deleted, content"
+_INDEX_TABLES = ("idx_token", "idx_string", "idx_date", "idx_ref", "unique_ident")
 
 
 @dataclass
@@ -299,21 +300,30 @@ class Tx:
         body["meta"] = meta
         content = orjson.dumps(body).decode()
         lu = utc_key(instant)
+        hist_sql = (
+            "INSERT INTO resource_history (res_type, res_id, version, last_updated, lu, method, "
+            "deleted, content) VALUES (?, ?, ?, ?, ?, ?, 0, ?)"
+        )
+        hist_args = (res_type, res_id, version, instant, lu, method, content)
         if insert:
-            self.conn.execute(
+            main_sql = (
                 "INSERT INTO resource (res_type, res_id, version, last_updated, lu, deleted, "
-                "content) VALUES (?, ?, ?, ?, ?, 0, ?)",
-                (res_type, res_id, version, instant, lu, content),
+                "content) VALUES (?, ?, ?, ?, ?, 0, ?)"
             )
+            main_args: tuple[Any, ...] = (res_type, res_id, version, instant, lu, content)
         else:
-            updated = self.conn.execute(
+            main_sql = (
                 "UPDATE resource SET version = ?, last_updated = ?, lu = ?, deleted = 0, "
-                "content = ? WHERE res_type = ? AND res_id = ? AND version = ?",
-                (version, instant, lu, content, res_type, res_id, expected),
+                "content = ? WHERE res_type = ? AND res_id = ? AND version = ?"
             )
-            if updated.rowcount != 1:
-                raise PreconditionFailed(f"concurrent change to {res_type}/{res_id}")
-        self._history(res_type, res_id, version, instant, method, content)
+            main_args = (version, instant, lu, content, res_type, res_id, expected)
+        if self.dialect == "postgresql":  # one round trip: history rides along as a CTE
+            written = self.conn.execute(f"WITH h AS ({hist_sql}) {main_sql}", hist_args + main_args)
+        else:
+            written = self.conn.execute(main_sql, main_args)
+            self.conn.execute(hist_sql, hist_args)
+        if not insert and written.rowcount != 1:
+            raise PreconditionFailed(f"concurrent change to {res_type}/{res_id}")
         if not insert:  # a brand-new row has no index rows yet
             self._clear_index(res_type, res_id)
         self._index(res_type, res_id, body)
@@ -355,7 +365,18 @@ class Tx:
         )
 
     def _clear_index(self, res_type: str, res_id: str) -> None:
-        for table in ("idx_token", "idx_string", "idx_date", "idx_ref", "unique_ident"):
+        if self.dialect == "postgresql":
+            # One round trip instead of five: data-modifying CTEs (PostgreSQL only).
+            ctes = ", ".join(
+                f"d{n} AS (DELETE FROM {t} WHERE res_type = ? AND res_id = ?)"
+                for n, t in enumerate(_INDEX_TABLES[:-1])
+            )
+            self.conn.execute(
+                f"WITH {ctes} DELETE FROM {_INDEX_TABLES[-1]} WHERE res_type = ? AND res_id = ?",
+                (res_type, res_id) * len(_INDEX_TABLES),
+            )
+            return
+        for table in _INDEX_TABLES:
             self.conn.execute(
                 f"DELETE FROM {table} WHERE res_type = ? AND res_id = ?", (res_type, res_id)
             )
