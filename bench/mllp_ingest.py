@@ -23,6 +23,7 @@ import contextlib
 import socket
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator
 
 from _common import Server, free_port, summary_ms
@@ -113,8 +114,13 @@ async def main() -> None:
         async with inproc() as port:
             await _suite(port, args.n, args.rate)
         return
+    schema = f"bench_mllp_{uuid.uuid4().hex[:8]}"  # a fresh database: no message is a repeat
     with tempfile.TemporaryDirectory() as tmp:
-        db = f"sqlite:///{tmp}/bench.db" if args.backend == "sqlite" else args.pg
+        db = (
+            f"sqlite:///{tmp}/bench.db"
+            if args.backend == "sqlite"
+            else f"{args.pg}?schema={schema}"
+        )
         mllp_port = free_port()
         server = Server(db, "--mllp-port", str(mllp_port), "--no-dicom")
         try:
@@ -122,6 +128,11 @@ async def main() -> None:
             await _suite(mllp_port, args.n, args.rate)
         finally:
             server.stop()
+            if args.backend == "postgres":
+                import psycopg
+
+                with psycopg.connect(args.pg, autocommit=True) as conn:
+                    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 async def _suite(port: int, n: int, rate: float) -> None:
