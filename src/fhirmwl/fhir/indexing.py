@@ -14,6 +14,7 @@ from typing import Any
 
 from fhirmwl.fhir import model
 from fhirmwl.fhir.dates import date_range, period_range
+from fhirmwl.fhir.references import split_reference
 from fhirmwl.fhir.search_params import SEARCH_PARAMS, SearchParam
 
 
@@ -47,15 +48,6 @@ def walk(node: Any, path: str) -> Iterator[Any]:
     for item in items:
         if isinstance(item, dict) and head in item:
             yield from walk(item[head], rest)
-
-
-def _split_ref(reference: str) -> tuple[str, str] | None:
-    parts = reference.split("/")
-    if len(parts) >= 2 and parts[-2][:1].isupper():
-        if "_history" in parts and len(parts) >= 4:
-            return parts[-4], parts[-3]
-        return parts[-2], parts[-1]
-    return None
 
 
 def _tokens(value: Any) -> Iterator[tuple[str | None, str | None, str | None, str | None]]:
@@ -118,7 +110,7 @@ def _add(rows: IndexRows, param: SearchParam, resource: dict[str, Any]) -> None:
                 rows.tokens.append((param.name, None, value, None, None))
             elif param.type == "reference":
                 ref = value.get("reference") if isinstance(value, dict) else None
-                target = _split_ref(ref) if isinstance(ref, str) else None
+                target = split_reference(ref) if isinstance(ref, str) else None
                 if target and (not only or target[0] == only):
                     rows.refs.append((param.name, target[0], target[1]))
 

@@ -21,6 +21,7 @@ from fhirmwl.api import http
 from fhirmwl.conformance import registry
 from fhirmwl.errors import BadRequest, NotFound
 from fhirmwl.fhir import model
+from fhirmwl.fhir.references import split_reference
 from fhirmwl.fhir.search_params import RESOURCE_TYPES
 from fhirmwl.services.container import Operation, Services
 from fhirmwl.services.resources import is_prevalidated
@@ -34,10 +35,10 @@ def store_resolver(tx: Tx) -> Callable[[str], dict[str, Any] | None]:
     """Resolve ``Type/id`` (relative or absolute) references against the store."""
 
     def resolve(reference: str) -> dict[str, Any] | None:
-        parts = reference.split("/_history/")[0].rstrip("/").split("/")
-        if len(parts) < 2 or parts[-2] not in RESOURCE_TYPES:
+        target = split_reference(reference)
+        if target is None or target[0] not in RESOURCE_TYPES:
             return None
-        stored = tx.read(parts[-2], parts[-1])
+        stored = tx.read(*target)
         return stored.resource() if stored and not stored.deleted else None
 
     return resolve

@@ -13,6 +13,7 @@ from typing import Any
 from fhirmwl.conformance.defs_bundles import PROFILE_ORDER_BUNDLE
 from fhirmwl.errors import NotFound
 from fhirmwl.fhir import model
+from fhirmwl.fhir.references import split_reference
 from fhirmwl.services.orders.status import ref_id
 from fhirmwl.store import Stored, Tx
 
@@ -51,10 +52,9 @@ def _refs(resource: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     candidates += [p.get("reference") for p in resource.get("requestedPerformer") or []]
     for ref in candidates:
-        text = (ref or {}).get("reference") or ""
-        parts = text.split("/_history/")[0].split("/")
-        if len(parts) >= 2 and not text.startswith("urn:"):
-            out.append((parts[-2], parts[-1]))
+        target = split_reference((ref or {}).get("reference"))
+        if target:
+            out.append(target)
     return out
 
 

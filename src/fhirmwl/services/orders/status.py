@@ -12,6 +12,7 @@ from typing import Any
 
 from fhirmwl.errors import BusinessRuleViolation
 from fhirmwl.fhir.outcome import issue
+from fhirmwl.fhir.references import reference_id
 from fhirmwl.mapping.v2_to_fhir.order_control import (
     ControlOutcome,
     OrderAction,
@@ -76,11 +77,7 @@ def rolled_up(task_statuses: list[str], current: str) -> str:
 
 
 def ref_id(reference: dict[str, Any] | None, rtype: str) -> str | None:
-    ref = (reference or {}).get("reference") or ""
-    parts = ref.split("/_history/")[0].split("/")
-    if len(parts) >= 2 and parts[-2] == rtype:
-        return parts[-1]
-    return None
+    return reference_id(reference, rtype)
 
 
 def _roll_up_request(tx: Tx, rp_id: str, task_id: str | None, new_status: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhirmwl.fhir.references import split_reference
 from fhirmwl.mapping.fhir_to_dicom import WorklistGraph
 from fhirmwl.mapping.fhir_to_dicom.graph import assemble_graph
 from fhirmwl.store import Tx
@@ -33,15 +34,8 @@ _GRAPH_TYPES = frozenset(
 _MAX_DEPTH = 4
 
 
-def _split(reference: str | None) -> tuple[str, str] | None:
-    if not reference or reference.startswith(("urn:", "#")):
-        return None
-    parts = reference.split("/_history/")[0].rstrip("/").split("/")
-    return (parts[-2], parts[-1]) if len(parts) >= 2 else None
-
-
 def _read(tx: Tx, reference: str | None) -> Resource | None:
-    key = _split(reference)
+    key = split_reference(reference)
     if key is None:
         return None
     stored = tx.read(*key)
