@@ -196,7 +196,10 @@ class Tx:
                 sql += " AND param = ?"
                 args.append(param)
             if other_type and other_type != "*":
-                sql += f" AND {other_col} = ?"
+                # SQLite without statistics would drive this from an index on the other type
+                # alone (every reference of that type); unary + keeps it on the id lookup.
+                col = f"+{other_col}" if self.dialect == "sqlite" else other_col
+                sql += f" AND {col} = ?"
                 args.append(other_type)
             out += [(r[0], r[1]) for r in self.conn.execute(sql, args).fetchall()]
         return out

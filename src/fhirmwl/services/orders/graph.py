@@ -59,12 +59,8 @@ def _refs(resource: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def referencing(tx: Tx, ids: list[str], source_type: str) -> list[tuple[str, str]]:
-    """``references_to`` one target id at a time: with several ids in one IN list SQLite picks
-    the (res_type, …) index and scans every reference of ``source_type`` in the store."""
-    out: list[tuple[str, str]] = []
-    for target in ids:
-        out += tx.references_to("ServiceRequest", [target], source_type, "based-on")
-    return list(dict.fromkeys(out))
+    """Resources of ``source_type`` based on any of the ServiceRequests ``ids``."""
+    return list(dict.fromkeys(tx.references_to("ServiceRequest", ids, source_type, "based-on")))
 
 
 def load_order(tx: Tx, isr_id: str) -> OrderGraph:
