@@ -7,4 +7,4 @@ if ! command -v findscu >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dcmtk >/dev/null
 fi
-findscu --version | head -1
+echo "DCMTK tools: $(command -v findscu) $(command -v wlmscpfs) $(command -v dump2dcm)"
