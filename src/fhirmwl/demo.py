@@ -133,22 +133,7 @@ def demo_bundle(n: int, start: datetime | None = None) -> dict[str, Any]:
                 "code": {"text": text},
                 "requestedPeriod": {"start": when},
                 "requestedPerformer": [{"reference": _ref(u["dev"])}],
-                "input": [
-                    {
-                        "type": {
-                            "coding": [
-                                {
-                                    "system": model.DCM,
-                                    "code": model.DCM_MODALITY_CODE,
-                                    "display": "Modality",
-                                }
-                            ]
-                        },
-                        "valueCodeableConcept": {
-                            "coding": [{"system": model.DCM, "code": modality}]
-                        },
-                    }
-                ],
+                "input": [model.modality_input(modality)],
             },
             {"method": "POST", "url": "Task"},
         ),

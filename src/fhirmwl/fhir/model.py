@@ -68,5 +68,13 @@ def typed_identifier(
     return ident
 
 
+def modality_input(modality: str) -> dict[str, Any]:
+    """The Task ``input[modality]`` element (I-9): type DCM#121139, value the DICOM modality."""
+    return {
+        "type": {"coding": [{"system": DCM, "code": DCM_MODALITY_CODE, "display": "Modality"}]},
+        "valueCodeableConcept": {"coding": [{"system": DCM, "code": modality}]},
+    }
+
+
 def generated_tag(code: str, display: str) -> dict[str, str]:
     return {"system": GENERATED_TAG_SYSTEM, "code": code, "display": display}

@@ -15,8 +15,6 @@ from pydicom.dataset import Dataset
 
 from fhirmwl.fhir.model import (
     ACSN,
-    DCM,
-    DCM_MODALITY_CODE,
     DICOM_UID_SYSTEM,
     MR,
     PROFILE_ISR,
@@ -29,6 +27,7 @@ from fhirmwl.fhir.model import (
     RPID,
     SPSID,
     VN,
+    modality_input,
     typed_identifier,
 )
 from fhirmwl.mapping.fhir_to_dicom.context import DicomMappingContext
@@ -292,7 +291,7 @@ def _task(
         task["requestedPeriod"] = {"start": start}
     modality = _text(sps, "Modality")
     if modality:
-        task["input"] = [_modality_input(modality)]
+        task["input"] = [modality_input(modality)]
     performers = _stations(sps, ctx, b)
     if performers:
         task["requestedPerformer"] = performers
@@ -305,10 +304,3 @@ def _task(
     if owner:
         task["owner"] = owner
     return task
-
-
-def _modality_input(modality: str) -> Resource:
-    return {
-        "type": {"coding": [{"system": DCM, "code": DCM_MODALITY_CODE, "display": "Modality"}]},
-        "valueCodeableConcept": {"coding": [{"system": DCM, "code": modality}]},
-    }

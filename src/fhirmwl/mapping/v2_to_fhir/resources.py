@@ -15,8 +15,6 @@ from typing import Any
 
 from fhirmwl.fhir.model import (
     ACSN,
-    DCM,
-    DCM_MODALITY_CODE,
     DICOM_UID_SYSTEM,
     FILL,
     PLAC,
@@ -28,6 +26,7 @@ from fhirmwl.fhir.model import (
     RPID,
     SPSID,
     generated_tag,
+    modality_input,
     typed_identifier,
 )
 from fhirmwl.hl7v2.errors import ErrorLocation
@@ -204,14 +203,7 @@ def build_task(
     if owner:
         task["owner"] = owner
     if step.modality:
-        task["input"] = [
-            {
-                "type": {
-                    "coding": [{"system": DCM, "code": DCM_MODALITY_CODE, "display": "Modality"}]
-                },
-                "valueCodeableConcept": {"coding": [{"system": DCM, "code": step.modality}]},
-            }
-        ]
+        task["input"] = [modality_input(step.modality)]
     if step.location:
         task["location"] = {"display": step.location}
     return task

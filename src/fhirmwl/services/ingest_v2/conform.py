@@ -16,7 +16,7 @@ import copy
 from datetime import datetime
 from typing import Any
 
-from fhirmwl.fhir.model import DCM, DCM_MODALITY_CODE, generated_tag
+from fhirmwl.fhir.model import generated_tag, modality_input
 
 _NO_PROTOCOL = {"text": "Scheduled Procedure Step"}
 
@@ -50,20 +50,13 @@ def conform(
         if not task.get("code"):
             task["code"] = _procedure_code(task, by_url)
         if not task.get("input"):
-            task["input"] = [_modality_input(modality)]
+            task["input"] = [modality_input(modality)]
             _tag(task, "modality", f"default modality {modality}")
         if not (task.get("requestedPeriod") or {}).get("start"):
             period = task.setdefault("requestedPeriod", {})
             period["start"] = next_slot(now, slot_minutes)
             _tag(task, "sps-start", f"next {slot_minutes}-minute slot")
     return out
-
-
-def _modality_input(modality: str) -> dict[str, Any]:
-    return {
-        "type": {"coding": [{"system": DCM, "code": DCM_MODALITY_CODE, "display": "Modality"}]},
-        "valueCodeableConcept": {"coding": [{"system": DCM, "code": modality}]},
-    }
 
 
 def _procedure_code(task: dict[str, Any], by_url: dict[Any, dict[str, Any]]) -> dict[str, Any]:

@@ -123,20 +123,7 @@ def catalogue_task(
         "requestedPerformer": [
             {"reference": {"reference": pick_station(tx, ctx, proc, stations, add_entry, start)}}
         ],
-        "input": [
-            {
-                "type": {
-                    "coding": [
-                        {
-                            "system": model.DCM,
-                            "code": model.DCM_MODALITY_CODE,
-                            "display": "Modality",
-                        }
-                    ]
-                },
-                "valueCodeableConcept": {"coding": [{"system": model.DCM, "code": proc.modality}]},
-            }
-        ],
+        "input": [model.modality_input(proc.modality)],
     }
     if rp.get("subject"):
         task["for"] = dict(rp["subject"])
