@@ -25,13 +25,19 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _date_cond(lo_col: str, hi_col: str, raw: str, name: str) -> tuple[str, list[Any]]:
+def _date_value(raw: str, name: str) -> tuple[str, str, str]:
+    """``(prefix, lo, hi)`` of a date search value such as ``ge2024-05``; 400 when malformed."""
     prefix = raw[:2] if raw[:2] in _PREFIXES else "eq"
     value = raw[2:] if raw[:2] in _PREFIXES else raw
     try:
         qlo, qhi = date_range(value)
     except ValueError:
         raise BadRequest(f"invalid date {raw!r} for parameter {name!r}", expression=name) from None
+    return prefix, qlo, qhi
+
+
+def _date_cond(lo_col: str, hi_col: str, raw: str, name: str) -> tuple[str, list[Any]]:
+    prefix, qlo, qhi = _date_value(raw, name)
     if prefix == "eq":
         return f"({lo_col} >= ? AND {hi_col} <= ?)", [qlo, qhi]
     if prefix == "ne":
@@ -62,12 +68,7 @@ def _date_cond(lo_col: str, hi_col: str, raw: str, name: str) -> tuple[str, list
 
 def _point_cond(col: str, raw: str, name: str) -> tuple[str, list[Any]]:
     """Prefix semantics for instants (``point`` parameters): bounds on one indexed column."""
-    prefix = raw[:2] if raw[:2] in _PREFIXES else "eq"
-    value = raw[2:] if raw[:2] in _PREFIXES else raw
-    try:
-        qlo, qhi = date_range(value)
-    except ValueError:
-        raise BadRequest(f"invalid date {raw!r} for parameter {name!r}", expression=name) from None
+    prefix, qlo, qhi = _date_value(raw, name)
     if prefix in ("eq", "ap"):
         return f"({col} >= ? AND {col} <= ?)", [qlo, qhi]
     if prefix == "ne":
