@@ -74,6 +74,14 @@ def corpus() -> Path:
     return CORPUS
 
 
+@pytest.fixture(scope="session")
+def mwl_corpus() -> Path:
+    """The DICOM worklist part of the shared corpus (DCMTK/Orthanc items and queries)."""
+    if not (CORPUS / "mwl").is_dir():
+        pytest.skip("../shared/corpus/mwl is not present")
+    return CORPUS / "mwl"
+
+
 @contextmanager
 def running_broker(
     db: str, *, dicom: bool = False, mllp: bool = False, **settings: Any

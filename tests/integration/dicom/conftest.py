@@ -13,15 +13,6 @@ from fhirmwl.dicom.dumpfile import read_worklist_file
 from fhirmwl.dicom.scp import AccessPolicy, WorklistSCP
 from fhirmwl.worklist import InMemorySource, WorklistSource
 
-CORPUS = Path(__file__).resolve().parents[4] / "shared" / "corpus" / "mwl"
-
-
-@pytest.fixture(scope="session")
-def mwl_corpus() -> Path:
-    if not CORPUS.is_dir():
-        pytest.skip("shared corpus not available")
-    return CORPUS
-
 
 @pytest.fixture(scope="session")
 def dcmtk_items(mwl_corpus: Path) -> list[Dataset]:
