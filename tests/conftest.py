@@ -67,19 +67,27 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield from pg_schema_url()
 
 
+def require_corpus(path: Path) -> Path:
+    """Return ``path`` inside the shared corpus; skip when it is missing on a developer machine,
+    but fail under CI (``CI`` or ``FHIRMWL_REQUIRE_CORPUS`` set), where a silent skip would hide
+    that the third-party material was never exercised."""
+    if not path.exists():
+        message = f"shared corpus file not present: {path}"
+        if os.environ.get("FHIRMWL_REQUIRE_CORPUS") or os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
 @pytest.fixture
 def corpus() -> Path:
-    if not CORPUS.is_dir():
-        pytest.skip("../shared/corpus is not present")
-    return CORPUS
+    return require_corpus(CORPUS)
 
 
 @pytest.fixture(scope="session")
 def mwl_corpus() -> Path:
     """The DICOM worklist part of the shared corpus (DCMTK/Orthanc items and queries)."""
-    if not (CORPUS / "mwl").is_dir():
-        pytest.skip("../shared/corpus/mwl is not present")
-    return CORPUS / "mwl"
+    return require_corpus(CORPUS / "mwl")
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from _conformance_examples import example_names, example_store, load_example
+from tests.conftest import require_corpus
 
 from fhirmwl.conformance.registry import PROFILE_CREATE_ORDER_BUNDLE
 from fhirmwl.validation import to_operation_outcome, validate, validate_bundle
@@ -58,8 +59,7 @@ def test_operation_outcome_shape() -> None:
 def test_corpus_imaging_study_against_profile() -> None:
     """A real R5 ImagingStudy (HL7 test case) is valid R5 but not a requested-procedure study."""
     path = CORPUS / "hl7fhir_R5_imagingstudy_ist-4-pass_minimal.json"
-    if not path.exists():
-        pytest.skip("shared corpus not available")
+    require_corpus(path)
     study = json.loads(path.read_text(encoding="utf-8"))
     assert validate(study) == []
     study["meta"] = {

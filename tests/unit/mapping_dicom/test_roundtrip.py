@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from pydicom.dataset import Dataset
+from tests.conftest import require_corpus
 
 from fhirmwl.dicom.dumpfile import read_worklist_file
 from fhirmwl.mapping.fhir_to_dicom import (
@@ -47,8 +48,7 @@ def _values(ds: Dataset, keyword: str) -> list[str]:
 @pytest.mark.parametrize("number", range(1, 11))
 def test_dcmtk_item_roundtrip(number: int) -> None:
     path = CORPUS / f"dcmtk_wklist{number}.dump"
-    if not path.exists():
-        pytest.skip("shared corpus not available")
+    require_corpus(path)
     original = read_worklist_file(path)
     bundle = worklist_item_to_fhir(original, _ctx())
     assert bundle["type"] == "transaction"

@@ -20,6 +20,8 @@ def pg():  # type: ignore[no-untyped-def]
     try:
         conn = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
     except Exception:  # noqa: BLE001
+        if os.environ.get("FHIRMWL_REQUIRE_PG"):
+            pytest.fail(f"PostgreSQL required but not reachable at {PG_URL}")
         pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
     schema = f"wl_{uuid.uuid4().hex[:10]}"
     conn.execute(f'CREATE SCHEMA "{schema}"')
