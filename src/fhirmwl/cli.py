@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
@@ -44,6 +43,7 @@ def serve(
     no_dicom: bool = typer.Option(False, "--no-dicom", help="do not start the DICOM listener"),
     validation: str | None = typer.Option(None, help="strict | lenient | off"),
     log_level: str | None = typer.Option(None, help="debug | info | warning"),
+    log_format: str | None = typer.Option(None, help="text | json (env FHIRMWL_LOG_FORMAT)"),
     demo: bool = typer.Option(False, "--demo", help="load a demo worklist if the store is empty"),
 ) -> None:
     """Start the broker (HTTP FHIR API, and the MLLP and DICOM listeners when available)."""
@@ -59,14 +59,16 @@ def serve(
         ae_title=ae_title,
         validation=validation,
         log_level=log_level,
+        log_format=log_format,
         mllp=False if no_mllp else None,
         dicom=False if no_dicom else None,
     )
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if settings.log_level.lower() != "debug":  # pynetdicom logs every PDU at INFO
-        logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    from fhirmwl.ops.logs import configure
+
+    try:
+        configure(settings.log_level, settings.log_format)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     runtime = Runtime(settings)
     if demo:
         from fhirmwl.demo import load_demo

@@ -32,6 +32,7 @@ class Settings:
     timezone: str = "UTC"  # the modalities' wall clock, for DICOM dates and times
     uid_root: str = ""  # empty: 2.25.<uuid>
     log_level: str = "info"
+    log_format: str = "text"  # text | json (one JSON object per line)
     catalogue: str = ""  # procedure catalogue file (TOML/JSON)
     # DICOM worklist SCP policy (docs/dicom-conformance.md); per-AE character sets and station
     # rules come from the TOML sections [dicom_charsets] and [[station_rules]].

@@ -84,6 +84,7 @@ class Runtime:
             listener = factory(self.services)
             listener.start()
             self.listeners.append(listener)
+            self.services.running.append(listener)
             log.info("%s listener started", name)
 
     def stop(self) -> None:
@@ -93,6 +94,7 @@ class Runtime:
             except Exception:  # noqa: BLE001 - keep stopping the others
                 log.exception("error while stopping %s", listener.name)
         self.listeners.clear()
+        self.services.running.clear()
         self.services.close()
 
     def run_forever(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -282,7 +283,11 @@ def create_app(services: Services) -> Starlette:
         Route("/fhir/{path:path}", api.dispatch, methods=methods),
     ]
     from fhirmwl.api import dicomweb
+    from fhirmwl.ops import health, logs, metrics
 
-    app = Starlette(routes=[*routes, dicomweb.mount(services)])
+    app = Starlette(
+        routes=[*health.routes(services), *routes, dicomweb.mount(services)],
+        middleware=[Middleware(logs.RequestIdMiddleware), Middleware(metrics.MetricsMiddleware)],
+    )
     app.state.services = services
     return app

@@ -23,6 +23,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 
 from fhirmwl.dicom.charset import DEFAULT_CHARSET, parse_charset, prepare_response
+from fhirmwl.ops.metrics import timed_find
 from fhirmwl.worklist.project import project
 from fhirmwl.worklist.query import WorklistQuery, WorklistQueryError
 from fhirmwl.worklist.source import WorklistSource
@@ -113,7 +114,7 @@ class WorklistSCP:
     def start(self) -> None:
         handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, _set_nodelay),
-            (evt.EVT_C_FIND, self._on_find),
+            (evt.EVT_C_FIND, timed_find(self._on_find)),
             (evt.EVT_C_ECHO, lambda event: 0x0000),
         ]
         ae = self._build_ae()

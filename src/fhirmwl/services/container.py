@@ -37,6 +37,8 @@ class Services:
     listener_factories: list[tuple[str, Callable[[Services], Any]]] = field(default_factory=list)
     # Called by Services.close() before the store closes (background threads, pools).
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # Listeners the runtime has started, in start order (readiness probe, graceful stop).
+    running: list[Any] = field(default_factory=list)
 
     def add_operation(self, op: Operation) -> None:
         self.operations[(op.level, op.resource_type, op.name)] = op

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fhirmwl.mllp import PeerInfo, ThreadedMLLPListener
+from fhirmwl.ops.logs import CONTEXT, bind
+from fhirmwl.ops.metrics import timed_mllp
 from fhirmwl.services.ingest_v2 import log
 from fhirmwl.services.ingest_v2.env import IngestEnv, mapping_context
 
@@ -23,8 +25,15 @@ def mllp_listener(services: Services) -> ThreadedMLLPListener:
 
     settings = services.settings
 
+    @timed_mllp
     def handle(raw: bytes, peer: PeerInfo) -> bytes:
-        return ingest(services, raw, peer)
+        token = bind(
+            door="mllp", peer=f"{peer.host}:{peer.port}", connection=str(peer.connection_id)
+        )
+        try:
+            return ingest(services, raw, peer)
+        finally:
+            CONTEXT.reset(token)
 
     return ThreadedMLLPListener(
         handle,
