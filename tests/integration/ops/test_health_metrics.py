@@ -96,9 +96,7 @@ def test_health_readiness_and_metrics(db_url: str) -> None:
     assert _sum(after, "fhirmwl_schema_version") >= 1
     stations = {dict(lab).get("station"): v for (n, lab), v in after.items()}
     assert any(n == "fhirmwl_worklist_items" for (n, _lab) in after), "worklist gauge missing"
-    assert sum(
-        v for (n, lab), v in after.items() if n == "fhirmwl_worklist_items"
-    ) >= 1, stations
+    assert sum(v for (n, lab), v in after.items() if n == "fhirmwl_worklist_items") >= 1, stations
     # No patient data in the exposition (the order's patient is DOE^JANE).
     assert "DOE" not in metrics.text and "JANE" not in metrics.text
 
