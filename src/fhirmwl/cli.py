@@ -24,6 +24,9 @@ def _add_subcommands() -> None:
 
     app.add_typer(order_app, name="order", help="imaging orders over the FHIR API")
     app.add_typer(catalogue_app, name="catalogue", help="procedure catalogue tools")
+    from fhirmwl import cli_ops
+
+    cli_ops.register(app)
 
 
 _CONFIG = typer.Option(None, "--config", "-c", help="TOML config file (env FHIRMWL_CONFIG)")

@@ -33,6 +33,12 @@ class Settings:
     uid_root: str = ""  # empty: 2.25.<uuid>
     log_level: str = "info"
     log_format: str = "text"  # text | json (one JSON object per line)
+    # Retention in days, 0 = keep forever (docs/operations.md); the purge runs every interval s.
+    retention_history_days: int = 0  # superseded resource versions
+    retention_v2_log_days: int = 0  # HL7 v2 message log rows
+    retention_outbox_days: int = 0  # notification events every subscriber has received
+    retention_orders_days: int = 0  # completed/revoked orders (whole graph, patients stay)
+    retention_interval: int = 3600
     catalogue: str = ""  # procedure catalogue file (TOML/JSON)
     # DICOM worklist SCP policy (docs/dicom-conformance.md); per-AE character sets and station
     # rules come from the TOML sections [dicom_charsets] and [[station_rules]].

@@ -1,0 +1,224 @@
+"""Retention: remove what is older than the site keeps, in small batches.
+
+Four independent settings (days; 0 keeps forever):
+
+- ``retention_history_days``: superseded resource versions (the current version always stays);
+- ``retention_v2_log_days``: rows of the HL7 v2 message log (a retransmission older than this is
+  no longer recognised as one);
+- ``retention_outbox_days``: notification events every subscription has already been given
+  (an event some subscription still waits for is kept, however old);
+- ``retention_orders_days``: orders whose ImagingServiceRequest is completed, revoked or
+  entered-in-error and unchanged for that long: the request, its requested procedures, steps
+  and studies are deleted through the store (index and worklist rows go with them; Patients and
+  Encounters stay, other orders may share them).
+
+``serve`` runs a purge every ``retention_interval`` seconds in the background; ``fhirmwl purge
+[--dry-run]`` runs one by hand and prints what it removed (or would remove). Each batch is its
+own short transaction, so HL7 ACKs and C-FINDs never wait behind a long purge.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from fhirmwl.fhir.dates import utc_key
+from fhirmwl.store import Store, Tx
+
+if TYPE_CHECKING:
+    from fhirmwl.config import Settings
+    from fhirmwl.services.container import Services
+
+log = logging.getLogger("fhirmwl.ops")
+FINAL_ORDER_STATUSES = ("completed", "revoked", "entered-in-error")
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    history_days: int = 0
+    v2_log_days: int = 0
+    outbox_days: int = 0
+    orders_days: int = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetentionPolicy:
+        return cls(
+            settings.retention_history_days,
+            settings.retention_v2_log_days,
+            settings.retention_outbox_days,
+            settings.retention_orders_days,
+        )
+
+    @property
+    def active(self) -> bool:
+        return any((self.history_days, self.v2_log_days, self.outbox_days, self.orders_days))
+
+
+def _instant(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _table_exists(tx: Tx, name: str) -> bool:
+    if tx.conn.dialect == "sqlite":
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    else:
+        sql = (
+            "SELECT 1 FROM information_schema.tables "
+            "WHERE table_name = ? AND table_schema = current_schema()"
+        )
+    return tx.conn.execute(sql, (name,)).fetchone() is not None
+
+
+# Each step selects up to ``limit`` keys older than the cutoff and deletes them (unless dry run).
+def _history(tx: Tx, cutoff: datetime, limit: int, apply: bool) -> int:
+    rows = tx.conn.execute(
+        "SELECT h.res_type, h.res_id, h.version FROM resource_history h JOIN resource r "
+        "ON r.res_type = h.res_type AND r.res_id = h.res_id "
+        "WHERE h.lu < ? AND h.version < r.version LIMIT ?",
+        (utc_key(_instant(cutoff)), limit),
+    ).fetchall()
+    if apply:
+        tx.conn.executemany(
+            "DELETE FROM resource_history WHERE res_type = ? AND res_id = ? AND version = ?",
+            [tuple(r) for r in rows],
+        )
+    return len(rows)
+
+
+def _v2_log(tx: Tx, cutoff: datetime, limit: int, apply: bool) -> int:
+    if not _table_exists(tx, "v2_message_log"):
+        return 0
+    rows = tx.conn.execute(
+        "SELECT id FROM v2_message_log WHERE received_at < ? ORDER BY id LIMIT ?",
+        (_instant(cutoff), limit),
+    ).fetchall()
+    if apply:
+        tx.conn.executemany("DELETE FROM v2_message_log WHERE id = ?", [(r[0],) for r in rows])
+    return len(rows)
+
+
+def _outbox(tx: Tx, cutoff: datetime, limit: int, apply: bool) -> int:
+    if not _table_exists(tx, "notify_event"):
+        return 0
+    rows = tx.conn.execute(
+        "SELECT event_no FROM notify_event WHERE created < ? AND event_no <= "
+        "(SELECT COALESCE(MIN(cursor), (SELECT MAX(event_no) FROM notify_event)) FROM notify_sub)"
+        " ORDER BY event_no LIMIT ?",
+        (_instant(cutoff), limit),
+    ).fetchall()
+    if apply:
+        keys = [(r[0],) for r in rows]
+        tx.conn.executemany("DELETE FROM notify_delivery WHERE event_no = ?", keys)
+        tx.conn.executemany("DELETE FROM notify_event WHERE event_no = ?", keys)
+    return len(rows)
+
+
+def _orders(tx: Tx, cutoff: datetime, limit: int, apply: bool) -> int:
+    """Delete finished order graphs; counts ImagingServiceRequests."""
+    from fhirmwl.services.orders.graph import load_order
+
+    marks = ", ".join("?" * len(FINAL_ORDER_STATUSES))
+    rows = tx.conn.execute(
+        "SELECT DISTINCT r.res_id FROM resource r JOIN idx_token t ON t.res_type = r.res_type "
+        "AND t.res_id = r.res_id AND t.param = 'status' "
+        "WHERE r.res_type = 'ServiceRequest' AND r.deleted = 0 AND r.lu < ? "
+        f"AND t.code IN ({marks}) ORDER BY r.res_id LIMIT ?",
+        (utc_key(_instant(cutoff)), *FINAL_ORDER_STATUSES, limit),
+    ).fetchall()
+    count = 0
+    for (isr_id,) in rows:
+        stored = tx.read("ServiceRequest", isr_id)
+        if stored is None or stored.deleted:
+            continue
+        res = stored.resource()
+        if any("ServiceRequest/" in str(b.get("reference")) for b in res.get("basedOn") or []):
+            continue  # a requested procedure: it goes with its order
+        count += 1
+        if apply:
+            graph = load_order(tx, isr_id)
+            for part in [*graph.tasks, *graph.studies, *graph.rps, graph.isr]:
+                tx.delete(part.res_type, part.res_id)
+    return count
+
+
+Step = Callable[[Tx, datetime, int, bool], int]
+STEPS: tuple[tuple[str, str, Step], ...] = (
+    # Orders first: their deletion creates history rows the history step may then remove.
+    ("orders", "orders_days", _orders),
+    ("history", "history_days", _history),
+    ("v2_log", "v2_log_days", _v2_log),
+    ("outbox", "outbox_days", _outbox),
+)
+
+
+def purge(
+    store: Store,
+    policy: RetentionPolicy,
+    *,
+    dry_run: bool = False,
+    batch: int = 500,
+    now: datetime | None = None,
+    stop: threading.Event | None = None,
+) -> dict[str, int]:
+    """Apply the policy; return the number of rows (orders for ``orders``) per kind."""
+    moment = now or datetime.now(UTC)
+    counts: dict[str, int] = {}
+    for name, attr, step in STEPS:
+        days = int(getattr(policy, attr))
+        if days <= 0:
+            continue
+        cutoff = moment - timedelta(days=days)
+        total = 0
+        while not (stop and stop.is_set()):
+            if dry_run:
+                with store.read() as tx:
+                    total = step(tx, cutoff, 1 << 62, False)
+                break
+            with store.write() as tx:
+                done = step(tx, cutoff, batch, True)
+            total += done
+            if done < batch:
+                break
+        counts[name] = total
+    return counts
+
+
+class RetentionWorker:
+    """Background purge in ``serve``: one pass every ``retention_interval`` seconds."""
+
+    name = "retention"
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.policy = RetentionPolicy.from_settings(services.settings)
+        self.interval = max(1, int(services.settings.retention_interval))
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="retention", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if self.policy.active:
+                try:
+                    counts = purge(self.services.store, self.policy, stop=self._stop)
+                    if any(counts.values()):
+                        log.info("retention: removed %s", counts)
+                except Exception:  # noqa: BLE001 - try again next interval
+                    log.exception("retention pass failed")
+            self._stop.wait(self.interval)
+
+
+def install(services: Services) -> None:
+    if not any(name == "retention" for name, _ in services.listener_factories):
+        factory: Callable[[Any], Any] = RetentionWorker
+        services.listener_factories.append(("retention", factory))
