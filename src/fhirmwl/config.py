@@ -39,6 +39,7 @@ class Settings:
     retention_outbox_days: int = 0  # notification events every subscriber has received
     retention_orders_days: int = 0  # completed/revoked orders (whole graph, patients stay)
     retention_interval: int = 3600
+    shutdown_grace: int = 10  # seconds SIGTERM waits for messages/associations in hand
     catalogue: str = ""  # procedure catalogue file (TOML/JSON)
     # DICOM worklist SCP policy (docs/dicom-conformance.md); per-AE character sets and station
     # rules come from the TOML sections [dicom_charsets] and [[station_rules]].

@@ -49,6 +49,7 @@ class HttpListener:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            timeout_graceful_shutdown=settings.shutdown_grace,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="http", daemon=True)
@@ -62,8 +63,8 @@ class HttpListener:
             time.sleep(0.02)
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.server.should_exit = True  # uvicorn stops accepting and finishes requests in hand
+        self.thread.join(timeout=(self.server.config.timeout_graceful_shutdown or 10) + 5)
 
 
 # Factories for optional listeners; features register theirs (see plugins.py).
@@ -86,8 +87,10 @@ class Runtime:
             self.listeners.append(listener)
             self.services.running.append(listener)
             log.info("%s listener started", name)
+        self.services.started = True
 
     def stop(self) -> None:
+        self.services.started = False  # readiness fails first, so balancers drain this process
         for listener in reversed(self.listeners):
             try:
                 listener.stop()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,7 +94,9 @@ class WorklistSCP:
         port: int = 11112,
         policy: AccessPolicy | None = None,
         max_associations: int = 32,
+        shutdown_grace: float = 10.0,
     ) -> None:
+        self.shutdown_grace = shutdown_grace  # stop(): seconds for open associations to end
         self.source_factory = source_factory
         self.ae_title = ae_title
         self.host = host
@@ -123,9 +126,17 @@ class WorklistSCP:
         LOG.info("DICOM worklist SCP %s listening on %s:%s", self.ae_title, self.host, self.port)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server = None
+        """Stop accepting; let open associations finish (bounded), then abort the rest."""
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        server.shutdown()
+        deadline = time.monotonic() + self.shutdown_grace
+        while server.active_associations and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for assoc in server.active_associations:
+            LOG.warning("DICOM stop: aborting an association still open after the grace period")
+            assoc.abort()
 
     def _on_find(self, event: evt.Event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
         calling = str(event.assoc.requestor.ae_title).strip()

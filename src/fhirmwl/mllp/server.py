@@ -71,8 +71,11 @@ class MLLPServer:
         max_message_bytes: int = 1 << 20,
         idle_timeout: float = 300.0,
         max_garbage_bytes: int = 4096,
+        shutdown_grace: float = 10.0,
     ) -> None:
         self.handler = handler
+        self.shutdown_grace = shutdown_grace  # stop(): seconds to finish messages in hand
+        self._busy = 0  # connections between a complete frame and its written reply
         self.host = host
         self.port = port
         self.max_message_bytes = max_message_bytes
@@ -90,9 +93,15 @@ class MLLPServer:
         log.info("MLLP listening on %s:%d", self.host, self.port)
 
     async def stop(self) -> None:
+        """Stop accepting, let messages in hand be committed and ACKed (bounded), then close."""
         if self._server is None:
             return
         self._server.close()
+        deadline = asyncio.get_running_loop().time() + self.shutdown_grace
+        while self._busy and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        if self._busy:
+            log.warning("MLLP stop: %d message(s) still in hand after the grace period", self._busy)
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -143,14 +152,18 @@ class MLLPServer:
                 if decoder.has_partial_frame:
                     log.warning("MLLP connection %d closed inside a frame", peer.connection_id)
                 return
-            for event in decoder.feed(data):
-                reply = await self._dispatch(event, peer)
-                if reply is None and isinstance(event, GarbageLimit):
-                    log.warning("MLLP connection %d sent non-MLLP data", peer.connection_id)
-                    return
-                if reply:
-                    writer.write(frame(reply))
-                    await writer.drain()
+            self._busy += 1
+            try:
+                for event in decoder.feed(data):
+                    reply = await self._dispatch(event, peer)
+                    if reply is None and isinstance(event, GarbageLimit):
+                        log.warning("MLLP connection %d sent non-MLLP data", peer.connection_id)
+                        return
+                    if reply:
+                        writer.write(frame(reply))
+                        await writer.drain()
+            finally:
+                self._busy -= 1
 
     async def _dispatch(self, event: object, peer: PeerInfo) -> bytes | None:
         if isinstance(event, Frame):

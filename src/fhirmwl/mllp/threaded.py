@@ -45,6 +45,7 @@ class ThreadedMLLPListener:
         idle_timeout: float = 300.0,
         max_garbage_bytes: int = 4096,
         workers: int = 4,
+        shutdown_grace: float = 10.0,
     ) -> None:
         self._pool: ThreadPoolExecutor | None = None
         if not inspect.iscoroutinefunction(handler):
@@ -56,6 +57,7 @@ class ThreadedMLLPListener:
             max_message_bytes=max_message_bytes,
             idle_timeout=idle_timeout,
             max_garbage_bytes=max_garbage_bytes,
+            shutdown_grace=shutdown_grace,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="mllp", daemon=True)
@@ -70,7 +72,8 @@ class ThreadedMLLPListener:
 
     def stop(self) -> None:
         if self._thread.is_alive():
-            asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(15)
+            wait = self.server.shutdown_grace + 15
+            asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(wait)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
         self._loop.close()

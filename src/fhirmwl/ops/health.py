@@ -68,9 +68,10 @@ def _listener_checks(services: Services) -> dict[str, bool]:
 def readiness(services: Services) -> tuple[bool, dict[str, Any]]:
     store = _store_check(services)
     listeners = _listener_checks(services)
-    ready = bool(store["ok"]) and all(listeners.values())
+    ready = services.started and bool(store["ok"]) and all(listeners.values())
     return ready, {
         "status": "ready" if ready else "not ready",
+        "started": services.started,
         "store": store,
         "listeners": listeners,
     }

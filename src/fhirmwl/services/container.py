@@ -39,6 +39,7 @@ class Services:
     closers: list[Callable[[], None]] = field(default_factory=list)
     # Listeners the runtime has started, in start order (readiness probe, graceful stop).
     running: list[Any] = field(default_factory=list)
+    started: bool = False  # every listener the settings ask for is accepting
 
     def add_operation(self, op: Operation) -> None:
         self.operations[(op.level, op.resource_type, op.name)] = op

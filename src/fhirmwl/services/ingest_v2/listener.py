@@ -42,6 +42,7 @@ def mllp_listener(services: Services) -> ThreadedMLLPListener:
         max_message_bytes=settings.mllp_max_message_bytes,
         idle_timeout=float(settings.mllp_idle_timeout),
         workers=settings.mllp_workers,
+        shutdown_grace=float(settings.shutdown_grace),
     )
 
 

@@ -31,6 +31,7 @@ class DicomListener:
             settings.host,
             settings.dicom_port,
             access_policy(settings),
+            shutdown_grace=float(settings.shutdown_grace),
         )
 
     def start(self) -> None:
