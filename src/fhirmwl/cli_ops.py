@@ -21,6 +21,7 @@ def purge(
     v2_log_days: int | None = typer.Option(None, help="retention_v2_log_days"),
     outbox_days: int | None = typer.Option(None, help="retention_outbox_days"),
     orders_days: int | None = typer.Option(None, help="retention_orders_days"),
+    audit_days: int | None = typer.Option(None, help="retention_audit_days"),
 ) -> None:
     """Remove what is older than the retention settings (0 days keeps forever)."""
     from fhirmwl.ops.retention import RetentionPolicy, purge
@@ -33,6 +34,7 @@ def purge(
         retention_v2_log_days=v2_log_days,
         retention_outbox_days=outbox_days,
         retention_orders_days=orders_days,
+        retention_audit_days=audit_days,
     )
     policy = RetentionPolicy.from_settings(settings)
     if not policy.active:

@@ -39,6 +39,10 @@ class Settings:
     retention_outbox_days: int = 0  # notification events every subscriber has received
     retention_orders_days: int = 0  # completed/revoked orders (whole graph, patients stay)
     retention_interval: int = 3600
+    retention_audit_days: int = 0  # audit events (0 keeps them forever)
+    audit: bool = True  # record an AuditEvent for every access (docs/audit.md)
+    audit_syslog: str = ""  # udp://, tcp:// or tls://host:port of an audit record repository
+    audit_syslog_ca: str = ""  # CA file for tls:// (default: the system's trust store)
     shutdown_grace: int = 10  # seconds SIGTERM waits for messages/associations in hand
     catalogue: str = ""  # procedure catalogue file (TOML/JSON)
     # DICOM worklist SCP policy (docs/dicom-conformance.md); per-AE character sets and station

@@ -282,12 +282,23 @@ def create_app(services: Services) -> Starlette:
         Route("/fhir", api.dispatch, methods=methods),
         Route("/fhir/{path:path}", api.dispatch, methods=methods),
     ]
+    from fhirmwl import audit
     from fhirmwl.api import dicomweb
+    from fhirmwl.audit import http as audit_http
     from fhirmwl.ops import health, logs, metrics
 
+    middleware = [Middleware(logs.RequestIdMiddleware), Middleware(metrics.MetricsMiddleware)]
+    writer = audit.writer_of(services)
+    if writer is not None:
+        middleware.append(Middleware(audit_http.AuditMiddleware, writer=writer))
     app = Starlette(
-        routes=[*health.routes(services), *routes, dicomweb.mount(services)],
-        middleware=[Middleware(logs.RequestIdMiddleware), Middleware(metrics.MetricsMiddleware)],
+        routes=[
+            *health.routes(services),
+            *audit_http.routes(services),
+            *routes,
+            dicomweb.mount(services),
+        ],
+        middleware=middleware,
     )
     app.state.services = services
     return app

@@ -97,6 +97,8 @@ class WorklistSCP:
         shutdown_grace: float = 10.0,
     ) -> None:
         self.shutdown_grace = shutdown_grace  # stop(): seconds for open associations to end
+        self.find_wrappers: list[Callable[[Any], Any]] = []  # e.g. the audit trail's
+        self.extra_handlers: list[tuple[Any, Any]] = []
         self.source_factory = source_factory
         self.ae_title = ae_title
         self.host = host
@@ -115,10 +117,14 @@ class WorklistSCP:
         return ae
 
     def start(self) -> None:
+        find: Callable[[Any], Any] = timed_find(self._on_find)
+        for wrap in self.find_wrappers:
+            find = wrap(find)
         handlers: list[Any] = [
             (evt.EVT_CONN_OPEN, _set_nodelay),
-            (evt.EVT_C_FIND, timed_find(self._on_find)),
+            (evt.EVT_C_FIND, find),
             (evt.EVT_C_ECHO, lambda event: 0x0000),
+            *self.extra_handlers,
         ]
         ae = self._build_ae()
         self._server = ae.start_server((self.host, self.port), block=False, evt_handlers=handlers)

@@ -43,6 +43,7 @@ class RetentionPolicy:
     v2_log_days: int = 0
     outbox_days: int = 0
     orders_days: int = 0
+    audit_days: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetentionPolicy:
@@ -51,11 +52,13 @@ class RetentionPolicy:
             settings.retention_v2_log_days,
             settings.retention_outbox_days,
             settings.retention_orders_days,
+            settings.retention_audit_days,
         )
 
     @property
     def active(self) -> bool:
-        return any((self.history_days, self.v2_log_days, self.outbox_days, self.orders_days))
+        days = (self.history_days, self.v2_log_days, self.outbox_days, self.orders_days)
+        return any((*days, self.audit_days))
 
 
 def _instant(moment: datetime) -> str:
@@ -145,6 +148,14 @@ def _orders(tx: Tx, cutoff: datetime, limit: int, apply: bool) -> int:
     return count
 
 
+def _audit(tx: Tx, cutoff: datetime, limit: int, apply: bool) -> int:
+    from fhirmwl.audit.store import purge_before
+
+    if not _table_exists(tx, "audit_event"):
+        return 0
+    return purge_before(tx.conn, _instant(cutoff), limit, apply)
+
+
 Step = Callable[[Tx, datetime, int, bool], int]
 STEPS: tuple[tuple[str, str, Step], ...] = (
     # Orders first: their deletion creates history rows the history step may then remove.
@@ -152,6 +163,7 @@ STEPS: tuple[tuple[str, str, Step], ...] = (
     ("history", "history_days", _history),
     ("v2_log", "v2_log_days", _v2_log),
     ("outbox", "outbox_days", _outbox),
+    ("audit", "audit_days", _audit),
 )
 
 

@@ -40,6 +40,10 @@ class Services:
     # Listeners the runtime has started, in start order (readiness probe, graceful stop).
     running: list[Any] = field(default_factory=list)
     started: bool = False  # every listener the settings ask for is accepting
+    # Decorators features put around a door's handler, by door: "mllp" wraps the
+    # (frame, peer) -> ACK function, "dicom_find" the C-FIND generator; "dicom_events" holds
+    # extra (pynetdicom event, handler) pairs. The audit trail uses them.
+    door_wrappers: dict[str, list[Any]] = field(default_factory=dict)
 
     def add_operation(self, op: Operation) -> None:
         self.operations[(op.level, op.resource_type, op.name)] = op

@@ -35,6 +35,8 @@ def mllp_listener(services: Services) -> ThreadedMLLPListener:
         finally:
             CONTEXT.reset(token)
 
+    for wrap in services.door_wrappers.get("mllp", []):
+        handle = wrap(handle)
     return ThreadedMLLPListener(
         handle,
         settings.host,

@@ -33,6 +33,8 @@ class DicomListener:
             access_policy(settings),
             shutdown_grace=float(settings.shutdown_grace),
         )
+        self.scp.find_wrappers += services.door_wrappers.get("dicom_find", [])
+        self.scp.extra_handlers += services.door_wrappers.get("dicom_events", [])
 
     def start(self) -> None:
         self.scp.start()

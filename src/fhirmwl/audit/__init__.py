@@ -1,0 +1,73 @@
+"""The audit trail: who read or changed which patient's orders, through every door.
+
+``install(services)`` registers the append-only table, the write hook that records every change
+in its own transaction, the queue writer for reads and refusals, the wrappers around the MLLP
+and DICOM handlers, and (when ``audit_syslog`` is set) the syslog exporter. The HTTP middleware
+and the ``/fhir/AuditEvent`` routes are mounted by ``api.app``. docs/audit.md has the catalogue.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fhirmwl.audit import events as ev
+from fhirmwl.audit.recorder import AccessContext, AuditHook, AuditWriter
+
+if TYPE_CHECKING:
+    from fhirmwl.services.container import Services
+
+
+class AuditService:
+    """The runtime's listener for the audit trail: the queue writer plus start/stop events."""
+
+    name = "audit"
+
+    def __init__(self, writer: AuditWriter) -> None:
+        self.writer = writer
+        self.thread = writer.thread
+
+    def start(self) -> None:
+        self.writer.write_now(_application(ev.APPLICATION_START))
+        self.writer.start()
+
+    def stop(self) -> None:
+        self.writer.stop()
+        self.writer.write_now(_application(ev.APPLICATION_STOP))
+
+
+def _application(code: ev.Code) -> ev.AuditRecord:
+    ctx = AccessContext(
+        door="system", action="E", category=ev.APPLICATION_ACTIVITY, code=code, agent_id="fhirmwl"
+    )
+    return ctx.record()
+
+
+def writer_of(services: Services) -> AuditWriter | None:
+    writer = services.extra.get("audit_writer")
+    return writer if isinstance(writer, AuditWriter) else None
+
+
+def install(services: Services) -> None:
+    from fhirmwl.audit import doors
+    from fhirmwl.audit.store import register_migration
+    from fhirmwl.audit.syslog import AuditExporter
+
+    register_migration()
+    if not services.settings.audit or writer_of(services) is not None:
+        return
+    writer = AuditWriter(services.store)
+    services.extra["audit_writer"] = writer
+    services.store.add_hook(AuditHook())
+    services.closers.append(writer.drain)
+    called = services.settings.ae_title
+    wrappers = services.door_wrappers
+    wrappers.setdefault("mllp", []).append(lambda h: doors.audited_mllp(h, writer))
+    wrappers.setdefault("dicom_find", []).append(lambda h: doors.audited_find(h, writer, called))
+    from pynetdicom import evt
+
+    wrappers.setdefault("dicom_events", []).append(
+        (evt.EVT_REJECTED, doors.association_rejected(writer, called))
+    )
+    factory: Any = lambda s: AuditService(writer)  # noqa: E731
+    services.listener_factories.append(("audit", factory))
+    services.listener_factories.append(("audit_syslog", AuditExporter))
