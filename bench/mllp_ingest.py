@@ -70,7 +70,7 @@ async def _sender(port: int, ids: list[int], lat: list[float], rate: float | Non
     return errors
 
 
-async def run(port: int, first: int, n: int, conns: int, rate: float | None = None) -> None:
+async def run(port: int, first: int, n: int, conns: int, rate: float | None = None) -> float:
     lat: list[float] = []
     ids = list(range(first, first + n))
     chunks = [ids[i::conns] for i in range(conns)]
@@ -80,6 +80,7 @@ async def run(port: int, first: int, n: int, conns: int, rate: float | None = No
     dt = time.perf_counter() - t
     label = f"{conns} conn" + (f" paced {rate:.0f}/s" if rate else "")
     print(f"{label:>22}: {n / dt:7.0f} msg/s  ACK {summary_ms(lat)}  not-AA {errors}")
+    return n / dt
 
 
 @contextlib.asynccontextmanager

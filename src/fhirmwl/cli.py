@@ -47,6 +47,9 @@ def serve(
     validation: str | None = typer.Option(None, help="strict | lenient | off"),
     log_level: str | None = typer.Option(None, help="debug | info | warning"),
     log_format: str | None = typer.Option(None, help="text | json (env FHIRMWL_LOG_FORMAT)"),
+    audit_syslog: str | None = typer.Option(
+        None, help="export audit events to udp://, tcp:// or tls://host:port"
+    ),
     demo: bool = typer.Option(False, "--demo", help="load a demo worklist if the store is empty"),
 ) -> None:
     """Start the broker (HTTP FHIR API, and the MLLP and DICOM listeners when available)."""
@@ -63,6 +66,7 @@ def serve(
         validation=validation,
         log_level=log_level,
         log_format=log_format,
+        audit_syslog=audit_syslog,
         mllp=False if no_mllp else None,
         dicom=False if no_dicom else None,
     )
