@@ -1,21 +1,26 @@
-"""Apply one mapped order message (ORM^O01, OMG^O19, OMI^O23) inside an open unit of work.
+"""Order control commands (HL7 v2 ORC-1: NW, CH, XO, SC, CA, DC, OC, HD, RL) on the one order
+service, inside the caller's unit of work.
 
-Per order group: match the stored order (placer, filler, accession), refuse what would undo a
-later decision (any change after a cancel, or a message whose MSH-7 is older than the last one
-applied to the order), then either apply the group's resources through the mapped transaction
-Bundle (NW, XO: conditional updates keyed by business identifiers, so a repeated NW never
-duplicates) or call the one order lifecycle (``services.orders``) for cancel, discontinue,
-hold, release and step status changes. A group the broker does not know and that only asks to
-cancel is acknowledged with nothing to do; hold, release and status changes for an unknown order
-are refused (AE 204). Any refusal raises, so the caller's transaction rolls everything back.
+The v2 door maps a message to an ``OrderMessage`` (one command per ORC group with its keys,
+MSH-7 and the mapped resources) and hands it here; the door itself writes nothing. Per group:
+lock the order's clock row (``clock.lock``: MSH-7 ordering holds across connections and
+processes), match the stored order (placer, filler, accession), refuse what would undo a later
+decision (any change after a cancel, a message whose MSH-7 is older than the last one applied,
+an order whose cancel arrived first), then either store the group's resources through the order
+pipeline (NW, XO: completion, conditional updates keyed by business identifiers so a repeated NW
+never duplicates, worklist check) or call the lifecycle for cancel, discontinue, hold, release
+and step status changes. A cancel for an order the broker does not know is remembered; hold,
+release and status changes for an unknown order are refused (AE 204). Any refusal raises, so
+the caller's transaction rolls everything back.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from fhirmwl.fhir import model
-from fhirmwl.fhir.dates import utc_key
+from fhirmwl.fhir.dates import now_instant, utc_key
 from fhirmwl.hl7v2.errors import (
     APPLICATION_INTERNAL_ERROR,
     UNKNOWN_KEY_IDENTIFIER,
@@ -23,23 +28,42 @@ from fhirmwl.hl7v2.errors import (
     V2Error,
 )
 from fhirmwl.mapping.v2_to_fhir import OrderAction, OrderGroup, OrderMessage
-from fhirmwl.services import orders
-from fhirmwl.services.ingest_v2 import log
-from fhirmwl.services.ingest_v2.conform import conform
-from fhirmwl.services.ingest_v2.env import IngestEnv
-from fhirmwl.services.ingest_v2.matching import (
+from fhirmwl.services.orders import clock as order_clock
+from fhirmwl.services.orders.context import OrderContext
+from fhirmwl.services.orders.graph import load_order
+from fhirmwl.services.orders.lifecycle import (
+    cancel_order,
+    change_step_status,
+    hold_order,
+    release_order,
+)
+from fhirmwl.services.orders.matching import (
     entry_kind,
     generated_codes,
     group_entries,
     match_order,
 )
-from fhirmwl.services.orders.graph import load_order
+from fhirmwl.services.orders.pipeline import (
+    check_worklist,
+    complete_graphs,
+    isr_of_tasks,
+    written_tasks,
+)
 from fhirmwl.services.orders.status import NOT_STARTED, TERMINAL
+from fhirmwl.services.orders.steps import Finding
 from fhirmwl.store import Tx
 
 BUNDLE_ACTIONS = {OrderAction.CREATE, OrderAction.UPDATE}
 CANCELLING = {OrderAction.CANCEL, OrderAction.DISCONTINUE}
 _NEEDS_ORDER = {OrderAction.HOLD, OrderAction.RELEASE, OrderAction.STATUS}
+
+
+@dataclass
+class ControlResult:
+    """Notes for the message log and findings for the answer (ERR severity W)."""
+
+    notes: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
 
 
 def _where(group: OrderGroup, field: int = 1) -> ErrorLocation:
@@ -51,8 +75,25 @@ def _label(group: OrderGroup) -> str:
     return f"order {key[1]} (ORC-1 {group.order_control})"
 
 
-def check_state(tx: Tx, group: OrderGroup, isr_id: str, msg_time: str | None) -> bool:
+def group_key(group: OrderGroup) -> str:
+    system, value = group.placer or group.filler or group.accession
+    return order_clock.order_key(system or "", value)
+
+
+def _stale(group: OrderGroup, msg_time: str, clock: order_clock.OrderClock) -> V2Error:
+    return V2Error(
+        APPLICATION_INTERNAL_ERROR,
+        f"{_label(group)}: MSH-7 {msg_time} is older than the last change applied to the "
+        f"order ({clock.msg_time}, MSH-10 {clock.control_id}); not applied",
+        ErrorLocation("MSH", 1, 7),
+    )
+
+
+def check_state(
+    tx: Tx, group: OrderGroup, isr_id: str, msg_time: str, clock: order_clock.OrderClock
+) -> bool:
     """False when there is nothing to do (a repeated cancel); raises V2Error when stale."""
+    order_clock.with_legacy(tx, clock, isr_id)
     status = tx.get("ServiceRequest", isr_id).get("status")
     if status in ("revoked", "entered-in-error"):
         if group.action in CANCELLING:
@@ -62,60 +103,73 @@ def check_state(tx: Tx, group: OrderGroup, isr_id: str, msg_time: str | None) ->
             f"{_label(group)}: the order was cancelled earlier; a later change is not applied",
             _where(group),
         )
-    clock = log.order_clock(tx.conn, isr_id)
-    if msg_time and clock and msg_time < clock and group.action not in CANCELLING:
+    if clock.msg_time and msg_time < clock.msg_time and group.action not in CANCELLING:
+        raise _stale(group, msg_time, clock)
+    return True
+
+
+def _unknown_order(
+    group: OrderGroup, msg_time: str, clock: order_clock.OrderClock, result: ControlResult
+) -> bool:
+    """An order not stored yet: True when its group is to be created from the Bundle."""
+    if group.action in CANCELLING:
+        result.notes.append(f"{_label(group)}: order not known; the cancel is remembered")
+        return False
+    if group.action in _NEEDS_ORDER:
+        raise V2Error(UNKNOWN_KEY_IDENTIFIER, f"{_label(group)}: order not known", _where(group, 2))
+    if clock.cancelled and msg_time <= clock.msg_time:
         raise V2Error(
             APPLICATION_INTERNAL_ERROR,
-            f"{_label(group)}: MSH-7 {msg_time} is older than the last change applied to the "
-            f"order ({clock}); not applied",
+            f"{_label(group)}: a newer message (MSH-10 {clock.control_id}, MSH-7 "
+            f"{clock.msg_time}) cancelled this order before it arrived; not applied",
             ErrorLocation("MSH", 1, 7),
         )
     return True
 
 
-def apply_order_message(tx: Tx, om: OrderMessage, env: IngestEnv) -> list[str]:
-    """Apply every group; returns notes for the message log."""
-    msg_time = utc_key(om.message_datetime) if om.message_datetime else None
-    bundle = conform(
-        om.bundle, env.orders.clock(), env.orders.settings.slot_minutes, env.default_modality
-    )
-    notes: list[str] = []
+def apply_order_control(tx: Tx, om: OrderMessage, ctx: OrderContext) -> ControlResult:
+    """Apply every group of ``om``; returns notes for the message log and findings."""
+    msg_time = utc_key(om.message_datetime) if om.message_datetime else utc_key(now_instant())
+    bundle = om.bundle
+    result = ControlResult()
+    clocks = {k: order_clock.lock(tx, k) for k in sorted({group_key(g) for g in om.groups})}
     dropped: list[dict[str, Any]] = []
     via_bundle: list[OrderGroup] = []
     via_lifecycle: list[tuple[OrderGroup, str]] = []
     for group in om.groups:
+        clock = clocks[group_key(group)]
         entries = group_entries(bundle, group.isr_full_url)
         isr_id = match_order(tx, group)
         if isr_id is None:
-            if group.action in CANCELLING:
-                notes.append(f"{_label(group)}: order not known, nothing to cancel")
-                dropped += entries
-            elif group.action in _NEEDS_ORDER:
-                raise V2Error(
-                    UNKNOWN_KEY_IDENTIFIER, f"{_label(group)}: order not known", _where(group, 2)
-                )
-            else:
+            if _unknown_order(group, msg_time, clock, result):
                 via_bundle.append(group)
+            else:
+                dropped += entries
             continue
-        if not check_state(tx, group, isr_id, msg_time):
-            notes.append(f"{_label(group)}: order already cancelled")
+        if not check_state(tx, group, isr_id, msg_time, clock):
+            result.notes.append(f"{_label(group)}: order already cancelled")
             dropped += entries
         elif group.action in BUNDLE_ACTIONS:
-            retarget(tx, group, isr_id, entries, env)
+            retarget(tx, group, isr_id, entries, ctx)
             via_bundle.append(group)
         else:
             dropped += entries
             via_lifecycle.append((group, isr_id))
     kept = [e for e in bundle.get("entry") or [] if not any(e is d for d in dropped)]
     if via_bundle or any(entry_kind(e) == "Patient" for e in kept):
-        env.bundles.transaction(tx, dict(bundle, entry=kept), env.base, "minimal")
+        graph = dict(bundle, entry=kept)
+        result.findings += complete_graphs(tx, graph, ctx)
+        response = ctx.bundles.transaction(tx, graph, ctx.base, "minimal")
+        tasks = written_tasks(response)
+        result.findings += check_worklist(tx, tasks, ctx, isr_of_tasks(graph, response))
     for group, isr_id in via_lifecycle:
-        run_lifecycle(tx, group, isr_id, env)
-    for group in [*via_bundle, *(g for g, _ in via_lifecycle)]:
+        run_lifecycle(tx, group, isr_id, ctx)
+    for group in om.groups:
         isr_id = match_order(tx, group)
-        if isr_id:
-            log.advance_order_clock(tx.conn, isr_id, msg_time or utc_key(env.now()), om.control_id)
-    return notes
+        cancelled = group.action in CANCELLING
+        clock = clocks[group_key(group)]
+        order_clock.advance(tx, clock, msg_time, om.control_id, isr_id, cancelled)
+    return result
 
 
 def _group_tasks(tx: Tx, group: OrderGroup, isr_id: str) -> list[str]:
@@ -130,23 +184,22 @@ def _group_tasks(tx: Tx, group: OrderGroup, isr_id: str) -> list[str]:
     return [t.res_id for t in chosen if t.resource().get("status") not in TERMINAL]
 
 
-def run_lifecycle(tx: Tx, group: OrderGroup, isr_id: str, env: IngestEnv) -> None:
-    """Cancel, discontinue, hold, release or change step status through ``services.orders``."""
-    ctx = env.orders
+def run_lifecycle(tx: Tx, group: OrderGroup, isr_id: str, ctx: OrderContext) -> None:
+    """Cancel, discontinue, hold, release or change step status through the lifecycle."""
     reason = {"text": f"HL7 v2 ORC-1 {group.order_control}"}
     action = group.action
     if action in CANCELLING:
-        orders.cancel_order(tx, isr_id, reason, action is OrderAction.DISCONTINUE, ctx)
+        cancel_order(tx, isr_id, reason, action is OrderAction.DISCONTINUE, ctx)
     elif action is OrderAction.HOLD:
-        orders.hold_order(tx, isr_id, ctx)
+        hold_order(tx, isr_id, ctx)
     elif action is OrderAction.RELEASE:
-        orders.release_order(tx, isr_id, ctx)
+        release_order(tx, isr_id, ctx)
     elif action in (OrderAction.START, OrderAction.COMPLETE) and group.task_status:
         for task_id in _group_tasks(tx, group, isr_id):
             current = tx.get("Task", task_id).get("status")
             if group.task_status == "completed" and current in NOT_STARTED:
-                orders.change_step_status(tx, task_id, "in-progress", ctx)
-            orders.change_step_status(tx, task_id, group.task_status, ctx)
+                change_step_status(tx, task_id, "in-progress", ctx)
+            change_step_status(tx, task_id, group.task_status, ctx)
 
 
 def _merge_isr_identifiers(
@@ -163,17 +216,17 @@ def _merge_isr_identifiers(
     return idents
 
 
-def _existing(tx: Tx, entry: dict[str, Any], env: IngestEnv) -> str | None:
+def _existing(tx: Tx, entry: dict[str, Any], ctx: OrderContext) -> str | None:
     url = str(entry["request"]["url"])
     rtype, _, query = url.partition("?")
     if not query:
         return None
-    ids = env.resources.find(tx, rtype, query)
+    ids = ctx.resources.find(tx, rtype, query)
     return ids[0] if len(ids) == 1 else None
 
 
 def retarget(
-    tx: Tx, group: OrderGroup, isr_id: str, entries: list[dict[str, Any]], env: IngestEnv
+    tx: Tx, group: OrderGroup, isr_id: str, entries: list[dict[str, Any]], ctx: OrderContext
 ) -> None:
     """Point a repeated NW / an XO at the stored resources, keeping their status and the
     values the broker generated earlier (accession, RP ID, SPS ID, Study UID)."""
@@ -195,7 +248,7 @@ def retarget(
         rtype = entry_kind(entry)
         if rtype not in spare:
             continue
-        target = _existing(tx, entry, env)
+        target = _existing(tx, entry, ctx)
         if target is None:
             pending.append(entry)
         else:
