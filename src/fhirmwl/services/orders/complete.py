@@ -210,10 +210,18 @@ def complete_procedures(
         rp = rp_entry["resource"]
         rpid = _complete_rp(rp, isr, ids.rp_id(accession, i), ctx)
         rp_keys = keys(rp_entry)
-        if not any(refs_to(s["resource"], rp_keys) for s in parsed.studies):
+        own = [s["resource"] for s in parsed.studies if refs_to(s["resource"], rp_keys)]
+        if not own:
             study = _study(rp_entry, isr_ref, ctx)
             parsed.studies.append(study)
             parsed.add(study)
+        for res in own:
+            if not any(
+                i.get("system") == model.DICOM_UID_SYSTEM for i in res.get("identifier") or []
+            ):
+                uid = {"system": model.DICOM_UID_SYSTEM, "value": f"urn:oid:{ctx.uid_factory()}"}
+                res.setdefault("identifier", []).append(uid)
+                tag(res, "study-instance-uid", "uid_root" if ctx.settings else "2.25")
         tasks = [t for t in parsed.tasks if refs_to(t["resource"], rp_keys)]
         if not tasks:
             where = f"ServiceRequest {rp_entry['fullUrl']}"

@@ -136,6 +136,7 @@ def apply_order_control(tx: Tx, om: OrderMessage, ctx: OrderContext) -> ControlR
     dropped: list[dict[str, Any]] = []
     via_bundle: list[OrderGroup] = []
     via_lifecycle: list[tuple[OrderGroup, str]] = []
+    fresh: set[str] = set()  # ISR fullUrls of new orders
     for group in om.groups:
         clock = clocks[group_key(group)]
         entries = group_entries(bundle, group.isr_full_url)
@@ -143,6 +144,7 @@ def apply_order_control(tx: Tx, om: OrderMessage, ctx: OrderContext) -> ControlR
         if isr_id is None:
             if _unknown_order(group, msg_time, clock, result):
                 via_bundle.append(group)
+                fresh.add(group.isr_full_url)
             else:
                 dropped += entries
             continue
@@ -158,7 +160,7 @@ def apply_order_control(tx: Tx, om: OrderMessage, ctx: OrderContext) -> ControlR
     kept = [e for e in bundle.get("entry") or [] if not any(e is d for d in dropped)]
     if via_bundle or any(entry_kind(e) == "Patient" for e in kept):
         graph = dict(bundle, entry=kept)
-        result.findings += complete_graphs(tx, graph, ctx)
+        result.findings += complete_graphs(tx, graph, ctx, new_orders=fresh)
         response = ctx.bundles.transaction(tx, graph, ctx.base, "minimal")
         tasks = written_tasks(response)
         result.findings += check_worklist(tx, tasks, ctx, isr_of_tasks(graph, response))

@@ -36,6 +36,9 @@ from fhirmwl.store import Tx
 SCHEDULABILITY = "urn:fhirmwl:schedulability"
 NOT_SCHEDULABLE = "not-schedulable"
 _GRAPH_TYPES = frozenset({"ServiceRequest", "Task"})
+PLACEHOLDER = "policy generate"  # display of the v2 mapping's tag on an identifier it derived
+_ID_KINDS = {"accession-number": model.ACSN, "requested-procedure-id": model.RPID}
+_ID_KINDS["sps-id"] = model.SPSID
 
 
 def is_order_bundle(bundle: dict[str, Any]) -> bool:
@@ -76,12 +79,20 @@ def split_orders(bundle: dict[str, Any]) -> list[ParsedOrder]:
 
 
 def complete_graphs(
-    tx: Tx, bundle: dict[str, Any], ctx: OrderContext, *, strict: bool = False
+    tx: Tx,
+    bundle: dict[str, Any],
+    ctx: OrderContext,
+    *,
+    strict: bool = False,
+    new_orders: set[str] | None = None,
 ) -> list[Finding]:
     """Complete every order graph of ``bundle`` in place; findings for what was replaced.
 
     ``strict`` (``$create-order``) refuses a Requested Procedure without a Task whose code is
     not in the catalogue; otherwise it is stored and reported as not schedulable.
+    ``new_orders``: fullUrls of Imaging Service Requests known to be new orders; identifiers a
+    door left as placeholders for them (tagged ``policy generate`` by the v2 mapping) are
+    assigned here instead, by the same rules as for every other door.
     """
     findings: list[Finding] = []
     for parsed in split_orders(bundle):
@@ -89,11 +100,45 @@ def complete_graphs(
         isr = parsed.isr["resource"]
         if not parsed.rps:
             continue
+        if new_orders is not None and ref_of(parsed.isr) in new_orders:
+            for entry in [parsed.isr, *parsed.rps, *parsed.tasks, *parsed.studies]:
+                release_placeholders(entry)
         accession = complete_isr(tx, isr, ctx)
         complete_procedures(
             tx, parsed, isr, ref_of(parsed.isr), accession, ctx, findings=findings, strict=strict
         )
     return findings
+
+
+def release_placeholders(entry: dict[str, Any]) -> None:
+    """Drop identifiers tagged as placeholders (v2 policy ``generate``) so completion assigns
+    them; a conditional PUT keyed by such a placeholder becomes a POST."""
+    res = entry["resource"]
+    tags = (res.get("meta") or {}).get("tag") or []
+    placeholders = {
+        str(t.get("code"))
+        for t in tags
+        if t.get("system") == model.GENERATED_TAG_SYSTEM and PLACEHOLDER in str(t.get("display"))
+    }
+    if not placeholders:
+        return
+    res["meta"]["tag"] = [t for t in tags if str(t.get("code")) not in placeholders]
+    res["identifier"] = [
+        i
+        for i in res.get("identifier") or []
+        if not any(_is_kind(i, code) for code in placeholders)
+    ]
+    if not res["identifier"]:
+        del res["identifier"]
+    if "?" in str((entry.get("request") or {}).get("url", "")):
+        entry["request"] = {"method": "POST", "url": res["resourceType"]}
+
+
+def _is_kind(identifier: dict[str, Any], code: str) -> bool:
+    if code == "study-instance-uid":
+        return identifier.get("system") == model.DICOM_UID_SYSTEM
+    kind = _ID_KINDS.get(code)
+    return kind is not None and model.has_type(identifier, kind)
 
 
 def written_tasks(response: dict[str, Any]) -> list[str]:
