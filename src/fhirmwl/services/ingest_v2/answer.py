@@ -35,6 +35,7 @@ _FIELDS: dict[str, tuple[tuple[str, int], tuple[str, int]]] = {
     "sps-id": (("OBR", 20), ("IPC", 4)),
     "study-instance-uid": (("ZDS", 1), ("IPC", 3)),
 }
+_SEVERITY = {"information": "I", "warning": "W", "error": "E"}
 # Words of a worklist reason ("missing Patient's Name") → the Finding.about they concern.
 _REASONS = (
     ("Patient's Name", "PID", 5),
@@ -52,6 +53,8 @@ _REASONS = (
 def _location(finding: Finding, message: V2Message, om: OrderMessage) -> ErrorLocation:
     seq = next((g.index for g in om.groups if g.isr_full_url == finding.order), 1)
     about = finding.about
+    if about == "patient":
+        return ErrorLocation("PID", 1, 3)
     if about == "worklist":
         for words, what, fld in _REASONS:
             if words in finding.text:
@@ -75,7 +78,8 @@ def finding_errors(
     out = []
     for f in findings:
         where = _location(f, message, om) if om is not None else ErrorLocation("MSH", 1)
-        out.append(AckError(f.hl7_code or APPLICATION_INTERNAL_ERROR, f.text, where, "W"))
+        severity = _SEVERITY.get(f.severity, "W")
+        out.append(AckError(f.hl7_code or APPLICATION_INTERNAL_ERROR, f.text, where, severity))
     return out
 
 
@@ -98,6 +102,7 @@ def accept(
     now: Callable[[], datetime],
 ) -> bytes:
     """``AA`` with the given W errors (MSA-3 says how many)."""
-    text = f"accepted with {len(errors)} warning(s)" if errors else ""
+    n = sum(e.severity == "W" for e in errors)
+    text = f"accepted with {n} warning(s)" if n else ""
     ack = build_ack(message, "AA", errors=errors, text=text, control_id=control_id, now=now)
     return encode_ack(message, ack)

@@ -31,6 +31,7 @@ from fhirmwl.services.orders.complete import (
 from fhirmwl.services.orders.context import OrderContext
 from fhirmwl.services.orders.status import TERMINAL
 from fhirmwl.services.orders.steps import Finding
+from fhirmwl.services.orders.survivor import attach_to_survivors
 from fhirmwl.store import Tx
 
 SCHEDULABILITY = "urn:fhirmwl:schedulability"
@@ -94,7 +95,7 @@ def complete_graphs(
     door left as placeholders for them (tagged ``policy generate`` by the v2 mapping) are
     assigned here instead, by the same rules as for every other door.
     """
-    findings: list[Finding] = []
+    findings = attach_to_survivors(tx, bundle, ctx)
     for parsed in split_orders(bundle):
         assert parsed.isr is not None
         isr = parsed.isr["resource"]
