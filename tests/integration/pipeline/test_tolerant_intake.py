@@ -16,6 +16,7 @@ from tests.conftest import running_broker
 from tests.integration.mllp_service.conftest import order_state
 from tests.integration.mllp_service.messages import a40, msa, orm
 from tests.integration.pipeline.conftest import client, err_segments, sender, worklist_items
+from tests.integration.pipeline.orders import create_order_bundle
 
 CATALOGUE = """
 [procedures.CTABD]
@@ -123,3 +124,23 @@ def test_order_for_a_changed_identifier_attaches_to_its_patient(broker: Runtime)
         patient = tx.get("Patient", subject.split("/")[1])
     values = [(i["value"], i.get("use")) for i in patient["identifier"]]
     assert values == [("A47NEW", None), ("A47OLD", "old")]
+
+
+def test_catalogue_and_v2_resolve_one_station_device(catalogued: Runtime) -> None:
+    bundle = create_order_bundle("D1")
+    bundle["entry"] = [
+        e for e in bundle["entry"] if e["resource"]["resourceType"] not in ("Task", "Device")
+    ]
+    for entry in bundle["entry"]:
+        if "code" in entry["resource"]:
+            entry["resource"]["code"] = {"concept": {"coding": [{"code": "CTABD"}]}}
+    with client(catalogued) as http:
+        assert http.post("/$create-order", json=bundle).status_code == 201
+    (ack,) = sender(catalogued)(orm("NW", "D2", "D-C2", omi=True).replace(b"MR1_AE", b"CT1"))
+    assert msa(ack)[0] == "AA"
+    with client(catalogued) as http:
+        found = http.get("/Device", params={"name:exact": "CT1"}).json()
+    assert len(found["entry"]) == 1
+    assert {
+        i["00400100"]["Value"][0]["00400001"]["Value"][0] for i in worklist_items(catalogued)
+    } == {"CT1"}
