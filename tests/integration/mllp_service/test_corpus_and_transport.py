@@ -23,9 +23,10 @@ from tests.unit.mapping_v2.test_v2_corpus import EXPECTED_ACK
 # service reports values it replaced as ERR severity W in an AA (docs/hl7v2.md).
 SERVICE_ACK: dict[str, tuple[str, str | None]] = {
     **EXPECTED_ACK,
-    "dcm4che_OMG-O19-Eyecare.hl7": ("AE", "207"),  # SPS ID of 19 characters (SH: 16)
-    "dcm4che_OMI-O23-ImagingOrder.hl7": ("AE", "207"),  # station AE title over 16 characters
-    "dcm4che_ORM-O01-GeneralOrder_mislabeled-OMI.hl7": ("AE", "207"),  # SPS ID of 19 chars
+    # ERR 102 at the field: OBR^1^20 / IPC^1^9 (tests/integration/pipeline)
+    "dcm4che_OMG-O19-Eyecare.hl7": ("AE", "102"),  # SPS ID of 19 characters (SH: 16)
+    "dcm4che_OMI-O23-ImagingOrder.hl7": ("AE", "102"),  # station AE title over 16 characters
+    "dcm4che_ORM-O01-GeneralOrder_mislabeled-OMI.hl7": ("AE", "102"),  # SPS ID of 19 chars
     # a modality outside CID 33 does not refuse the order: OT is used, ERR 103 severity W
     "hapi_ORM-O01_v22_NW_CT-biopsy.hl7": ("AA", "103"),  # modality A999
     "hapi_ORM-O01_v22_XR_change-order_knee.hl7": ("AA", "103"),  # modality B999

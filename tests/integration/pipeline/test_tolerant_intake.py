@@ -144,3 +144,14 @@ def test_catalogue_and_v2_resolve_one_station_device(catalogued: Runtime) -> Non
     assert {
         i["00400100"]["Value"][0]["00400001"]["Value"][0] for i in worklist_items(catalogued)
     } == {"CT1"}
+
+
+def test_value_the_worklist_cannot_carry_is_refused_at_its_field(broker: Runtime) -> None:
+    long_sps = orm("NW", "F1", "F-C1").replace(b"|SPSF1|", b"|SPS-ID-OF-19-CHARS|")
+    long_aet = orm("NW", "F2", "F-C2", omi=True).replace(b"MR1_AE", b"STATION_AE_TITLE_17")
+    a1, a2 = sender(broker)(long_sps, long_aet)
+    (e1,), (e2,) = err_segments(a1), err_segments(a2)
+    assert msa(a1) == msa(a2) == ("AE", "102")
+    assert e1[2] == "OBR^1^20" and "'SPS-ID-OF-19-CHARS' cannot be carried" in e1[8]
+    assert e2[2] == "IPC^1^9" and "'STATION_AE_TITLE_17'" in e2[8] and "16 characters" in e2[8]
+    assert worklist_items(broker) == []

@@ -6,23 +6,30 @@ it replaced) and every repair of the message itself (MSH-18 naming the wrong cha
 control id reused with new content) travels back in the same ACK as an ERR segment with
 severity ``W``: ERR-2 the field (segment^sequence^field), ERR-3 the table 0357 code, ERR-8 the
 reason with the value. The order service speaks FHIR elements (``Finding.about``); this module
-maps them to the v2 fields the order came from.
+maps them to the v2 fields the order came from. A refusal by the profiles (a value the worklist
+cannot carry at all) is located the same way (``refusal``): ERR-2 the field, ERR-3 102/101, and
+ERR-8 naming the value and the rule, instead of an unlocated 207 with the validator's text.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
+from fhirmwl.errors import FhirMwlError
 from fhirmwl.hl7v2.ack import AckError, build_ack, encode_ack
 from fhirmwl.hl7v2.errors import (
     APPLICATION_INTERNAL_ERROR,
     DATA_TYPE_ERROR,
     REQUIRED_FIELD_MISSING,
     ErrorLocation,
+    V2Error,
 )
 from fhirmwl.hl7v2.message import V2Message
 from fhirmwl.mapping.v2_to_fhir import OrderMessage
+from fhirmwl.services.orders.matching import group_entries
 from fhirmwl.services.orders.steps import Finding
 
 # Finding.about → (ORM field, OMI field with IPC); the sequence is the ORC group's.
@@ -106,3 +113,59 @@ def accept(
     text = f"accepted with {n} warning(s)" if n else ""
     ack = build_ack(message, "AA", errors=errors, text=text, control_id=control_id, now=now)
     return encode_ack(message, ack)
+
+
+# Element of a refused resource → Finding.about (or a PID field) to locate the v2 field.
+_ELEMENTS = (
+    ("Task.identifier", "sps-id"),
+    ("Task.input", "modality"),
+    ("Task.requestedPeriod", "start"),
+    ("Device.", "station"),
+    ("ImagingStudy.identifier", "study-instance-uid"),
+    ("ServiceRequest.code", "procedure"),
+    ("Patient.name", "PID-5"),
+    ("Patient.identifier", "PID-3"),
+    ("Patient.birthDate", "PID-7"),
+)
+_ENTRY = re.compile(r"^Bundle\.entry\[(\d+)\]")
+_PATH = re.compile(r"([A-Za-z]+)(?:\[(\d+)\])?")
+
+
+def _value_at(resource: dict[str, Any], expression: str) -> Any:
+    node: Any = resource
+    for name, index in _PATH.findall(expression.partition(".")[2]):
+        node = node.get(name) if isinstance(node, dict) else None
+        if isinstance(node, list):
+            node = node[int(index or 0)] if len(node) > int(index or 0) else None
+    return node
+
+
+def refusal(exc: FhirMwlError, message: V2Message | None, om: object) -> V2Error | None:
+    """A profile refusal of the mapped order as a v2 error naming the field and the value
+    (ERR-2, ERR-3 102 for a value the worklist cannot carry, 101 for a missing one); None when
+    the refusal cannot be traced to a field."""
+    issue = next((i for i in exc.issues or [] if i.get("severity") in ("error", "fatal")), None)
+    if issue is None or message is None or not isinstance(om, OrderMessage):
+        return None
+    if not issue.get("expression"):
+        return None
+    expression = str(issue["expression"][0])
+    about = next((a for prefix, a in _ELEMENTS if expression.startswith(prefix)), None)
+    found = _ENTRY.match(str(issue.get("diagnostics", "")))
+    if about is None or found is None:
+        return None
+    entries = om.bundle.get("entry") or []
+    entry = entries[int(found.group(1))] if int(found.group(1)) < len(entries) else {}
+    value = _value_at(entry.get("resource") or {}, expression)
+    reason = str(issue.get("diagnostics", "")).rpartition(" failed: ")[2].split(" (expression:")[0]
+    order = next(
+        (g.isr_full_url for g in om.groups if entry in group_entries(om.bundle, g.isr_full_url)), ""
+    )
+    if about.startswith("PID-"):
+        where = ErrorLocation("PID", 1, int(about[4:]))
+    else:
+        where = _location(Finding(about, "", expression, order), message, om)
+    missing = issue.get("code") == "required" or value in (None, "")
+    code = REQUIRED_FIELD_MISSING if missing else DATA_TYPE_ERROR
+    shown = "missing" if missing else f"{value!r} cannot be carried: {reason}"
+    return V2Error(code, f"{where} ({expression}) {shown}", where)

@@ -175,7 +175,8 @@ def ingest(services: Services, raw: bytes, peer: PeerInfo | None = None) -> byte
             logger.exception("v2 message %s: store failure", rec.control_id)
             break
         except FhirMwlError as exc:
-            return _refuse(env, result, rec, _as_v2_error(exc), log.REFUSED)
+            located = answer.refusal(exc, result.message, result.mapped)
+            return _refuse(env, result, rec, located or _as_v2_error(exc), log.REFUSED)
         except Exception:  # noqa: BLE001 - store or programming failure: AE 207, nothing applied
             logger.exception("v2 message %s: store failure", rec.control_id)
             break
