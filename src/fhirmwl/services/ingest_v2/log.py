@@ -97,16 +97,6 @@ def dedupe_key(
     )
 
 
-def applied_with_control_id(conn: Conn, rec: LogRecord) -> int | None:
-    """Log id of an applied message from the same sender with the same MSH-10 and MSH-9."""
-    row = conn.execute(
-        "SELECT id FROM v2_message_log WHERE control_id = ? AND sending_application = ? AND "
-        "sending_facility = ? AND message_type = ? AND status = ? ORDER BY id DESC LIMIT 1",
-        (rec.control_id, rec.sending_application, rec.sending_facility, rec.message_type, APPLIED),
-    ).fetchone()
-    return int(row[0]) if row else None
-
-
 def insert(conn: Conn, rec: LogRecord) -> None:
     conn.execute(
         "INSERT INTO v2_message_log (received_at, peer, sending_application, sending_facility, "
@@ -120,9 +110,19 @@ def insert(conn: Conn, rec: LogRecord) -> None:
     )  # fmt: skip
 
 
-def stored_ack(conn: Conn, key: str) -> bytes | None:
-    row = conn.execute("SELECT ack FROM v2_message_log WHERE dedupe_key = ?", (key,)).fetchone()
-    return bytes(row[0]) if row else None
+def earlier(conn: Conn, key: str, rec: LogRecord) -> tuple[bytes | None, int | None]:
+    """One look-up on MSH-10: the stored ACK of this very message (same ``key``), else the log
+    id of an applied message from the same sender with the same MSH-10/MSH-9 (other content)."""
+    rows = conn.execute(
+        "SELECT id, dedupe_key, ack FROM v2_message_log WHERE control_id = ? AND "
+        "sending_application = ? AND sending_facility = ? AND message_type = ? AND status = ? "
+        "ORDER BY id DESC",
+        (rec.control_id, rec.sending_application, rec.sending_facility, rec.message_type, APPLIED),
+    ).fetchall()
+    for row in rows:
+        if row[1] == key:
+            return bytes(row[2]), None
+    return None, (int(rows[0][0]) if rows else None)
 
 
 _SELECT = (

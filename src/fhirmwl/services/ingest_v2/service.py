@@ -83,10 +83,7 @@ def _stored_ack(env: IngestEnv, key: str, rec: log.LogRecord) -> tuple[bytes | N
     message with the same sender and MSH-10 but other content (a reused control id)."""
     try:
         with env.store.read() as tx:
-            stored = log.stored_ack(tx.conn, key)
-            if stored is not None:
-                return stored, None
-            return None, log.applied_with_control_id(tx.conn, rec)
+            return log.earlier(tx.conn, key, rec)
     except Exception:  # noqa: BLE001 - the write below will report the store failure
         return None, None
 
