@@ -56,7 +56,28 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or "resourceType" not in data:
         raise BadRequest("request body must be a FHIR resource (a JSON object with resourceType)")
+    if b"\\u0000" in raw:
+        where = nul_path(data, str(data["resourceType"]))
+        if where:
+            raise BadRequest(
+                f"{where} contains a NUL character (U+0000), which no FHIR string may carry",
+                expression=where,
+            )
     return data
+
+
+def nul_path(node: Any, path: str) -> str | None:
+    """FHIRPath-like location of the first string holding U+0000 (permanent 400, not 500)."""
+    if isinstance(node, str):
+        return path if "\x00" in node else None
+    items = node.items() if isinstance(node, dict) else enumerate(node or [])
+    if not isinstance(node, (dict, list)):
+        return None
+    for key, value in items:
+        found = nul_path(value, f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]")
+        if found:
+            return found
+    return None
 
 
 async def form_params(request: Request) -> list[tuple[str, str]]:

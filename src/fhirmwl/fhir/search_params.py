@@ -111,6 +111,7 @@ _register(
     _p("intent", "token", "intent"),
     _p("priority", "token", "priority"),
     _p("code", "token", "code"),
+    _p("business-status", "token", "businessStatus"),
     _p("subject", "reference", "for", targets=_PATIENT),
     _p("patient", "reference", "for[Patient]", targets=_PATIENT),
     _p("encounter", "reference", "encounter", targets=("Encounter",)),

@@ -49,6 +49,15 @@ def _escape(value: str, d: Delimiters) -> str:
     return out.replace("\r", " ").replace("\n", " ")
 
 
+def clip(text: str, limit: int) -> str:
+    """``text`` shortened to ``limit`` characters at a word boundary, marked with "..."."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 3]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "..."
+
+
 def _err_segment(err: AckError, d: Delimiters) -> str:
     c, s = d.component, d.subcomponent or d.component
     loc = err.location
@@ -62,7 +71,7 @@ def _err_segment(err: AckError, d: Delimiters) -> str:
         erl = c.join(parts).rstrip(c)
         eld = c.join([loc.segment, str(loc.sequence), str(loc.field or ""), ""])
         eld += s.join([err.code, text, "HL70357"])
-    fields = ["ERR", eld, erl, code_cwe, err.severity, "", "", "", _escape(err.text, d)[:250]]
+    fields = ["ERR", eld, erl, code_cwe, err.severity, "", "", "", _escape(clip(err.text, 250), d)]
     return d.field.join(fields)
 
 
@@ -105,7 +114,7 @@ def build_ack(
     ]
     if message and message.declared_charset:
         msh += ["", "", "", "", "", raw(18)]
-    msa = ["MSA", ack_code, raw(10), _escape(text, d)[:80]]
+    msa = ["MSA", ack_code, raw(10), _escape(clip(text, 80), d)]
     lines = [f.join(msh), f.join(msa if msa[3] else msa[:3])]
     lines += [_err_segment(e, d) for e in errors or []]
     return "\r".join(lines) + "\r"

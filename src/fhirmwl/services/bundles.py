@@ -9,7 +9,7 @@ back and the error names the entry. A batch runs each entry in its own unit of w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from fhirmwl.errors import BadRequest, FhirMwlError, NotFound, PreconditionFailed
@@ -96,10 +96,21 @@ def _collect_refs(node: Any, found: set[str]) -> None:
             _collect_refs(v, found)
 
 
+class OrderHook(Protocol):
+    """Completion and worklist check of order graphs (``services.orders.pipeline``)."""
+
+    def before(self, tx: Tx, bundle: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+    def after(
+        self, tx: Tx, bundle: dict[str, Any], response: dict[str, Any]
+    ) -> list[dict[str, Any]]: ...
+
+
 class BundleProcessor:
     def __init__(self, resources: ResourceService) -> None:
         self.resources = resources
         self.store = resources.store
+        self.order_hook: OrderHook | None = None  # set by the order service (install_orders)
 
     def process(self, bundle: dict[str, Any], base: str, prefer: str | None) -> dict[str, Any]:
         if bundle.get("resourceType") != "Bundle":
@@ -107,7 +118,7 @@ class BundleProcessor:
         kind = bundle.get("type")
         if kind == "transaction":
             with self.store.write() as tx:
-                return self.transaction(tx, bundle, base, prefer)
+                return self._order_transaction(tx, bundle, base, prefer)
         if kind == "batch":
             return self.batch(bundle, base, prefer)
         raise BadRequest(
@@ -115,6 +126,20 @@ class BundleProcessor:
         )
 
     # ---- transaction -------------------------------------------------------------------
+    def _order_transaction(
+        self, tx: Tx, bundle: dict[str, Any], base: str, prefer: str | None
+    ) -> dict[str, Any]:
+        """A transaction from the REST door: order graphs in it go through the order hook."""
+        hook = self.order_hook
+        if hook is None:
+            return self.transaction(tx, bundle, base, prefer)
+        issues = hook.before(tx, bundle)
+        response = self.transaction(tx, bundle, base, prefer)
+        issues += hook.after(tx, bundle, response)
+        if issues:
+            response["issues"] = outcome(*issues)
+        return response
+
     def _plan(self, tx: Tx, entries: list[_Entry]) -> dict[str, str]:
         mapping: dict[str, str] = {}
         by_criteria: dict[str, str] = {}

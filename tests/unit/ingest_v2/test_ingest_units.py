@@ -15,9 +15,11 @@ from fhirmwl.mapping.v2_to_fhir import MappingContext, MissingValue, OrderMessag
 from fhirmwl.mapping.v2_to_fhir.intake import evaluate
 from fhirmwl.services.container import build_services
 from fhirmwl.services.ingest_v2 import ingest, log, mapping_context
-from fhirmwl.services.ingest_v2.conform import conform, next_slot
 from fhirmwl.services.ingest_v2.env import missing_value_policy
-from fhirmwl.services.ingest_v2.matching import group_entries
+from fhirmwl.services.orders import Catalogue, OrderContext
+from fhirmwl.services.orders.complete import default_start
+from fhirmwl.services.orders.matching import group_entries
+from fhirmwl.services.orders.steps import Finding, complete_step
 
 NOW = datetime(2025, 1, 1, 10, 2, 30, tzinfo=UTC)
 
@@ -29,18 +31,37 @@ def _mapped(raw: bytes) -> OrderMessage:
 
 
 def test_next_slot_rounds_up_to_the_boundary() -> None:
-    assert next_slot(NOW, 5) == "2025-01-01T10:05:00+00:00"
-    assert next_slot(datetime(2025, 1, 1, 10, 5, tzinfo=UTC), 5) == "2025-01-01T10:05:00+00:00"
+    assert default_start({}, NOW, 5) == datetime(2025, 1, 1, 10, 5, tzinfo=UTC)
+    at_boundary = datetime(2025, 1, 1, 10, 5, tzinfo=UTC)
+    assert default_start({}, at_boundary, 5) == datetime(2025, 1, 1, 10, 10, tzinfo=UTC)
 
 
-def test_conform_fills_task_plan_code_modality_and_start() -> None:
-    raw = orm("NW", "U1", "U1").replace(b"||||CT\r", b"||||\r")  # no OBR-24 modality
-    bundle = conform(_mapped(raw).bundle, NOW, 15, "OT")
+def _step(raw: bytes, ctx: OrderContext) -> tuple[dict, list[Finding]]:  # type: ignore[type-arg]
+    bundle = _mapped(raw).bundle
     (task,) = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Task"]
+    rps = [e["resource"] for e in bundle["entry"] if "basedOn" in e["resource"]]
+    findings: list[Finding] = []
+    complete_step(task, rps[0], ctx, findings, "urn:x")
+    return task, findings
+
+
+def test_step_completion_fills_plan_code_modality_and_start() -> None:
+    ctx = OrderContext(Catalogue(), clock=lambda: NOW)
+    raw = orm("NW", "U1", "U1").replace(b"||||CT\r", b"||||\r")  # no OBR-24 modality
+    task, findings = _step(raw, ctx)
     assert task["intent"] == "plan"
     assert task["input"][0]["valueCodeableConcept"]["coding"][0]["code"] == "OT"
     assert task["requestedPeriod"]["start"]  # ORC-7.4 given: kept
     assert {"modality"} <= {t["code"] for t in task["meta"]["tag"]}
+    assert [(f.about, f.hl7_code) for f in findings] == [("modality", "101")]
+
+
+def test_table_0074_modality_is_replaced_with_a_warning() -> None:
+    ctx = OrderContext(Catalogue(), clock=lambda: NOW)
+    task, findings = _step(orm("NW", "U4", "U4").replace(b"||||CT\r", b"||||RAD\r"), ctx)
+    assert task["input"][0]["valueCodeableConcept"]["coding"][0]["code"] == "OT"
+    (finding,) = findings
+    assert finding.hl7_code == "103" and "'RAD' is not a DICOM modality" in finding.text
 
 
 def test_group_entries_follow_based_on() -> None:

@@ -46,6 +46,23 @@ def ack_for_error(
     return encode_ack(message, text)
 
 
+def _refuse_nul(msg: V2Message) -> None:
+    """A NUL character (0x00) in a field: a permanent error (no store keeps it; PostgreSQL text
+    cannot hold it), so the sender must correct the message rather than resend it."""
+    seen: dict[str, int] = {}
+    for seg in msg.segments:
+        seen[seg.id] = seen.get(seg.id, 0) + 1
+        for n, value in enumerate(seg.fields):
+            if "\x00" in value:
+                where = ErrorLocation(seg.id, seen[seg.id], n or None)
+                raise V2Error(
+                    DATA_TYPE_ERROR,
+                    f"{where} contains a NUL character (0x00), which no field may carry; "
+                    "correct the message (resending it unchanged cannot succeed)",
+                    where,
+                )
+
+
 def evaluate(raw: bytes, ctx: MappingContext, control_id: str | None = None) -> IntakeResult:
     """Never raises for bad input: every failure becomes an AR/AE result with an ERR."""
     ack_id = control_id or f"ACK{ctx.new_uuid().hex[:16].upper()}"
@@ -58,6 +75,7 @@ def evaluate(raw: bytes, ctx: MappingContext, control_id: str | None = None) -> 
     try:
         if msg.defects:
             raise V2Reject(DATA_TYPE_ERROR, "; ".join(msg.defects), ErrorLocation("MSH", 1, 2))
+        _refuse_nul(msg)
         mapped = map_message(msg, ctx)
     except V2Error as exc:
         ack = ack_for_error(msg, exc, ack_id, ctx.clock)

@@ -1,6 +1,8 @@
 """Apply ADT patient commands: A01/A04/A08/A31 update, A40 merge, A47 identifier change.
 
-Orders point at a Patient by id, so an identifier change touches only the Patient, while a merge
+Orders point at a Patient by id, so an identifier change touches only the Patient (the old
+identifier stays with ``use`` ``old``, so the order service can attach a late order that still
+names it: ``services.orders.survivor``), while a merge
 moves every reference to the merged Patient (orders, steps, studies, encounters) to the surviving
 one and marks the merged Patient ``active = false`` with ``link`` ``replaced-by`` (the surviving
 one gets ``replaces``). Writes go through ``ResourceService`` so the Task guard, the validators
@@ -107,11 +109,11 @@ def change_identifier(tx: Tx, cmd: PatientCommand, env: IngestEnv) -> list[str]:
             ErrorLocation("PID", 1, 3),
         )
     patient = tx.get("Patient", patient_id)
-    idents = [
-        dict(cmd.identifier)
-        if (i.get("system"), i.get("value")) == (prior.get("system"), prior.get("value"))
-        else i
-        for i in patient.get("identifier") or []
-    ]
+    idents = []
+    for i in patient.get("identifier") or []:
+        if (i.get("system"), i.get("value")) == (prior.get("system"), prior.get("value")):
+            idents.append(dict(cmd.identifier))
+            i = dict(i, use="old")  # kept, so a late order naming it finds this Patient
+        idents.append(i)
     env.resources.update(tx, "Patient", patient_id, dict(patient, identifier=idents))
     return [f"A47: Patient/{patient_id} identifier changed"]

@@ -60,7 +60,6 @@ class IngestEnv:
     mapping: MappingContext
     orders: OrderContext
     now: Callable[[], str] = field(default=now_instant)
-    default_modality: str = "OT"
 
     @property
     def store(self) -> Any:

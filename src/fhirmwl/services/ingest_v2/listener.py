@@ -56,7 +56,10 @@ def install(services: Services) -> IngestEnv:
     ctx = services.extra.get("orders") or orders.install_orders(services)
     v2 = services.settings.extra.get("v2") or {}
     env = IngestEnv(services, mapping_context(services.settings), ctx)
-    env.default_modality = str(v2.get("default_modality") or "OT")
+    if v2.get("default_modality") and "default_modality" not in (
+        services.settings.extra.get("orders") or {}
+    ):  # the earlier [v2] spelling of [orders] default_modality
+        ctx.settings.default_modality = str(v2["default_modality"])
     services.extra["ingest_v2"] = env
     if not any(name == "mllp" for name, _ in services.listener_factories):
         services.listener_factories.append(("mllp", mllp_listener))

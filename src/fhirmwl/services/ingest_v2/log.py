@@ -1,17 +1,17 @@
-"""The v2 message log and the per-order message clock: two tables owned by the v2 intake.
+"""The v2 message log: every received message, its outcome and its ACK.
 
 Every received message is kept with its raw bytes, sender, MSH-10, type, outcome, ACK bytes and
 the ids of the resources it touched, so that an integration engineer can see what happened to
 each message (`fhirmwl v2 log`) and re-play it (`fhirmwl v2 replay ID`). An applied message's
 row is written in the same transaction as its FHIR changes; its ``dedupe_key`` (sender + MSH-10)
 is unique, so a retransmission is recognised even when the twin arrives on another connection
-at the same moment. ``v2_order_state`` keeps, per order, the MSH-7 of the last message applied
-to it, so that an older message (an XO overtaken by a later change) is refused rather than
-undoing that change.
+at the same moment. The table ``v2_order_state`` (per-order MSH-7, migration 30) is superseded by
+``services.orders.clock`` and only read there as a fallback.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -77,11 +77,24 @@ class LogRecord:
     id: int | None = None
 
 
+def content_digest(raw: bytes) -> str:
+    """Digest of everything after the MSH segment: a resend that re-stamps MSH-7 is the same."""
+    body = raw.replace(b"\n", b"\r").split(b"\r", 1)
+    return hashlib.sha256(body[1] if len(body) > 1 else b"").hexdigest()[:32]
+
+
 def dedupe_key(
-    sending_application: str, sending_facility: str, control_id: str, message_type: str
+    sending_application: str,
+    sending_facility: str,
+    control_id: str,
+    message_type: str,
+    raw: bytes = b"",
 ) -> str:
-    """MSH-3, MSH-4 and MSH-10 (plus MSH-9, against senders that reuse control ids)."""
-    return json.dumps([sending_application, sending_facility, control_id, message_type])
+    """MSH-3, MSH-4, MSH-10, MSH-9 and the content digest: a retransmission is the same
+    message; the same control id with other content is a new message."""
+    return json.dumps(
+        [sending_application, sending_facility, control_id, message_type, content_digest(raw)]
+    )
 
 
 def insert(conn: Conn, rec: LogRecord) -> None:
@@ -97,9 +110,19 @@ def insert(conn: Conn, rec: LogRecord) -> None:
     )  # fmt: skip
 
 
-def stored_ack(conn: Conn, key: str) -> bytes | None:
-    row = conn.execute("SELECT ack FROM v2_message_log WHERE dedupe_key = ?", (key,)).fetchone()
-    return bytes(row[0]) if row else None
+def earlier(conn: Conn, key: str, rec: LogRecord) -> tuple[bytes | None, int | None]:
+    """One look-up on MSH-10: the stored ACK of this very message (same ``key``), else the log
+    id of an applied message from the same sender with the same MSH-10/MSH-9 (other content)."""
+    rows = conn.execute(
+        "SELECT id, dedupe_key, ack FROM v2_message_log WHERE control_id = ? AND "
+        "sending_application = ? AND sending_facility = ? AND message_type = ? AND status = ? "
+        "ORDER BY id DESC",
+        (rec.control_id, rec.sending_application, rec.sending_facility, rec.message_type, APPLIED),
+    ).fetchall()
+    for row in rows:
+        if row[1] == key:
+            return bytes(row[2]), None
+    return None, (int(rows[0][0]) if rows else None)
 
 
 _SELECT = (
@@ -127,18 +150,3 @@ def recent(conn: Conn, limit: int = 50, status: str | None = None) -> list[LogRe
 def get(conn: Conn, log_id: int) -> LogRecord | None:
     row = conn.execute(f"{_SELECT} WHERE id = ?", (log_id,)).fetchone()
     return _record(row) if row else None
-
-
-def order_clock(conn: Conn, isr_id: str) -> str | None:
-    row = conn.execute("SELECT msg_time FROM v2_order_state WHERE isr_id = ?", (isr_id,)).fetchone()
-    return str(row[0]) if row else None
-
-
-def advance_order_clock(conn: Conn, isr_id: str, msg_time: str, control_id: str) -> None:
-    """Remember the newest MSH-7 applied to the order (never moves backwards)."""
-    conn.execute(
-        "INSERT INTO v2_order_state (isr_id, msg_time, control_id) VALUES (?, ?, ?) "
-        "ON CONFLICT (isr_id) DO UPDATE SET msg_time = excluded.msg_time, "
-        "control_id = excluded.control_id WHERE v2_order_state.msg_time <= excluded.msg_time",
-        (isr_id, msg_time, control_id),
-    )

@@ -1,9 +1,13 @@
 """``ingest``: one inbound HL7 v2 message in, its ACK out, with the ACK sent only after commit.
 
 Steps: parse and map (``intake.evaluate``, never raises) → refused input is logged and answered
-AR/AE at once → a retransmission (same MSH-10 from the same MSH-3/MSH-4 as an applied message)
-gets the stored ACK again and changes nothing → otherwise one ``Store.write()`` unit of work
-applies the message and writes its log row, and only after the commit is the AA returned. A
+AR/AE at once → a retransmission (same MSH-10 from the same MSH-3/MSH-4 with the same content as
+an applied message) gets the stored ACK again and changes nothing; the same MSH-10 with other
+content is a new message (processed, logged with a warning) → otherwise one ``Store.write()``
+unit of work hands the order commands to the order service (``services.orders.control``; this
+door writes no order itself) or applies the ADT, writes the log row, and only after the commit
+is the AA returned, with an ERR severity W per finding (a step not on the worklist, a replaced
+value, a repaired character set). A
 refusal found while applying (stale message, order not known, business rule) or a store failure
 rolls the unit of work back, so nothing is half-applied; the message is then logged in a small
 transaction of its own and answered AE (table 0357 code with the reason; 207 for a store
@@ -25,10 +29,10 @@ from fhirmwl.hl7v2.errors import (
 from fhirmwl.mapping.v2_to_fhir import OrderMessage
 from fhirmwl.mapping.v2_to_fhir.intake import IntakeResult, ack_for_error, evaluate
 from fhirmwl.mllp import PeerInfo
-from fhirmwl.services.ingest_v2 import log
+from fhirmwl.services.ingest_v2 import answer, log
 from fhirmwl.services.ingest_v2.adt_apply import apply_adt
 from fhirmwl.services.ingest_v2.env import IngestEnv, environment
-from fhirmwl.services.ingest_v2.orders_apply import apply_order_message
+from fhirmwl.services.orders.control import apply_order_control
 
 if TYPE_CHECKING:
     from fhirmwl.services.container import Services
@@ -74,30 +78,43 @@ def _log_alone(env: IngestEnv, rec: log.LogRecord) -> None:
     )
 
 
-def _stored_ack(env: IngestEnv, key: str) -> bytes | None:
+def _stored_ack(env: IngestEnv, key: str, rec: log.LogRecord) -> tuple[bytes | None, int | None]:
+    """The ACK of this very message if it was applied before; else the log id of an applied
+    message with the same sender and MSH-10 but other content (a reused control id)."""
     try:
         with env.store.read() as tx:
-            return log.stored_ack(tx.conn, key)
+            return log.earlier(tx.conn, key, rec)
     except Exception:  # noqa: BLE001 - the write below will report the store failure
-        return None
+        return None, None
 
 
-def _apply(env: IngestEnv, result: IntakeResult, rec: log.LogRecord, key: str) -> bytes:
-    mapped = result.mapped
+def _apply(
+    env: IngestEnv, result: IntakeResult, rec: log.LogRecord, key: str, notes: list[str]
+) -> bytes:
+    mapped, message = result.mapped, result.message
+    assert message is not None and mapped is not None
+    warnings = answer.message_errors(message)
     with env.store.write() as tx:
         if isinstance(mapped, OrderMessage):
-            notes = apply_order_message(tx, mapped, env)
+            control = apply_order_control(tx, mapped, env.orders)
+            notes = [*notes, *control.notes]
+            warnings += answer.finding_errors(control.findings, message, mapped)
         else:
-            assert mapped is not None
-            notes = apply_adt(tx, mapped, env)
+            notes = [*notes, *apply_adt(tx, mapped, env)]
+        ack = result.ack
+        if warnings:
+            control_id = f"ACK{env.mapping.new_uuid().hex[:16].upper()}"
+            ack = answer.accept(message, warnings, control_id, env.mapping.clock)
+            notes += [f"W {e.location or ''}: {e.text}" for e in warnings]
         rec.touched = [f"{t}/{i}" for t, i in dict.fromkeys(tx.touched)]
-        rec.status, rec.dedupe_key = log.APPLIED, key
+        rec.status, rec.dedupe_key, rec.ack = log.APPLIED, key, ack
         rec.error = "; ".join(notes) or None
         log.insert(tx.conn, rec)
     logger.info(
-        "v2 %s %s applied: %d resources", rec.message_type, rec.control_id, len(rec.touched)
-    )
-    return result.ack
+        "v2 %s %s applied: %d resources, %d warnings",
+        rec.message_type, rec.control_id, len(rec.touched), len(warnings),
+    )  # fmt: skip
+    return ack
 
 
 def _refuse(
@@ -130,16 +147,24 @@ def ingest(services: Services, raw: bytes, peer: PeerInfo | None = None) -> byte
         _log_alone(env, rec)
         return result.ack
     key = log.dedupe_key(
-        rec.sending_application, rec.sending_facility, rec.control_id, rec.message_type
+        rec.sending_application, rec.sending_facility, rec.control_id, rec.message_type, raw
     )
+    notes: list[str] = []
     for attempt in (1, 2):
-        stored = _stored_ack(env, key)
+        stored, reused = _stored_ack(env, key, rec)
         if stored is not None:
             rec.status, rec.ack = log.DUPLICATE, stored
             _log_alone(env, rec)
             return stored
+        if reused and not notes:
+            logger.warning(
+                "v2 %s %s from %s: control id reused with different content (earlier: log "
+                "row %s); processed as a new message",
+                rec.message_type, rec.control_id, rec.sending_application, reused,
+            )  # fmt: skip
+            notes.append(f"MSH-10 {rec.control_id} reused with different content (log {reused})")
         try:
-            return _apply(env, result, rec, key)
+            return _apply(env, result, rec, key, notes)
         except DuplicateIdentifier as exc:
             if attempt == 2:  # not a twin of this very message: a real key clash
                 return _refuse(env, result, rec, _as_v2_error(exc), log.REFUSED)
@@ -147,7 +172,8 @@ def ingest(services: Services, raw: bytes, peer: PeerInfo | None = None) -> byte
             logger.exception("v2 message %s: store failure", rec.control_id)
             break
         except FhirMwlError as exc:
-            return _refuse(env, result, rec, _as_v2_error(exc), log.REFUSED)
+            located = answer.refusal(exc, result.message, result.mapped)
+            return _refuse(env, result, rec, located or _as_v2_error(exc), log.REFUSED)
         except Exception:  # noqa: BLE001 - store or programming failure: AE 207, nothing applied
             logger.exception("v2 message %s: store failure", rec.control_id)
             break

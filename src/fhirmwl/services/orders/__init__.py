@@ -26,6 +26,7 @@ from fhirmwl.services.orders.lifecycle import (
     release_order,
     update_order,
 )
+from fhirmwl.services.orders.pipeline import OrderTransactionHook
 from fhirmwl.services.orders.status import order_control_action, task_status_guard
 
 if TYPE_CHECKING:
@@ -34,10 +35,11 @@ if TYPE_CHECKING:
 
 def install_orders(services: Services) -> OrderContext:
     """Schema, Task guard and the shared ``OrderContext`` (``services.extra['orders']``)."""
-    from fhirmwl.services.orders import ids
+    from fhirmwl.services.orders import clock, ids
     from fhirmwl.store.migrations import migrate
 
     ids.register_migrations()
+    clock.register_migrations()
     migrate(services.store.db)  # the store opened before features registered their tables
     if task_status_guard not in services.resources.guards:
         services.resources.guards.append(task_status_guard)
@@ -51,6 +53,11 @@ def install_orders(services: Services) -> OrderContext:
         bundles=services.bundles,
         timezone=ZoneInfo(settings.timezone),
     )
+    indexer = services.extra.get("worklist_indexer")
+    if indexer is not None:
+        ctx.indexer, ctx.worklist_statuses = indexer, indexer.ctx.worklist_statuses
+    if services.bundles.order_hook is None:
+        services.bundles.order_hook = OrderTransactionHook(ctx)
     services.extra["orders"] = ctx
     return ctx
 

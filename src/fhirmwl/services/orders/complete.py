@@ -20,6 +20,7 @@ from fhirmwl.services.orders import ids
 from fhirmwl.services.orders.catalogue import Procedure
 from fhirmwl.services.orders.context import OrderContext
 from fhirmwl.services.orders.scheduling import catalogue_task
+from fhirmwl.services.orders.steps import Finding, complete_step
 from fhirmwl.store import Tx
 
 IMAGING = {"system": "http://snomed.info/sct", "code": "363679005", "display": "Imaging"}
@@ -166,7 +167,10 @@ def complete_task(
     tag(task, "sps-id", "requested procedure id + index")
 
 
-def _procedure_for(rp: dict[str, Any], ctx: OrderContext, where: str) -> Procedure:
+def _procedure_for(
+    rp: dict[str, Any], ctx: OrderContext, where: str, findings: list[Finding] | None, order: str
+) -> Procedure | None:
+    """The catalogue entry; when none: 422 (``findings`` is None) or a not-schedulable finding."""
     codings = ((rp.get("code") or {}).get("concept") or {}).get("coding") or []
     found = ctx.catalogue.lookup(codings)
     if found is None:
@@ -175,7 +179,10 @@ def _procedure_for(rp: dict[str, Any], ctx: OrderContext, where: str) -> Procedu
             f"{where}: procedure code {codes} has no Task in the order and is not in the "
             f"procedure catalogue {ctx.catalogue.source}"
         )
-        raise Unprocessable(msg, issues=[issue("error", "not-found", msg, f"{where}.code")])
+        if findings is None:
+            raise Unprocessable(msg, issues=[issue("error", "not-found", msg, f"{where}.code")])
+        text = f"{msg}; stored, not scheduled"
+        findings.append(Finding("procedure", text, "ServiceRequest.code", order, "101"))
     return found
 
 
@@ -187,27 +194,46 @@ def complete_procedures(
     accession: str,
     ctx: OrderContext,
     first_index: int = 1,
+    *,
+    findings: list[Finding] | None = None,
+    strict: bool = True,
 ) -> None:
-    """RP ids, one ImagingStudy per RP, Tasks from the catalogue, SPS ids and defaults."""
+    """RP ids, one ImagingStudy per RP, Tasks from the catalogue, SPS ids and step defaults.
+
+    ``strict``: a Requested Procedure without a Task and not in the catalogue is refused (422);
+    otherwise it is stored and reported in ``findings`` as not schedulable.
+    """
     now: datetime = ctx.clock()
+    found: list[Finding] = [] if findings is None else findings
     stations: dict[str, str] = {}  # AE title → reference, shared by the order's Tasks
     for i, rp_entry in enumerate(parsed.rps, start=first_index):
         rp = rp_entry["resource"]
         rpid = _complete_rp(rp, isr, ids.rp_id(accession, i), ctx)
         rp_keys = keys(rp_entry)
-        if not any(refs_to(s["resource"], rp_keys) for s in parsed.studies):
+        own = [s["resource"] for s in parsed.studies if refs_to(s["resource"], rp_keys)]
+        if not own:
             study = _study(rp_entry, isr_ref, ctx)
             parsed.studies.append(study)
             parsed.add(study)
+        for res in own:
+            if not any(
+                i.get("system") == model.DICOM_UID_SYSTEM for i in res.get("identifier") or []
+            ):
+                uid = {"system": model.DICOM_UID_SYSTEM, "value": f"urn:oid:{ctx.uid_factory()}"}
+                res.setdefault("identifier", []).append(uid)
+                tag(res, "study-instance-uid", "uid_root" if ctx.settings else "2.25")
         tasks = [t for t in parsed.tasks if refs_to(t["resource"], rp_keys)]
         if not tasks:
             where = f"ServiceRequest {rp_entry['fullUrl']}"
-            proc = _procedure_for(rp, ctx, where)
+            proc = _procedure_for(rp, ctx, where, None if strict else found, isr_ref)
+            if proc is None:
+                continue
             task_entry = catalogue_task(tx, ctx, rp_entry, proc, stations, parsed.add, now)
             parsed.tasks.append(task_entry)
             parsed.add(task_entry)
             tasks = [task_entry]
         for j, t in enumerate(tasks, start=1):
+            complete_step(t["resource"], rp, ctx, found, isr_ref)
             complete_task(tx, t["resource"], rp, ids.sps_id(rpid, j), ctx)
 
 

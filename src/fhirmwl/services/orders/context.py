@@ -44,6 +44,7 @@ class OrderSettings:
     spsid_system: str = ""
     slot_minutes: int = 5  # a step without a time starts at the next slot boundary
     default_duration: int = 15  # minutes, when the catalogue gives none
+    default_modality: str = "OT"  # a step without a DICOM modality the catalogue can't give
 
     @classmethod
     def from_extra(cls, extra: dict[str, Any]) -> OrderSettings:
@@ -62,6 +63,8 @@ class OrderContext:
     resources: Any = None  # ResourceService
     bundles: Any = None  # BundleProcessor
     timezone: tzinfo = UTC  # local time of the worklist (station load per day)
+    indexer: Any = None  # WorklistIndexer: is a step on the worklist, and if not, why
+    worklist_statuses: frozenset[str] = frozenset({"requested", "received", "accepted", "ready"})
 
 
 @dataclass

@@ -20,7 +20,9 @@ from fhirmwl.services.orders.complete import (
 )
 from fhirmwl.services.orders.context import OrderContext, OrderResult
 from fhirmwl.services.orders.graph import find_by_placer, load_order, order_bundle
+from fhirmwl.services.orders.pipeline import check_worklist, written_tasks
 from fhirmwl.services.orders.status import NOT_STARTED
+from fhirmwl.services.orders.steps import Finding
 from fhirmwl.services.orders.validate import validate_entries, validate_order
 from fhirmwl.services.resources import prevalidated
 from fhirmwl.store import Stored, Tx
@@ -61,13 +63,16 @@ def create_order(tx: Tx, bundle: dict[str, Any], ctx: OrderContext) -> OrderResu
     if existing:
         return _result(tx, existing, ctx, False)
     accession = complete_isr(tx, isr, ctx)
-    complete_procedures(tx, parsed, isr, ref_of(parsed.isr), accession, ctx)
+    findings: list[Finding] = []
+    complete_procedures(tx, parsed, isr, ref_of(parsed.isr), accession, ctx, findings=findings)
     warnings = validate_order(tx, order)
     with prevalidated():  # every entry was just checked (R5 structure + profile) as a whole
         response = ctx.bundles.transaction(tx, order, ctx.base, "minimal")
     index = order["entry"].index(parsed.isr)
     location = response["entry"][index]["response"]["location"]
-    return _result(tx, location.split("/")[1], ctx, True, warnings)
+    findings += check_worklist(tx, written_tasks(response), ctx)
+    issues = [*warnings, *(f.issue() for f in findings)]
+    return _result(tx, location.split("/")[1], ctx, True, issues)
 
 
 def _normalise_entries(order: dict[str, Any]) -> None:
@@ -141,6 +146,7 @@ def update_order(
     isr_ref = f"ServiceRequest/{isr_id}"
     parsed = parse_order(order, isr_ref)
     new_rps = [e for e in parsed.rps if e["request"]["method"] == "POST"]
+    findings: list[Finding] = []
     if new_rps:
         isr = graph.isr.resource()
         accession = str(
@@ -154,11 +160,14 @@ def update_order(
             )
         )
         parsed.rps = new_rps
-        complete_procedures(tx, parsed, isr, isr_ref, accession, ctx, len(graph.rps) + 1)
+        complete_procedures(
+            tx, parsed, isr, isr_ref, accession, ctx, len(graph.rps) + 1, findings=findings
+        )
     warnings = validate_entries(tx, order)
     with prevalidated():  # each entry was just checked (R5 structure + profile)
-        ctx.bundles.transaction(tx, order, ctx.base, "minimal")
-    return _result(tx, isr_id, ctx, False, warnings)
+        response = ctx.bundles.transaction(tx, order, ctx.base, "minimal")
+    findings += check_worklist(tx, written_tasks(response), ctx)
+    return _result(tx, isr_id, ctx, False, [*warnings, *(f.issue() for f in findings)])
 
 
 def _set_status(

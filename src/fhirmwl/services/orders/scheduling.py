@@ -2,7 +2,9 @@
 
 The station is the candidate AE title with the fewest steps on the worklist for the step's
 (local) day, so a station group spreads the load; its Device is found by AE title
-(``Device.name`` of type ``registered-name``) or created in the same transaction. The load is
+(identifier ``urn:fhirmwl:id:ae-title``, the key the HL7 v2 door's conditional create uses, so
+both doors resolve one Device per AE title; older Devices by ``Device.name``) or created in the
+same transaction by conditional create. The load is
 read from the worklist index (one indexed COUNT on station and date): counting every live Task
 of a station through the search index grew with the station's history and was the slowest
 statement of ``$create-order``.
@@ -17,9 +19,12 @@ from typing import Any
 
 from fhirmwl.fhir import model
 from fhirmwl.fhir.search import parse_search
+from fhirmwl.mapping.v2_to_fhir import IdentifierSystems
 from fhirmwl.services.orders.catalogue import Procedure
 from fhirmwl.services.orders.context import OrderContext
 from fhirmwl.store import Tx
+
+STATION_AE_SYSTEM = IdentifierSystems().station_ae  # the same key the v2 door resolves by
 
 
 def station_device(ae_title: str, name: str = "") -> dict[str, Any]:
@@ -32,16 +37,24 @@ def station_device(ae_title: str, name: str = "") -> dict[str, Any]:
             "profile": [model.PROFILE_STATION],
             "tag": [model.generated_tag("scheduled-station", "procedure catalogue")],
         },
+        "identifier": [{"system": STATION_AE_SYSTEM, "value": ae_title}],
         "status": "active",
         "name": names,
     }
 
 
 def find_station(tx: Tx, ae_title: str) -> str | None:
-    q = parse_search("Device", [("name:exact", ae_title)], strict=True)
-    q.count = 1
-    hits = tx.search(q)
-    return f"Device/{hits[0][0]}" if hits else None
+    """The station Device by its AE-title identifier, else (older data) by registered name."""
+    for param, value in (
+        ("identifier", f"{STATION_AE_SYSTEM}|{ae_title}"),
+        ("name:exact", ae_title),
+    ):
+        q = parse_search("Device", [(param, value)], strict=True)
+        q.count = 1
+        hits = tx.search(q)
+        if hits:
+            return f"Device/{hits[0][0]}"
+    return None
 
 
 def station_load(tx: Tx, ae_title: str, day: str) -> int:
@@ -72,7 +85,11 @@ def pick_station(
                 {
                     "fullUrl": full_url,
                     "resource": station_device(ae, ctx.catalogue.station(ae).name),
-                    "request": {"method": "POST", "url": "Device"},
+                    "request": {
+                        "method": "POST",
+                        "url": "Device",
+                        "ifNoneExist": f"identifier={STATION_AE_SYSTEM}|{ae}",
+                    },
                 }
             )
             ref = full_url

@@ -5,6 +5,10 @@ whose graph the work touched, rebuilds their DICOM worklist items with the pure 
 upserts (or removes) their index rows — so the very next C-FIND sees the change, and a rolled
 back write leaves the index untouched. Items that cannot be completed (a type-1 value is
 missing) or whose Task status is not shown are removed and logged with the Task id only.
+
+The order pipeline (``services.orders.pipeline``) asks ``index_now`` inside its unit of work, so
+that its answer can say which steps did not reach the worklist and why; the commit hook then
+skips the Tasks already indexed when nothing of their graph changed since.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from fhirmwl.store.migrations import Migration, register
 from fhirmwl.worklist.row import ROW_COLUMNS, WORKLIST_DDL, worklist_row
 
 log = logging.getLogger("fhirmwl.worklist")
+_DONE = "_worklist_indexed"  # per unit of work: Task id → reason, set by ``index_now``
+_MARK = "_worklist_indexed_at"  # len(tx.touched) when ``index_now`` last ran
 
 WORKLIST_MIGRATION = Migration(
     10,
@@ -64,8 +70,24 @@ class WorklistIndexer:
         self.rules = rules or StationRules([])
 
     def before_commit(self, tx: Tx, touched: list[tuple[str, str]]) -> None:
+        done: dict[str, str | None] = vars(tx).get(_DONE) or {}
+        later = tx.touched[vars(tx).get(_MARK, 0) :]
+        # Rows built by ``index_now`` stay current when only those Tasks changed since.
+        skip = set(done) if all(t == "Task" and i in done for t, i in later) else set()
         for task_id in affected_tasks(tx, touched):
-            self.reindex(tx, task_id)
+            if task_id not in skip:
+                self.reindex(tx, task_id)
+
+    def index_now(self, tx: Tx, task_ids: list[str]) -> dict[str, str | None]:
+        """Index ``task_ids`` now; Task id → None (on the worklist) or the reason it is not.
+
+        The commit hook skips these Tasks unless something other than the Tasks themselves
+        changes in the unit of work afterwards (the caller may record the reason on the Task).
+        """
+        out = {task_id: self.reason(tx, task_id) for task_id in task_ids}
+        vars(tx).setdefault(_DONE, {}).update(out)
+        vars(tx)[_MARK] = len(tx.touched)
+        return out
 
     def _with_station(self, graph: WorklistGraph) -> WorklistGraph:
         if graph.device is not None:
@@ -82,6 +104,10 @@ class WorklistIndexer:
 
     def reindex(self, tx: Tx, task_id: str) -> bool:
         """Rebuild one Task's row; True when it is on the worklist afterwards."""
+        return self.reason(tx, task_id) is None
+
+    def reason(self, tx: Tx, task_id: str) -> str | None:
+        """Rebuild one Task's row; None when it is on the worklist, else why it is not."""
         stored = tx.read("Task", task_id)
         result = None
         if stored is not None and not stored.deleted:
@@ -91,10 +117,11 @@ class WorklistIndexer:
             tx.conn.execute("DELETE FROM worklist WHERE task_id = ?", (task_id,))
             if result is not None:
                 log.info("Task/%s not on the worklist: %s", task_id, result.reason)
-            return False
+                return result.reason or "not on the worklist"
+            return "the Task was deleted"
         row = worklist_row(result.dataset, task_id, tz=self.ctx.timezone, sps_start=_start(task))
         tx.conn.execute(_UPSERT, [row[c] for c in ROW_COLUMNS])
-        return True
+        return None
 
 
 def install(services: Any) -> WorklistIndexer:
