@@ -31,6 +31,7 @@ class DicomListener:
             settings.host,
             settings.dicom_port,
             access_policy(settings),
+            extensions=services.extra.get("dicom_extensions", ()),
         )
 
     def start(self) -> None:
