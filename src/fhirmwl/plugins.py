@@ -23,3 +23,4 @@ def install_all(services: Services) -> None:
     __import__("fhirmwl.services.ingest_v2", fromlist=["install"]).install(services)
     __import__("fhirmwl.api.ops_worklist", fromlist=["install"]).install(services)
     __import__("fhirmwl.mpps", fromlist=["install"]).install(services)
+    __import__("fhirmwl.ups", fromlist=["install"]).install(services)
