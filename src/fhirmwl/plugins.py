@@ -24,3 +24,4 @@ def install_all(services: Services) -> None:
     __import__("fhirmwl.api.ops_worklist", fromlist=["install"]).install(services)
     __import__("fhirmwl.mpps", fromlist=["install"]).install(services)
     __import__("fhirmwl.ups", fromlist=["install"]).install(services)
+    __import__("fhirmwl.outbound", fromlist=["install"]).install(services)
