@@ -131,8 +131,7 @@ def _orc(view: OrderView, orc1: str, orc5: str, timing: str) -> str:
         "ORC",
         {
             1: orc1,
-            2: esc(view.placer),
-            3: esc(view.filler),
+            **_numbers(view),
             5: orc5,
             7: timing,
             9: view.authored,
@@ -141,9 +140,18 @@ def _orc(view: OrderView, orc1: str, orc5: str, timing: str) -> str:
     )
 
 
+def ei(value: str, issuer: tuple[str, str, str]) -> str:
+    """EI: entity id ^ namespace id ^ universal id ^ universal id type."""
+    return D.component.join([esc(value), *(esc(v) for v in issuer)]).rstrip(D.component)
+
+
+def _numbers(view: OrderView) -> dict[int, str]:
+    """ORC-2/OBR-2 placer and ORC-3/OBR-3 filler order numbers (EI)."""
+    return {2: ei(view.placer, view.placer_issuer), 3: ei(view.filler, view.filler_issuer)}
+
+
 def _accession(view: OrderView) -> str:
-    issuer = [esc(v) for v in view.accession_issuer]
-    return D.component.join([esc(view.accession), *issuer]).rstrip(D.component)
+    return ei(view.accession, view.accession_issuer)
 
 
 def _ipc(view: OrderView, proc: Procedure, step: Step) -> str:
@@ -170,7 +178,7 @@ def _omi_groups(view: OrderView, event: str) -> list[str]:
         start = min((s.start for s in proc.steps if s.start), default="")
         out.append(_orc(view, orc1, orc5, ""))
         out.append(segment("TQ1", {1: "1", 7: start, 9: view.priority}))
-        obr = {1: str(n), 2: esc(view.placer), 3: esc(view.filler), 4: _code(proc.code)}
+        obr = {1: str(n), **_numbers(view), 4: _code(proc.code)}
         obr.update({16: comp(*view.requester), 31: _code(view.reason), 44: _code(proc.code)})
         out.append(segment("OBR", obr))
         out += [_ipc(view, proc, step) for step in proc.steps]
@@ -188,7 +196,7 @@ def _orm_groups(view: OrderView, event: str, h: Header) -> list[str]:
             out.append(_orc(view, orc1, orc5, timing))
             code4 = [proc.code.code, proc.code.text, proc.code.system]
             code4 += [step.protocol.code, step.protocol.text, step.protocol.system]
-            obr = {1: str(n), 2: esc(view.placer), 3: esc(view.filler), 4: comp(*code4)}
+            obr = {1: str(n), **_numbers(view), 4: comp(*code4)}
             obr.update({16: comp(*view.requester), 18: esc(view.accession)})
             obr.update({19: esc(proc.rp_id), 20: esc(step.sps_id), 24: esc(step.modality)})
             obr.update({27: timing, 31: _code(view.reason), 44: _code(proc.code)})

@@ -111,6 +111,8 @@ class OrderView:
     patient_class: str
     placer: str
     filler: str
+    placer_issuer: tuple[str, str, str]
+    filler_issuer: tuple[str, str, str]
     accession: str
     accession_issuer: tuple[str, str, str]
     status: str
@@ -192,6 +194,7 @@ def order_view(
     practitioner = others.get(f"Practitioner/{requester_id}") or {}
     pname = (practitioner.get("name") or [{}])[0]
     accession = _ident(isr, model.ACSN)
+    placer, filler = _ident(isr, model.PLAC), _ident(isr, model.FILL)
     view = OrderView(
         patient_id=str(ident.get("value") or ""),
         patient_issuer=hd(ident.get("system")),
@@ -202,8 +205,10 @@ def order_view(
         sex=GENDER.get(str(patient.get("gender") or ""), ""),
         visit_number=str(_ident(encounter, model.VN).get("value") or ""),
         patient_class=PATIENT_CLASS.get(str(klass or ""), "U"),
-        placer=str(_ident(isr, model.PLAC).get("value") or ""),
-        filler=str(_ident(isr, model.FILL).get("value") or ""),
+        placer=str(placer.get("value") or ""),
+        filler=str(filler.get("value") or ""),
+        placer_issuer=hd(placer.get("system")),
+        filler_issuer=hd(filler.get("system")),
         accession=str(accession.get("value") or ""),
         accession_issuer=hd(accession.get("system")),
         status=str(isr.get("status") or ""),

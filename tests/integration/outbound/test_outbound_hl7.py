@@ -94,3 +94,99 @@ def test_order_received_over_hl7_is_forwarded(broker: Runtime, receiver: Receive
     ipc = segment(nw, "IPC")
     assert ipc[1:5] == ["ACC0001", "RP0001", "1.2.826.0.1.3680043.10.999.1", "SPS0001"]
     assert segment(nw, "PID")[3].startswith("PAT001")
+
+
+def _order(api: httpx.Client) -> str:
+    r = api.post("/$create-order", json=order_bundle())
+    assert r.status_code == 201, r.text
+    return str(r.headers["X-Order-Id"])
+
+
+def test_receiver_down_at_first_gets_everything_in_order(db_url: str, catalogue_file: Path) -> None:
+    late = Receiver()  # its port is free: nothing listens yet
+    with running_broker(
+        db_url, catalogue=str(catalogue_file), hl7_destinations=destination(late.port)
+    ) as runtime:
+        with _api(runtime) as api:
+            ids = [_order(api) for _ in range(3)]
+            api.post(f"/ServiceRequest/{ids[0]}/$cancel-order")
+        late.start()
+        try:
+            got = late.wait_for(4, timeout=40)
+        finally:
+            late.stop()
+    assert [orc(m)[0] for m in got] == [("NW", "SC")] * 3 + [("CA", "CA")]
+    placers = [segment(m, "ORC")[2] for m in got]
+    assert len(set(placers[:3])) == 3 and placers[3] == placers[0]
+
+
+def test_refused_message_is_logged_not_retried_forever(
+    tmp_path: Path, catalogue_file: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from fhirmwl.cli import app
+
+    refusing = Receiver(answer="AE").start()
+    db = f"sqlite:///{tmp_path / 'out.db'}"
+    dest = destination(refusing.port, max_attempts=2, message_type="ORM^O01")
+    try:
+        with running_broker(db, catalogue=str(catalogue_file), hl7_destinations=dest) as runtime:
+            with _api(runtime) as api:
+                _order(api)
+                _order(api)
+            got = refusing.wait_for(4, timeout=30)  # 2 attempts each, then the next message
+    finally:
+        refusing.stop()
+    assert [segment(m, "MSH")[8] for m in got] == ["ORM^O01^ORM_O01"] * 4
+    assert [segment(m, "MSH")[9] for m in got][1] == [segment(m, "MSH")[9] for m in got][0]
+    assert segment(got[0], "ZDS")[1].endswith("^FHIRMWL^Application^DICOM")
+    result = CliRunner().invoke(app, ["v2", "log", "--outbound", "--db", db])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 2 and all("rejected" in line and "AE" in line for line in lines)
+    assert "refused by test" in lines[0]
+    accepted = ["v2", "log", "--outbound", "--status", "accepted", "--db", db]
+    none = CliRunner().invoke(app, accepted)
+    assert none.exit_code == 0 and none.output.strip() == ""
+    bad = CliRunner().invoke(app, ["v2", "log", "--outbound", "--status", "nonsense", "--db", db])
+    assert bad.exit_code == 2
+
+
+@pytest.mark.slow
+def test_no_message_lost_across_kill9(tmp_path: Path, catalogue_file: Path) -> None:
+    from tests.integration.orders.conftest import ServeProcess
+
+    slow = Receiver(delay=0.15).start()
+    config = tmp_path / "fhirmwl.toml"
+    config.write_text(
+        f'[[hl7_destinations]]\nname = "pacs"\nhost = "127.0.0.1"\nport = {slow.port}\n'
+    )
+    server = ServeProcess(f"sqlite:///{tmp_path / 'k.db'}", catalogue_file, config=config)
+    try:
+        server.start()
+        with httpx.Client(base_url=server.base, timeout=30) as api:
+            ids = [_order(api) for _ in range(10)]
+            expected = [
+                model.identifier_of_type(api.get(f"/ServiceRequest/{i}").json(), model.PLAC)
+                for i in ids
+            ]
+        slow.wait_for(3)
+        server.kill9()  # mid-stream: messages built, some sent, some not acknowledged
+        assert len({segment(m, "MSH")[9] for m in slow.messages()}) < 10
+        server.start()
+        deadline = 60.0
+        got = slow.wait_for(10, timeout=deadline)
+        while len({segment(m, "MSH")[9] for m in got}) < 10 and deadline > 0:
+            deadline -= 1
+            got = slow.wait_for(len(got) + 1, timeout=1)
+    finally:
+        server.stop()
+        slow.stop()
+    controls = [segment(m, "MSH")[9] for m in got]
+    first_seen = list(dict.fromkeys(controls))
+    assert len(first_seen) == 10 and first_seen == sorted(first_seen)  # repeats only re-send
+    by_control = {segment(m, "MSH")[9]: segment(m, "ORC")[2] for m in got}
+    placers = [by_control[c] for c in first_seen]
+    assert placers == [str((p or {}).get("value")) for p in expected]  # creation order
+    assert all(orc(m) == [("NW", "SC")] for m in got)
