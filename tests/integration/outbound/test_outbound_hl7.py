@@ -190,3 +190,27 @@ def test_no_message_lost_across_kill9(tmp_path: Path, catalogue_file: Path) -> N
     placers = [by_control[c] for c in first_seen]
     assert placers == [str((p or {}).get("value")) for p in expected]  # creation order
     assert all(orc(m) == [("NW", "SC")] for m in got)
+
+
+def test_mpps_progress_reaches_the_order_placer(
+    db_url: str, catalogue_file: Path, receiver: Receiver
+) -> None:
+    """MPPS IN PROGRESS / COMPLETED → step-status events → ORC-1 SC with ORC-5 IP, then CM."""
+    from tests.integration.mpps.test_mpps_scp import Modality, final, in_progress
+
+    dest = destination(receiver.port, messages=["order-status"], message_type="ORM^O01")
+    with running_broker(
+        db_url, dicom=True, catalogue=str(catalogue_file), hl7_destinations=dest
+    ) as runtime:
+        with _api(runtime) as api:
+            _order(api)
+        modality = Modality(runtime.settings.dicom_port)
+        try:
+            [item] = modality.worklist()
+            status, uid = modality.create(in_progress(item))
+            assert status.Status == 0
+            assert modality.set(uid, final("COMPLETED")).Status == 0
+        finally:
+            modality.close()
+        got = receiver.wait_for(2)
+    assert [orc(m) for m in got] == [[("SC", "IP")], [("SC", "CM")]]
