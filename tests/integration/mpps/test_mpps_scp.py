@@ -269,3 +269,34 @@ def test_illegal_requests_get_their_status(broker: Runtime, modality: Modality) 
     assert [t["status"] for t in tasks(broker)] == ["completed"]
     assert len(fhir(broker, "Procedure")["entry"]) == 1  # the refused one left nothing
     assert modality.worklist() == []  # the association survived every refusal
+
+
+@pytest.mark.postgres
+def test_concurrent_duplicate_create_on_postgres(pg_url: str, catalogue_file: Path) -> None:
+    """Two associations N-CREATE the same SOP Instance UID at once: one wins, one gets 0111."""
+    import threading
+
+    with running_broker(pg_url, dicom=True, catalogue=str(catalogue_file)) as runtime:
+        place_order(runtime)
+        first, second = Modality(runtime.settings.dicom_port), Modality(runtime.settings.dicom_port)
+        try:
+            [item] = first.worklist()
+            uid = generate_uid(prefix="2.25.")
+            start = threading.Barrier(2)
+            statuses: list[int] = []
+
+            def create(m: Modality) -> None:
+                start.wait()
+                statuses.append(int(m.create(in_progress(item), uid)[0].Status))
+
+            threads = [threading.Thread(target=create, args=(m,)) for m in (first, second)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=30)
+        finally:
+            first.close()
+            second.close()
+        assert sorted(statuses) == [0x0000, 0x0111]
+        assert len(fhir(runtime, "Procedure")["entry"]) == 1
+        assert [t["status"] for t in tasks(runtime)] == ["in-progress"]
