@@ -69,7 +69,7 @@ def compose(tx: Tx, dest: Destination, event: str, order_id: str, control_id: st
         [s.resource() for s in graph.studies],
         others,
     )
-    stamp = tx.store.clock()[:19].replace("-", "").replace(":", "").replace("T", "")
+    stamp = tx.store.clock()[:19].replace("-", "").replace(":", "").replace("T", "") + "+0000"
     return build_message(view, event, dest.header, control_id, stamp)
 
 

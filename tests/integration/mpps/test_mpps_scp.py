@@ -197,7 +197,12 @@ def test_discontinued(broker: Runtime, modality: Modality) -> None:
 def test_discontinued_without_images_cancels(broker: Runtime, modality: Modality) -> None:
     place_order(broker)
     [item] = modality.worklist()
-    _, uid = modality.create(in_progress(item))
+    # no Affected SOP Instance UID in the request: the SCP assigns one and returns it
+    status, _ = modality.assoc.send_n_create(in_progress(item), MPPS_SOP_CLASS)
+    assert status.Status == 0x0000
+    [proc] = [e["resource"] for e in fhir(broker, "Procedure")["entry"]]
+    uid = proc["identifier"][0]["value"].removeprefix("urn:oid:")
+    assert uid.startswith("2.25.")
     assert modality.set(uid, final("DISCONTINUED", series=0)).Status == 0x0000
     assert [t["status"] for t in tasks(broker)] == ["cancelled"]
 
