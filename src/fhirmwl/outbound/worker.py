@@ -85,6 +85,14 @@ class DestinationWorker:
             )
             return bool(cur.rowcount == 1)
 
+    def _renew(self) -> None:
+        """Extend the lease held by this worker (a long queue takes longer than one lease)."""
+        with self.store.write() as tx:
+            tx.conn.execute(
+                "UPDATE hl7_out_dest SET lease_until = ? WHERE name = ?",
+                (time.time() + LEASE, self.dest.name),
+            )
+
     def enqueue(self) -> None:
         """New outbox events → pending messages (built now), cursor advanced in the same tx."""
         while not self.stopping.is_set():
@@ -115,6 +123,9 @@ class DestinationWorker:
             text = compose(tx, self.dest, event, order_id, control_id)
         except FhirMwlError as exc:  # the order is gone: nothing to send, say so
             status, error = SKIPPED, exc.message
+        except Exception as exc:  # noqa: BLE001 - one unbuildable event must not block the queue
+            log.exception("HL7 %s to %s cannot be built", control_id, self.dest.name)
+            status, error = SKIPPED, f"cannot build the message: {type(exc).__name__}"
         tx.conn.execute(
             "INSERT INTO hl7_out_log (dest, event_no, order_id, event, control_id, message_type,"
             " status, error, created, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -146,6 +157,7 @@ class DestinationWorker:
                 ).fetchone()
             if row is None or state[0] > time.time():
                 return
+            self._renew()
             if not self.send(int(row[0]), str(row[1]), int(row[2]), str(row[3])):
                 return
 
