@@ -154,7 +154,7 @@ def test_refused_message_is_logged_not_retried_forever(
 
 
 @pytest.mark.slow
-def test_no_message_lost_across_kill9(tmp_path: Path, catalogue_file: Path) -> None:
+def test_no_message_lost_across_kill9(db_url: str, tmp_path: Path, catalogue_file: Path) -> None:
     from tests.integration.orders.conftest import ServeProcess
 
     slow = Receiver(delay=0.15).start()
@@ -162,7 +162,7 @@ def test_no_message_lost_across_kill9(tmp_path: Path, catalogue_file: Path) -> N
     config.write_text(
         f'[[hl7_destinations]]\nname = "pacs"\nhost = "127.0.0.1"\nport = {slow.port}\n'
     )
-    server = ServeProcess(f"sqlite:///{tmp_path / 'k.db'}", catalogue_file, config=config)
+    server = ServeProcess(db_url, catalogue_file, config=config)
     try:
         server.start()
         with httpx.Client(base_url=server.base, timeout=30) as api:
@@ -214,3 +214,33 @@ def test_mpps_progress_reaches_the_order_placer(
             modality.close()
         got = receiver.wait_for(2)
     assert [orc(m) for m in got] == [[("SC", "IP")], [("SC", "CM")]]
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_two_processes_on_postgres_send_each_message_once_in_order(
+    pg_url: str, tmp_path: Path, catalogue_file: Path, receiver: Receiver
+) -> None:
+    from tests.integration.orders.conftest import ServeProcess
+
+    config = tmp_path / "fhirmwl.toml"
+    config.write_text(
+        f'[[hl7_destinations]]\nname = "pacs"\nhost = "127.0.0.1"\nport = {receiver.port}\n'
+    )
+    servers = [ServeProcess(pg_url, catalogue_file, config=config) for _ in range(2)]
+    try:
+        for server in servers:
+            server.start()
+        clients = [httpx.Client(base_url=s.base, timeout=30) for s in servers]
+        try:
+            for i in range(10):
+                _order(clients[i % 2])
+        finally:
+            for c in clients:
+                c.close()
+        got = receiver.wait_for(10, timeout=40)
+    finally:
+        for server in servers:
+            server.stop()
+    controls = [segment(m, "MSH")[9] for m in got]
+    assert len(controls) == 10 and controls == sorted(set(controls))  # once each, in order
