@@ -10,6 +10,8 @@ version = "2.5.1"             # MSH-12; default 2.5.1 for OMI, 2.3.1 for ORM
 messages = ["procedure-scheduled", "procedure-updated", "procedure-cancelled"]  # default
 receiving_application = "PACS"  # MSH-5 (default: the name); MSH-3/4/6 likewise
 max_attempts = 3              # AE/AR answers before a message is given up (logged)
+modalities = ["CT", "MR"]     # optional: only orders with a step of these modalities
+stations = ["CT1"]            # optional: only orders with a step on these AE titles
 timeout = 10                  # seconds to wait for the ACK
 ```
 ``order-status`` (ORC-1 SC with ORC-5, RAD-3) is for an Order Placer and is sent only when
@@ -37,6 +39,7 @@ class Destination:
     events: tuple[str, ...] = DEFAULT_EVENTS
     max_attempts: int = 3
     timeout: float = 10.0
+    filters: tuple[tuple[str, str], ...] = ()  # (station | modality, comma-separated values)
 
 
 def _int(entry: dict[str, Any], key: str, default: int, where: str) -> int:
@@ -66,6 +69,13 @@ def parse_destinations(entries: Any) -> list[Destination]:
         unknown = [e for e in events if e not in EVENTS]
         if unknown:
             raise BadRequest(f"{where}.messages: unknown {unknown[0]!r}; known: {EVENTS}")
+        filters = []
+        for key, param in (("modalities", "modality"), ("stations", "station")):
+            values = entry.get(key) or []
+            if not isinstance(values, list):
+                raise BadRequest(f"{where}.{key} must be an array of strings")
+            if values:
+                filters.append((param, ",".join(str(v) for v in values)))
         name = str(entry["name"])
         header = Header(
             message_type=kind,
@@ -84,6 +94,7 @@ def parse_destinations(entries: Any) -> list[Destination]:
                 events,
                 max(1, _int(entry, "max_attempts", 3, where)),
                 float(entry.get("timeout", 10.0)),
+                tuple(filters),
             )
         )
     if len({d.name for d in out}) != len(out):

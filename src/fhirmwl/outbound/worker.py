@@ -12,8 +12,11 @@ import logging
 import threading
 import time
 
+import orjson
+
 from fhirmwl.errors import FhirMwlError
 from fhirmwl.notify.delivery import backoff
+from fhirmwl.notify.topics import matches
 from fhirmwl.outbound.config import Destination
 from fhirmwl.outbound.sender import (
     ACCEPTED,
@@ -101,15 +104,18 @@ class DestinationWorker:
                     "SELECT cursor FROM hl7_out_dest WHERE name = ?", (self.dest.name,)
                 ).fetchone()[0]
                 rows = tx.conn.execute(
-                    "SELECT event_no, topic, order_id FROM notify_event WHERE event_no > ? "
-                    "ORDER BY event_no LIMIT 100",
+                    "SELECT event_no, topic, order_id, context FROM notify_event "
+                    "WHERE event_no > ? ORDER BY event_no LIMIT 100",
                     (cursor,),
                 ).fetchall()
                 if not rows:
                     return
-                for event_no, topic, order_id in rows:
+                for event_no, topic, order_id, context in rows:
                     event = EVENT_FOR_TOPIC.get(str(topic))
-                    if event in self.dest.events:
+                    wanted = not self.dest.filters or matches(
+                        list(self.dest.filters), orjson.loads(context)
+                    )
+                    if event in self.dest.events and wanted:
                         self._add(tx, int(event_no), str(event), str(order_id))
                 tx.conn.execute(
                     "UPDATE hl7_out_dest SET cursor = ? WHERE name = ?",

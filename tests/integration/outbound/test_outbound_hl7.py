@@ -244,3 +244,32 @@ def test_two_processes_on_postgres_send_each_message_once_in_order(
             server.stop()
     controls = [segment(m, "MSH")[9] for m in got]
     assert len(controls) == 10 and controls == sorted(set(controls))  # once each, in order
+
+
+def test_destination_filters_by_modality(
+    tmp_path: Path, catalogue_file: Path, receiver: Receiver
+) -> None:
+    mr_only = Receiver().start()
+    dests = [
+        *destination(receiver.port, modalities=["CT"]),
+        {"name": "mr-pacs", "host": "127.0.0.1", "port": mr_only.port, "modalities": ["MR"]},
+    ]
+    db = f"sqlite:///{tmp_path / 'f.db'}"
+    try:
+        with running_broker(db, catalogue=str(catalogue_file), hl7_destinations=dests) as rt:
+            with _api(rt) as api:
+                isr_id = _order(api)  # a CT order (catalogue)
+                api.post(f"/ServiceRequest/{isr_id}/$cancel-order")
+            got = receiver.wait_for(2)
+            from typer.testing import CliRunner
+
+            from fhirmwl.cli import app
+
+            args = ["v2", "log", "--outbound", "--db", db, "--order", isr_id]
+            log = CliRunner().invoke(app, args)
+    finally:
+        mr_only.stop()
+    assert [orc(m)[0][0] for m in got] == ["NW", "CA"]
+    assert mr_only.received == []  # nothing for the MR destination
+    assert log.exit_code == 0 and len(log.output.strip().splitlines()) == 2
+    assert all(" pacs " in line and "accepted" in line for line in log.output.splitlines())

@@ -131,6 +131,7 @@ def test_docs_toml_example_is_valid() -> None:
     block = text.split("```toml\n[[hl7_destinations]]", 1)[1].split("```", 1)[0]
     dests = parse_destinations(tomllib.loads("[[hl7_destinations]]" + block)["hl7_destinations"])
     assert [d.name for d in dests] == ["pacs", "ris"]
+    assert dests[0].filters == (("modality", "CT,MR"), ("station", "CT1"))
     assert dests[1].events == ("order-status",) and dests[1].header.message_type == "ORM^O01"
 
 
