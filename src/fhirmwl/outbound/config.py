@@ -14,12 +14,14 @@ modalities = ["CT", "MR"]     # optional: only orders with a step of these modal
 stations = ["CT1"]            # optional: only orders with a step on these AE titles
 timeout = 10                  # seconds to wait for the ACK
 ```
+The environment variable ``FHIRMWL_HL7_DESTINATIONS`` may hold the same as a JSON array.
 ``order-status`` (ORC-1 SC with ORC-5, RAD-3) is for an Order Placer and is sent only when
 listed. TLS is not offered yet: ``tls = true`` is refused rather than silently sent in clear.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +53,11 @@ def _int(entry: dict[str, Any], key: str, default: int, where: str) -> int:
 
 def parse_destinations(entries: Any) -> list[Destination]:
     """Validate the TOML array; a wrong entry stops start-up with a message naming it."""
+    if isinstance(entries, str) and entries.strip():  # FHIRMWL_HL7_DESTINATIONS: a JSON array
+        try:
+            entries = json.loads(entries)
+        except json.JSONDecodeError:
+            raise BadRequest("FHIRMWL_HL7_DESTINATIONS must be a JSON array of objects") from None
     if not entries:
         return []
     if not isinstance(entries, list):

@@ -143,3 +143,17 @@ def test_bad_destinations_are_refused() -> None:
             parse_destinations([entry])
     with pytest.raises(BadRequest, match="unknown"):
         parse_destinations([{"name": "x", "host": "h", "messages": ["procedure-deleted"]}])
+
+
+def test_destinations_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fhirmwl.config import load_settings
+
+    monkeypatch.setenv(
+        "FHIRMWL_HL7_DESTINATIONS", '[{"name": "pacs", "host": "127.0.0.1", "port": 2576}]'
+    )
+    [dest] = parse_destinations(load_settings(None).hl7_destinations)
+    assert (dest.name, dest.port, dest.header.message_type) == ("pacs", 2576, "OMI^O23")
+    from fhirmwl.errors import BadRequest
+
+    with pytest.raises(BadRequest, match="JSON"):
+        parse_destinations("[not json")
