@@ -305,3 +305,21 @@ def test_concurrent_duplicate_create_on_postgres(pg_url: str, catalogue_file: Pa
         assert sorted(statuses) == [0x0000, 0x0111]
         assert len(fhir(runtime, "Procedure")["entry"]) == 1
         assert [t["status"] for t in tasks(runtime)] == ["in-progress"]
+
+
+def test_site_policy_hides_started_steps(tmp_path: Path, catalogue_file: Path) -> None:
+    """Without ``in-progress`` in ``worklist_statuses`` the step leaves the worklist."""
+    db = f"sqlite:///{tmp_path / 'policy.db'}"
+    statuses = "requested,received,accepted,ready"
+    with running_broker(
+        db, dicom=True, catalogue=str(catalogue_file), worklist_statuses=statuses
+    ) as runtime:
+        place_order(runtime)
+        modality = Modality(runtime.settings.dicom_port)
+        try:
+            [item] = modality.worklist()
+            assert modality.create(in_progress(item))[0].Status == 0x0000
+            assert modality.worklist() == []
+            assert [t["status"] for t in tasks(runtime)] == ["in-progress"]
+        finally:
+            modality.close()
