@@ -109,10 +109,18 @@ def show_log(
     ),
     config: Path | None = _CONFIG,
     db: str | None = _DB,
+    outbound: bool = typer.Option(False, "--outbound", help="messages sent to destinations"),
+    destination: str | None = typer.Option(None, "--destination", help="with --outbound"),
+    order: str | None = typer.Option(None, "--order", help="with --outbound: ServiceRequest id"),
 ) -> None:
-    """List received messages, newest first: id, time, sender, MSH-10, type, outcome, ACK."""
+    """List received (or, with --outbound, sent) messages, newest first."""
     from fhirmwl.services.ingest_v2 import log
 
+    if outbound:
+        from fhirmwl.outbound.log import print_log
+
+        filters = {"limit": limit, "status": status, "dest": destination, "order_id": order}
+        return print_log(_services(config, db), typer.echo, **filters)
     if status and status not in log.STATUSES:
         typer.echo(f"--status must be one of {', '.join(log.STATUSES)}", err=True)
         raise typer.Exit(2)

@@ -52,6 +52,7 @@ class Settings:
     dicom_max_responses: int = 0  # 0 = unlimited
     worklist_statuses: str = "requested,received,accepted,ready,in-progress"
     worklist_retention_days: int = 0  # hide steps scheduled longer ago than this; 0 = keep
+    hl7_destinations: list[dict[str, Any]] = field(default_factory=list)  # [[hl7_destinations]]
     extra: dict[str, Any] = field(default_factory=dict)  # other [sections] of the TOML file
 
     @property

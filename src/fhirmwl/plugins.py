@@ -22,5 +22,8 @@ def install_all(services: Services) -> None:
     ops_orders.install(services)
     __import__("fhirmwl.services.ingest_v2", fromlist=["install"]).install(services)
     __import__("fhirmwl.api.ops_worklist", fromlist=["install"]).install(services)
+    __import__("fhirmwl.mpps", fromlist=["install"]).install(services)
+    __import__("fhirmwl.ups", fromlist=["install"]).install(services)
+    __import__("fhirmwl.outbound", fromlist=["install"]).install(services)
     __import__("fhirmwl.ops.retention", fromlist=["install"]).install(services)
     __import__("fhirmwl.audit", fromlist=["install"]).install(services)

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from fhirmwl.api.ups_rs import routes as ups_state_routes
 from fhirmwl.api.worklist_params import SPS, add_return_keys, parse_keys, to_query
 from fhirmwl.errors import FhirMwlError
 from fhirmwl.mapping.fhir_to_dicom.ups import workitem
@@ -203,7 +204,7 @@ def _endpoint(
 
 
 def mount(services: Services) -> Mount:
-    """The ``/dicomweb`` router (read-only worklist searches)."""
+    """The ``/dicomweb`` router (worklist searches; UPS state changes from ``api.ups_rs``)."""
     return Mount(
         "/dicomweb",
         routes=[
@@ -213,5 +214,6 @@ def mount(services: Services) -> Mount:
                 methods=["GET"],
             ),
             Route("/workitems", _endpoint(services, ups_search), methods=["GET"]),
+            *ups_state_routes(services),
         ],
     )

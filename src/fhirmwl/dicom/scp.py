@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,10 +95,12 @@ class WorklistSCP:
         policy: AccessPolicy | None = None,
         max_associations: int = 32,
         shutdown_grace: float = 10.0,
+        extensions: Sequence[Any] = (),  # more SOP classes on this AE, e.g. dicom.mpps.MppsScp
     ) -> None:
         self.shutdown_grace = shutdown_grace  # stop(): seconds for open associations to end
         self.find_wrappers: list[Callable[[Any], Any]] = []  # e.g. the audit trail's
         self.extra_handlers: list[tuple[Any, Any]] = []
+        self.extensions = list(extensions)
         self.source_factory = source_factory
         self.ae_title = ae_title
         self.host = host
@@ -111,6 +113,9 @@ class WorklistSCP:
         ae = AE(ae_title=self.ae_title)
         ae.add_supported_context(MODALITY_WORKLIST_FIND)
         ae.add_supported_context(VERIFICATION)
+        for ext in self.extensions:
+            for sop_class in ext.sop_classes:
+                ae.add_supported_context(sop_class)
         ae.maximum_associations = self.max_associations
         if self.policy.allowed_calling_aets is not None:
             ae.require_calling_aet = sorted(self.policy.allowed_calling_aets)
@@ -125,6 +130,7 @@ class WorklistSCP:
             (evt.EVT_C_FIND, find),
             (evt.EVT_C_ECHO, lambda event: 0x0000),
             *self.extra_handlers,
+            *(h for ext in self.extensions for h in ext.handlers()),
         ]
         ae = self._build_ae()
         self._server = ae.start_server((self.host, self.port), block=False, evt_handlers=handlers)

@@ -176,6 +176,15 @@ _register(
     _p("started", "date", "started"),
     _p("modality", "token", "modality"),
 )
+_register(  # performed procedure steps (MPPS), docs/dicom-conformance.md
+    "Procedure",
+    _p("identifier", "token", "identifier"),
+    _p("status", "token", "status"),
+    _p("subject", "reference", "subject", targets=_PATIENT),
+    _p("patient", "reference", "subject[Patient]", targets=_PATIENT),
+    _p("based-on", "reference", "basedOn", targets=_SR),
+    _p("date", "date", "occurrencePeriod"),
+)
 _register(
     "Practitioner",
     _p("identifier", "token", "identifier"),

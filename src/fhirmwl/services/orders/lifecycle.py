@@ -229,10 +229,13 @@ def cancel_order(
     return _result(tx, isr_id, ctx, False, notes)
 
 
-def change_step_status(tx: Tx, task_id: str, new_status: str, ctx: OrderContext) -> Stored:
-    """Move one Scheduled Procedure Step to ``new_status`` under the transition table."""
+def change_step_status(
+    tx: Tx, task_id: str, new_status: str, ctx: OrderContext, reason: dict[str, Any] | None = None
+) -> Stored:
+    """Move one Scheduled Procedure Step to ``new_status`` under the transition table
+    (``reason``: a ``Task.statusReason`` concept, e.g. an MPPS discontinuation reason)."""
     stored = ctx.resources.read(tx, "Task", task_id)
-    _set_status(tx, ctx, stored, new_status)
+    _set_status(tx, ctx, stored, new_status, reason)
     current = tx.read("Task", task_id)
     assert current is not None
     return current
