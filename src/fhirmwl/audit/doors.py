@@ -140,6 +140,50 @@ def audited_find(
     return wrapped
 
 
+def audited_dimse(
+    handler: Callable[[Any], Any], writer: AuditWriter, called_ae: str
+) -> Callable[[Any], Any]:
+    """N-CREATE / N-SET (MPPS) handlers: a DCM 110111 Procedure Record event; a change is
+    recorded in its own transaction, a refusal is queued with the DIMSE status."""
+
+    def wrapped(event: Any) -> Any:
+        assoc = event.assoc
+        name = getattr(getattr(event, "event", None), "name", "")
+        request = getattr(event, "request", None)
+        ctx = AccessContext(
+            door="dicom",
+            action="C" if "CREATE" in name else "U",
+            category=ev.PROCEDURE_RECORD,
+            code=ev.PROCEDURE_RECORD,
+            agent_id=str(assoc.requestor.ae_title).strip(),
+            agent_network=f"{assoc.requestor.address}:{assoc.requestor.port}",
+            agent_cert=peer_certificate_subject(assoc),
+            details={
+                "called_ae": called_ae,
+                "dimse": name.replace("EVT_", ""),
+                "sop_class": str(getattr(request, "AffectedSOPClassUID", "") or "")
+                or str(getattr(request, "RequestedSOPClassUID", "") or ""),
+                "sop_instance": str(getattr(request, "AffectedSOPInstanceUID", "") or "")
+                or str(getattr(request, "RequestedSOPInstanceUID", "") or ""),
+            },
+        )
+        token = CURRENT.set(ctx)
+        result: Any = None
+        try:
+            result = handler(event)
+            return result
+        finally:
+            CURRENT.reset(token)
+            if not ctx.recorded:
+                status = result[0] if isinstance(result, tuple) else result
+                code = int(getattr(status, "Status", status) or 0) if status is not None else -1
+                ctx.details["status"] = f"{code:04X}" if code >= 0 else "none"
+                outcome = ev.SUCCESS if code == 0 else ev.MINOR_FAILURE
+                writer.submit(ctx.record(outcome, f"status {ctx.details['status']}"))
+
+    return wrapped
+
+
 def peer_certificate_subject(assoc: Any) -> str:
     """Subject of the peer's TLS client certificate, when the association runs over TLS."""
     try:

@@ -68,12 +68,15 @@ def _patient_refs(node: Any, out: list[str], depth: int = 0) -> None:
 def principal_of(scope: dict[str, Any]) -> tuple[str, str]:
     """(agent id, display) of the authenticated caller, as the auth layer left it in scope."""
     state = scope.get("state") or {}
-    principal = state.get("principal") if isinstance(state, dict) else None
-    if principal is None:
+    claims = state.get("auth_claims") if isinstance(state, dict) else None
+    if not isinstance(claims, dict):
         return "anonymous", ""
-    client = str(getattr(principal, "client_id", "") or "")
-    subject = str(getattr(principal, "subject", "") or "")
-    return client or subject or "anonymous", subject if client and subject != client else ""
+    client = str(claims.get("client_id") or claims.get("azp") or "")
+    subject = str(claims.get("sub") or "")
+    issuer = str(claims.get("iss") or "")
+    agent = client or subject or "anonymous"
+    display = f"sub={subject}" if subject and subject != agent else ""
+    return agent, f"{display} iss={issuer}".strip() if issuer else display
 
 
 class AuditMiddleware:

@@ -100,6 +100,7 @@ class WorklistSCP:
         self.shutdown_grace = shutdown_grace  # stop(): seconds for open associations to end
         self.find_wrappers: list[Callable[[Any], Any]] = []  # e.g. the audit trail's
         self.extra_handlers: list[tuple[Any, Any]] = []
+        self.dimse_wrappers: list[Callable[[Any], Any]] = []  # around the extensions' handlers
         self.extensions = list(extensions)
         self.source_factory = source_factory
         self.ae_title = ae_title
@@ -130,12 +131,21 @@ class WorklistSCP:
             (evt.EVT_C_FIND, find),
             (evt.EVT_C_ECHO, lambda event: 0x0000),
             *self.extra_handlers,
-            *(h for ext in self.extensions for h in ext.handlers()),
+            *(
+                (event, self._wrap_dimse(h))
+                for ext in self.extensions
+                for event, h in ext.handlers()
+            ),
         ]
         ae = self._build_ae()
         self._server = ae.start_server((self.host, self.port), block=False, evt_handlers=handlers)
         self.port = self._server.server_address[1]
         LOG.info("DICOM worklist SCP %s listening on %s:%s", self.ae_title, self.host, self.port)
+
+    def _wrap_dimse(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        for wrap in self.dimse_wrappers:
+            handler = wrap(handler)
+        return handler
 
     def stop(self) -> None:
         """Stop accepting; let open associations finish (bounded), then abort the rest."""

@@ -149,14 +149,16 @@ def test_kill9_during_ingest_leaves_one_event_per_acked_message(db_url: str) -> 
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        killer = threading.Timer(3.0, lambda: proc.send_signal(signal.SIGKILL))
-        killer.start()
+        # The kill lands 0.2 s after the fifth acknowledgement, while messages keep coming.
+        killer = threading.Timer(0.2, lambda: proc.send_signal(signal.SIGKILL))
         try:
             for n in range(2000):
                 cid = f"K9M{n}"
                 ack = send_messages("127.0.0.1", mllp_port, [orm("NW", cid, cid, pid=f"K{n}")])
                 if b"MSA|AA" in ack[0]:
                     acked.append(cid)
+                if len(acked) == 5 and not killer.ident:
+                    killer.start()
         except (OSError, MLLPError):
             pass  # the broker died mid-stream
         killer.cancel()

@@ -36,6 +36,7 @@ class DicomListener:
         )
         self.scp.find_wrappers += services.door_wrappers.get("dicom_find", [])
         self.scp.extra_handlers += services.door_wrappers.get("dicom_events", [])
+        self.scp.dimse_wrappers += services.door_wrappers.get("dicom_dimse", [])
 
     def start(self) -> None:
         self.scp.start()
