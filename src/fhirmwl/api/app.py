@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from fhirmwl import security
 from fhirmwl.api import http
 from fhirmwl.api.capability import capability_statement
 from fhirmwl.errors import BadRequest, FhirMwlError, MethodNotAllowed, NotFound
@@ -285,4 +286,5 @@ def create_app(services: Services) -> Starlette:
 
     app = Starlette(routes=[*routes, dicomweb.mount(services)])
     app.state.services = services
+    security.protect(app, services)  # bearer tokens and SMART scopes when auth is on
     return app
