@@ -25,6 +25,9 @@ def _add_subcommands() -> None:
 
     app.add_typer(order_app, name="order", help="imaging orders over the FHIR API")
     app.add_typer(catalogue_app, name="catalogue", help="procedure catalogue tools")
+    from fhirmwl.cli_client import app as client_app
+
+    app.add_typer(client_app, name="client", help="clients of the built-in token endpoint")
 
 
 _CONFIG = typer.Option(None, "--config", "-c", help="TOML config file (env FHIRMWL_CONFIG)")
@@ -45,6 +48,10 @@ def serve(
     validation: str | None = typer.Option(None, help="strict | lenient | off"),
     log_level: str | None = typer.Option(None, help="debug | info | warning"),
     demo: bool = typer.Option(False, "--demo", help="load a demo worklist if the store is empty"),
+    auth: str | None = typer.Option(None, help="'builtin': bearer tokens from our token endpoint"),
+    auth_jwks: str | None = typer.Option(None, help="external issuer's JWKS file or URL"),
+    auth_issuer: str | None = typer.Option(None, help="external issuer (iss) to trust"),
+    auth_audience: str | None = typer.Option(None, help="expected aud (default: FHIR base)"),
 ) -> None:
     """Start the broker (HTTP FHIR API, and the MLLP and DICOM listeners when available)."""
     from fhirmwl.runtime import Runtime
@@ -61,6 +68,10 @@ def serve(
         log_level=log_level,
         mllp=False if no_mllp else None,
         dicom=False if no_dicom else None,
+        auth=auth,
+        auth_jwks=auth_jwks,
+        auth_issuer=auth_issuer,
+        auth_audience=auth_audience,
     )
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -17,11 +17,14 @@ from urllib.parse import parse_qsl
 
 from fhirmwl.errors import BadRequest, FhirMwlError
 from fhirmwl.fhir.search_params import SEARCH_PARAMS
-from fhirmwl.security.scopes import PERMISSIONS, Need
+from fhirmwl.security.scopes import EXPLICIT_PERMISSIONS, EXPLICIT_TYPES, PERMISSIONS, Need
 
 # operation name → (resource type, permission); None = the type the operation is invoked on.
 OPERATION_NEEDS: dict[str, tuple[tuple[str | None, str], ...]] = {
-    "create-order": (("ServiceRequest", "c"), ("Task", "c")),
+    # the order Bundle writes (or finds) all of these; the Device is the catalogue's station
+    "create-order": tuple(
+        (t, "c") for t in ("ServiceRequest", "Task", "ImagingStudy", "Patient", "Encounter")
+    ),
     "update-order": (("ServiceRequest", "u"), ("Task", "u")),
     "cancel-order": (("ServiceRequest", "u"), ("Task", "u")),
     "mwl-query": (("Task", "s"),),
@@ -29,8 +32,6 @@ OPERATION_NEEDS: dict[str, tuple[tuple[str | None, str], ...]] = {
     "events": (("Subscription", "r"),),
     "validate": ((None, "r"),),
 }
-# Subscription writes choose where new orders are sent: a "*" scope is not enough.
-EXPLICIT_TYPES = frozenset({"Subscription"})
 # Public without a token (they describe the security itself).
 PUBLIC_FHIR = (("GET", ("metadata",)), ("HEAD", ("metadata",)))
 
@@ -55,7 +56,7 @@ class Access:
 
 
 def _need(rtype: str, perm: str) -> Need:
-    return Need(rtype, perm, explicit=rtype in EXPLICIT_TYPES and perm in "cu")
+    return Need(rtype, perm, explicit=rtype in EXPLICIT_TYPES and perm in EXPLICIT_PERMISSIONS)
 
 
 def _include_needs(params: Sequence[tuple[str, str]]) -> list[Need]:

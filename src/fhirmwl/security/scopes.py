@@ -22,6 +22,9 @@ from dataclasses import dataclass
 CONTEXTS = ("patient", "user", "system")
 PERMISSIONS = "cruds"
 _V1 = {"read": "rs", "write": "cud", "*": "cruds"}
+# Subscription writes choose where new orders are sent: a "*" scope is not enough.
+EXPLICIT_TYPES = frozenset({"Subscription"})
+EXPLICIT_PERMISSIONS = "cu"
 _SCOPE = re.compile(r"^(patient|user|system)/([A-Z][A-Za-z]*|\*)\.([a-z*]+)$")
 _V2 = re.compile(r"^c?r?u?d?s?$")
 
@@ -73,9 +76,13 @@ def covers(scope: Scope, need: Need) -> bool:
 
 def within(requested: Scope, allowed: Iterable[Scope]) -> bool:
     """Is ``requested`` no wider than one ``allowed`` scope (same context, type, fewer letters)?"""
+    named = requested.resource_type in EXPLICIT_TYPES and any(
+        p in EXPLICIT_PERMISSIONS for p in requested.permissions
+    )
+    kinds = (requested.resource_type,) if named else ("*", requested.resource_type)
     return any(
         a.context == requested.context
-        and a.resource_type in ("*", requested.resource_type)
+        and a.resource_type in kinds
         and set(requested.permissions) <= set(a.permissions)
         for a in allowed
     )
