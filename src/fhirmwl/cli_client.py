@@ -1,12 +1,15 @@
-"""``fhirmwl client add|list|remove``: register backend clients of the built-in token endpoint.
+"""``fhirmwl client add|list|remove|keygen|token``: backend clients of the built-in token endpoint.
 
 The commands write the store directly (like ``migrate``), not over HTTP: registering a client is
 an administrator's act on the broker's own database, and it must work before the first client
-can get a token at all.
+can get a token at all. ``keygen`` and ``token`` are the client's side, so that a site can try
+the whole flow from the shell.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,3 +85,48 @@ def remove(
     with _database(config, db) as (database, _):
         keystore.remove_client(database, name)
     typer.echo(f"removed client {name}")
+
+
+@app.command("keygen")
+def keygen(
+    name: str = typer.Argument(..., help="client id; files are NAME-key.pem and NAME-jwks.json"),
+    out: Path = typer.Option(Path("."), "--out", help="directory for the two files"),
+    alg: str = typer.Option("ES384", "--alg", help="ES384 or RS384"),
+) -> None:
+    """Make a key pair for a backend client: the private key (keep it) and the JWKS to register."""
+    from fhirmwl.security import client as backend
+
+    try:
+        key = backend.generate_key(alg)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    out.mkdir(parents=True, exist_ok=True)
+    key_file, jwks_file = out / f"{name}-key.pem", out / f"{name}-jwks.json"
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(backend.private_pem(key))
+    jwks_file.write_text(json.dumps({"keys": [backend.public_jwk(key)]}, indent=2) + "\n")
+    typer.echo(f"private key: {key_file}\npublic JWKS: {jwks_file}")
+
+
+@app.command("token")
+def token(
+    name: str = typer.Argument(..., help="client id"),
+    key: Path = typer.Option(..., "--key", help="the client's private key (PEM)"),
+    base: str = typer.Option("http://127.0.0.1:8080/fhir", "--base", help="FHIR base URL"),
+    scope: str = typer.Option("", "--scope", help="scopes to ask for (default: all registered)"),
+) -> None:
+    """Get an access token from the built-in token endpoint and print it (for FHIRMWL_TOKEN)."""
+    import httpx
+
+    from fhirmwl.security import client as backend
+
+    try:
+        private = backend.load_private_key(key.read_bytes())
+        with httpx.Client(timeout=30) as http:
+            answer = backend.fetch_token(base, name, private, scope, http)
+    except (OSError, ValueError, httpx.HTTPError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(answer["access_token"])

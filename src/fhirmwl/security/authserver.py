@@ -133,7 +133,9 @@ class BuiltinServer:
             raise OAuthError("invalid_client", f"client {client_id!r} is not registered", 401)
         keys = parse_jwks(client.jwks)
         kid = header.get("kid")
-        key = keys.get(kid) if kid else (next(iter(keys.values())) if len(keys) == 1 else None)
+        key = keys.get(kid) if kid else None
+        if key is None and len(keys) == 1:  # one registered key: the signature decides
+            key = next(iter(keys.values()))
         if key is None:
             raise OAuthError("invalid_client", f"key id {kid!r} is not registered", 401)
         try:
