@@ -14,6 +14,7 @@ token's ``patient`` by one more query parameter, see ``access.patient_filter``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -37,6 +38,7 @@ from fhirmwl.security.authserver import BuiltinServer, OAuthError
 from fhirmwl.security.scopes import authorize, parse_scopes
 from fhirmwl.security.tokens import InvalidToken, TokenValidator, token_scopes
 
+log = logging.getLogger("fhirmwl.security")
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -142,38 +144,60 @@ class AuthMiddleware:
 
     async def _fhir(self, scope: Scope, receive: Receive) -> tuple[Response | None, Receive]:
         parts = [p for p in scope["path"][len("/fhir") :].split("/") if p]
+        method = scope["method"]
+        if classify(method, parts).kind == "public":
+            return None, receive
+        claims = await self._authenticate(scope)
+        if isinstance(claims, Response):
+            return claims, receive  # before reading any body: strangers cannot make us buffer
         params = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         body = None
-        if not parts and scope["method"] == "POST":
+        if not parts and method == "POST":
             raw = await _read_body(receive)
             receive = _replay(raw)
             try:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError:
-                body = None  # the API answers 400 for it, after the token check
+                body = None  # the API answers 400 for it
         try:
-            access = classify(scope["method"], parts, params, headers, body)
+            access = classify(method, parts, params, headers, body)
         except FhirMwlError as err:
             return _error(err), receive
-        if access.kind == "public":
-            return None, receive
-        return await self._check(scope, access), receive
+        return self._authorize(scope, access, claims), receive
 
     async def _check(self, scope: Scope, access: Access) -> Response | None:
-        """Authenticate and authorise; None lets the request through (maybe narrowed)."""
+        claims = await self._authenticate(scope)
+        if isinstance(claims, Response):
+            return claims
+        return self._authorize(scope, access, claims)
+
+    async def _authenticate(self, scope: Scope) -> dict[str, Any] | Response:
+        """The verified claims of the request's bearer token, or the 401 answer."""
         header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
         kind, _, token = header.partition(" ")
         if kind.lower() != "bearer" or not token.strip():
             return _error(Unauthorized("this server needs an OAuth 2.0 bearer token"))
         try:
-            claims = await run_in_threadpool(self.validator.validate, token.strip())
+            claims: dict[str, Any] = await run_in_threadpool(self.validator.validate, token.strip())
         except FhirMwlError as err:
+            log.info("401 on %s %s: %s", scope["method"], scope["path"], err.message)
             return _error(err)
+        return claims
+
+    def _authorize(self, scope: Scope, access: Access, claims: dict[str, Any]) -> Response | None:
+        """None lets the request through (narrowed to a patient compartment when needed)."""
         decision = authorize(parse_scopes(token_scopes(claims)), access.needs)
         if not decision.allowed:
             assert decision.missing is not None
             wanted = decision.missing.scope()
+            log.info(
+                "403 for %s on %s %s: no %s",
+                claims.get("sub"),
+                scope["method"],
+                scope["path"],
+                wanted,
+            )
             return _error(Forbidden(f"the access token lacks the scope {wanted}"), wanted)
         if decision.patient_only:
             try:
@@ -182,9 +206,8 @@ class AuthMiddleware:
                 return _error(err)
             if extra is not None:
                 query = scope.get("query_string", b"").decode("latin-1")
-                scope["query_string"] = "&".join(
-                    q for q in (query, urlencode([extra])) if q
-                ).encode()
+                narrowed = "&".join(q for q in (query, urlencode([extra])) if q)
+                scope["query_string"] = narrowed.encode("latin-1")
         scope.setdefault("state", {})["auth_claims"] = claims
         return None
 

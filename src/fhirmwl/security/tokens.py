@@ -13,6 +13,7 @@ refreshed after ``max_age`` seconds so withdrawn keys stop working.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -25,6 +26,7 @@ import jwt
 
 from fhirmwl.security.access import Unauthorized
 
+log = logging.getLogger("fhirmwl.security")
 ACCESS_TOKEN_ALGS = ("RS256", "ES256")
 LEEWAY = 30  # seconds of clock skew tolerated on exp/nbf/iat
 
@@ -69,7 +71,9 @@ class JwksSource:
         self.min_refetch = min_refetch
         self.max_age = max_age
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched = float("-inf")
+        self._fetched = float("-inf")  # last successful load
+        self._attempted = float("-inf")  # last attempt
+        self._error = ""
         self._stamp: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
 
@@ -83,38 +87,47 @@ class JwksSource:
             with open(self.location, encoding="utf-8") as fh:
                 text = fh.read()
         self._keys = parse_jwks(text)
-        self._fetched = time.monotonic()
-
-    def _stale(self) -> bool:
-        if not self.is_url:
-            try:
-                return self._file_stamp() != self._stamp
-            except OSError:
-                return False
-        return time.monotonic() - self._fetched >= self.min_refetch
 
     def _file_stamp(self) -> tuple[int, int, int]:
         st = os.stat(self.location)
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
-    def key(self, kid: str | None) -> jwt.PyJWK:
-        with self._lock:
-            if time.monotonic() - self._fetched > self.max_age:
-                self._refresh()
-            found = self._lookup(kid)
-            if found is None and self._stale():  # rotation: the issuer has a new key
-                self._refresh()
-                found = self._lookup(kid)
-        if found is None:
-            raise InvalidToken(f"the token's key id {kid!r} is not in the issuer's JWKS")
-        return found
+    def _may_fetch(self, now: float) -> bool:
+        """A URL is fetched at most every ``min_refetch`` s, also while it fails."""
+        return not self.is_url or now - self._attempted >= self.min_refetch
 
-    def _refresh(self) -> None:
+    def _stale(self, now: float) -> bool:
+        if self.is_url:
+            return self._may_fetch(now)
+        try:
+            return self._file_stamp() != self._stamp
+        except OSError:
+            return False
+
+    def _refresh(self, now: float) -> None:
+        self._attempted = now
         try:
             self._fetch()
         except (OSError, ValueError, httpx.HTTPError) as exc:
-            if not self._keys:
-                raise InvalidToken(f"cannot load the issuer's JWKS: {exc}") from None
+            self._error = str(exc)  # keep the keys we have: the issuer may be down briefly
+            log.warning("cannot load the JWKS at %s: %s", self.location, exc)
+            return
+        self._fetched = now
+
+    def key(self, kid: str | None) -> jwt.PyJWK:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._fetched > self.max_age and self._may_fetch(now):
+                self._refresh(now)
+            found = self._lookup(kid)
+            if found is None and self._stale(now):  # rotation: the issuer has a new key
+                self._refresh(now)
+                found = self._lookup(kid)
+        if found is not None:
+            return found
+        if not self._keys:
+            raise InvalidToken(f"cannot load the issuer's JWKS: {self._error}")
+        raise InvalidToken(f"the token's key id {kid!r} is not in the issuer's JWKS")
 
     def _lookup(self, kid: str | None) -> jwt.PyJWK | None:
         if kid is None:
