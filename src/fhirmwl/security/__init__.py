@@ -50,11 +50,17 @@ def install(services: Services) -> None:
 
     builtin = BuiltinServer(services.store.db, settings.fhir_base, settings.auth_token_lifetime)
     validator = TokenValidator()
-    validator.add(TrustedIssuer(builtin.issuer, settings.fhir_base, builtin.public_key, ("ES256",)))
+    validator.add(
+        TrustedIssuer(
+            builtin.issuer, settings.fhir_base, builtin.public_key, ("ES256",), builtin.current_key
+        )
+    )
     if settings.auth_jwks:
         audience = settings.auth_audience or settings.fhir_base
         source = JwksSource(settings.auth_jwks)
-        validator.add(TrustedIssuer(settings.auth_issuer, audience, source.key))
+        validator.add(
+            TrustedIssuer(settings.auth_issuer, audience, source.key, current=source.current)
+        )
     services.extra["auth"] = (validator, builtin)
     services.extra["rest_security"] = builtin.rest_security()
 

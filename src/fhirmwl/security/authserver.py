@@ -54,6 +54,7 @@ class BuiltinServer:
         self.issuer = auth_base(self.fhir_base)
         self.token_url = f"{self.issuer}/token"
         self._key: keystore.ServerKey | None = None
+        self._public: Any = None
 
     @property
     def key(self) -> keystore.ServerKey:
@@ -66,7 +67,14 @@ class BuiltinServer:
             from fhirmwl.security.tokens import InvalidToken
 
             raise InvalidToken(f"the token's key id {kid!r} is not the built-in server's")
-        return self.key.public_key()
+        if self._public is None:  # one object, so TokenValidator can tell it is the same key
+            self._public = self.key.public_key()
+        return self._public
+
+    def current_key(self, kid: str | None) -> Any:
+        """The public key if already loaded and ``kid`` is ours; never touches the store."""
+        key = self._key
+        return self._public if key is not None and kid == key.kid else None
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [self.key.public_jwk()]}

@@ -179,7 +179,10 @@ class AuthMiddleware:
         if kind.lower() != "bearer" or not token.strip():
             return _error(Unauthorized("this server needs an OAuth 2.0 bearer token"))
         try:
-            claims: dict[str, Any] = await run_in_threadpool(self.validator.validate, token.strip())
+            token = token.strip()
+            claims = self.validator.remembered(token)
+            if claims is None:  # not seen before: verify in a thread (the JWKS may be fetched)
+                claims = await run_in_threadpool(self.validator.validate, token)
         except FhirMwlError as err:
             log.info("401 on %s %s: %s", scope["method"], scope["path"], err.message)
             return _error(err)

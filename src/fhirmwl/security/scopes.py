@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 CONTEXTS = ("patient", "user", "system")
 PERMISSIONS = "cruds"
@@ -49,6 +50,7 @@ class Need:
         return f"{context}/{self.resource_type}.{self.permission}"
 
 
+@lru_cache(maxsize=4096)  # the same few scope strings arrive with every request
 def parse_scope(text: str) -> Scope | None:
     """One scope string → ``Scope``; None for scopes that grant no data access here."""
     match = _SCOPE.match(text.strip())

@@ -4,6 +4,7 @@ and the access token used on the FHIR API. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 from fhirmwl.cli import app
 from fhirmwl.runtime import Runtime
 from tests.conftest import running_broker
+from tests.integration.orders.conftest import CATALOGUE, order_bundle
 from tests.integration.security.keys import ISSUER, Signer, access_claims, assertion_claims
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -233,3 +235,27 @@ def test_bad_auth_settings_refuse_to_start(tmp_path: Path) -> None:
     ):
         with pytest.raises(BadRequest), running_broker(db, **settings):
             pass
+
+
+def test_order_commands_send_the_token(tmp_path: Path, ris: Signer) -> None:
+    db = f"sqlite:///{tmp_path / 'orders.db'}"
+    _register(db, ris, "system/*.cruds")
+    catalogue = tmp_path / "catalogue.toml"
+    catalogue.write_text(CATALOGUE)
+    order = tmp_path / "order.json"
+    order.write_text(json.dumps(order_bundle()))
+    with running_broker(db, auth="builtin", catalogue=str(catalogue)) as runtime:
+        base = runtime.settings.fhir_base
+        refused = cli("order", "create", str(order), "--base", base)
+        assert refused.exit_code == 1 and "bearer token" in refused.output
+        token_url = base.removesuffix("/fhir") + "/auth/token"
+        signed = ris.sign(assertion_claims("ris", token_url), "e1")
+        with httpx.Client(timeout=30) as http:
+            token = _token_request(http, token_url, signed).json()["access_token"]
+        created = cli("order", "create", str(order), "--base", base, "--token", token)
+        assert created.exit_code == 0, created.output
+        order_id = json.loads(created.output)["entry"][0]["resource"]["id"]
+        cancelled = runner.invoke(
+            app, ["order", "cancel", order_id, "--base", base], env={"FHIRMWL_TOKEN": token}
+        )
+        assert cancelled.exit_code == 0, cancelled.output
