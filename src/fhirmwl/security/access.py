@@ -5,7 +5,9 @@ interaction table follows SMART App Launch v2 (``c`` create, ``r`` read/vread/hi
 update, ``d`` delete, ``s`` search); operations have a table of their own (``OPERATION_NEEDS``,
 the same table as docs/auth.md). A transaction or batch needs what each of its entries needs.
 ``_include``/``_revinclude`` need read on the resource types they pull into the answer, so a
-``Task.rs`` token cannot read Patients through ``Task?_include=Task:patient``.
+``Task.rs`` token cannot read Patients through ``Task?_include=Task:patient``; chained
+parameters and ``_has`` need search on the types they filter by, so it cannot probe Patient
+names through ``Task?patient.name=…`` either.
 """
 
 from __future__ import annotations
@@ -78,6 +80,27 @@ def _include_needs(params: Sequence[tuple[str, str]]) -> list[Need]:
     return needs
 
 
+def _chain_needs(rtype: str, params: Sequence[tuple[str, str]]) -> list[Need]:
+    """Chains (``patient.name=``) and ``_has`` filter on other types: they need ``s`` there."""
+    needs: list[Need] = []
+    for key, _ in params:
+        parts = key.split(":")
+        while len(parts) >= 3 and parts[0] == "_has":  # _has:Type:param[:_has:…]:rest
+            needs.append(_need(parts[1], "s"))
+            parts = parts[3:]
+        hops = key.split(".")[:-1] if not key.startswith("_has:") else []
+        types = [rtype]
+        for hop in hops:
+            param, _, target = hop.partition(":")
+            if target:
+                types = [target]
+            else:
+                found = [SEARCH_PARAMS.get(t, {}).get(param) for t in types]
+                types = sorted({x for p in found if p for x in p.targets}) or ["*"]
+            needs += [_need(t, "s") for t in types]
+    return needs
+
+
 def _operation(parts: Sequence[str], method: str) -> Access:
     name = parts[-1][1:]
     rtype = parts[0] if len(parts) > 1 else None
@@ -112,7 +135,8 @@ def classify(
     includes = _include_needs(params)
     if not rest or rest == ["_search"]:
         if method == "GET" or rest == ["_search"]:
-            return Access([_need(rtype, "s"), *includes], "search", rtype, None, bool(includes))
+            needs = [_need(rtype, "s"), *includes, *_chain_needs(rtype, params)]
+            return Access(needs, "search", rtype, None, bool(includes))
         perms = {"POST": "c", "PUT": "usc", "DELETE": "ds"}.get(method, "")
         if method == "POST" and headers.get("if-none-exist"):
             perms += "s"
