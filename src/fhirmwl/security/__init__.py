@@ -9,6 +9,7 @@ it is off by default so that the demo on loopback stays one command.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
 
     from fhirmwl.config import Settings
     from fhirmwl.services.container import Services
+
+
+log = logging.getLogger("fhirmwl.security")
 
 
 def auth_enabled(settings: Settings) -> bool:
@@ -61,6 +65,8 @@ def install(services: Services) -> None:
         validator.add(
             TrustedIssuer(settings.auth_issuer, audience, source.key, current=source.current)
         )
+    trusted = " and ".join(validator.issuers)
+    log.info("bearer tokens required on /fhir and /dicomweb (issuers: %s)", trusted)
     services.extra["auth"] = (validator, builtin)
     services.extra["rest_security"] = builtin.rest_security()
 

@@ -140,6 +140,10 @@ class AuthMiddleware:
             body = await run_in_threadpool(self.builtin.token, form)
         except OAuthError as err:
             return JSONResponse(err.body(), err.status, headers)
+        except FhirMwlError as err:  # the store failed: RFC 6749 has no code but server_error
+            log.error("token endpoint: %s", err.message)
+            error = {"error": "server_error", "error_description": err.message}
+            return JSONResponse(error, 500, headers)
         return JSONResponse(body, 200, headers)
 
     async def _fhir(self, scope: Scope, receive: Receive) -> tuple[Response | None, Receive]:
