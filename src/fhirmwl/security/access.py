@@ -173,25 +173,48 @@ def dicomweb_access() -> Access:
     return Access([_need("Task", "s")], "other", "Task")
 
 
-def patient_filter(access: Access, patient: str | None) -> tuple[str, str] | None:
+@dataclass(frozen=True)
+class Confinement:
+    """How a request allowed only by ``patient/`` scopes is kept in the patient's compartment."""
+
+    param: tuple[str, str] | None = None  # one more (ANDed) search parameter
+    element: str | None = None  # the read resource's reference element that must name…
+    reference: str = ""  # …this patient
+
+
+def patient_filter(access: Access, patient: str | None) -> Confinement | None:
     """Confine a request allowed only by ``patient/`` scopes to the token's ``patient``.
 
     Searches get the patient as one more (ANDed) parameter; a read is allowed for the patient's
-    own Patient resource. Everything else (instance reads of other types, writes, operations,
-    bundles, ``_include``/``_revinclude``) is refused: docs/auth.md lists exactly this.
+    own Patient resource, and for a resource of a type with a ``patient`` search parameter when
+    the element behind that parameter names the patient (checked on the answer). Everything else
+    (history, writes, operations, bundles, ``_include``/``_revinclude``) is refused:
+    docs/auth.md lists exactly this.
     """
     if not patient:
         raise Forbidden("patient/ scopes need a patient claim in the access token")
-    rtype = access.resource_type
+    rtype = access.resource_type or ""
+    param = SEARCH_PARAMS.get(rtype, {}).get("patient")
     if access.kind == "search" and not access.includes and rtype:
         if rtype == "Patient":
-            return ("_id", patient)
-        if "patient" in SEARCH_PARAMS.get(rtype, {}):
-            return ("patient", f"Patient/{patient}")
+            return Confinement(param=("_id", patient))
+        if param is not None:
+            return Confinement(param=("patient", f"Patient/{patient}"))
         raise Forbidden(f"{rtype} has no patient compartment; patient/ scopes cannot search it")
     if access.kind == "read" and rtype == "Patient" and access.res_id == patient:
         return None
+    if access.kind == "read" and param is not None and rtype != "Patient":
+        element = param.paths[0].split("[")[0]
+        return Confinement(element=element, reference=f"Patient/{patient}")
     raise Forbidden(
-        "patient/ scopes allow searches in the patient's compartment and reading the patient's "
-        "own Patient resource only; use a user/ or system/ scope for this request"
+        "patient/ scopes allow searches and reads in the patient's compartment only; use a user/ "
+        "or system/ scope for this request"
     )
+
+
+def names_patient(resource: Any, element: str, reference: str) -> bool:
+    """Does ``resource.<element>`` (a Reference) point at ``reference``?"""
+    node = resource
+    for name in element.split("."):
+        node = node.get(name) if isinstance(node, dict) else None
+    return isinstance(node, dict) and node.get("reference") == reference

@@ -28,10 +28,12 @@ from fhirmwl.errors import FhirMwlError
 from fhirmwl.fhir.outcome import from_error
 from fhirmwl.security.access import (
     Access,
+    Confinement,
     Forbidden,
     Unauthorized,
     classify,
     dicomweb_access,
+    names_patient,
     patient_filter,
 )
 from fhirmwl.security.authserver import BuiltinServer, OAuthError
@@ -101,10 +103,11 @@ class AuthMiddleware:
         method: str = scope["method"]
         special = self._public(path, method)
         response: Response | None
+        check: Confinement | None = None
         if special is not None:
             response = await special(receive)
         elif path == "/fhir" or path.startswith("/fhir/"):
-            response, receive = await self._fhir(scope, receive)
+            response, receive, check = await self._fhir(scope, receive)
         elif path == "/dicomweb" or path.startswith("/dicomweb/"):
             response = await self._check(scope, dicomweb_access())
         else:
@@ -112,7 +115,7 @@ class AuthMiddleware:
         if response is not None:
             await response(scope, receive, send)
         else:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send if check is None else _confined(send, check))
 
     def _public(self, path: str, method: str) -> Callable[[Receive], Awaitable[Response]] | None:
         if path == "/auth/token" and method == "POST":
@@ -146,14 +149,16 @@ class AuthMiddleware:
             return JSONResponse(error, 500, headers)
         return JSONResponse(body, 200, headers)
 
-    async def _fhir(self, scope: Scope, receive: Receive) -> tuple[Response | None, Receive]:
+    async def _fhir(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[Response | None, Receive, Confinement | None]:
         parts = [p for p in scope["path"][len("/fhir") :].split("/") if p]
         method = scope["method"]
         if classify(method, parts).kind == "public":
-            return None, receive
+            return None, receive, None
         claims = await self._authenticate(scope)
         if isinstance(claims, Response):
-            return claims, receive  # before reading any body: strangers cannot make us buffer
+            return claims, receive, None  # before reading any body: strangers cannot make us buffer
         params = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         body = None
@@ -167,14 +172,18 @@ class AuthMiddleware:
         try:
             access = classify(method, parts, params, headers, body)
         except FhirMwlError as err:
-            return _error(err), receive
-        return self._authorize(scope, access, claims), receive
+            return _error(err), receive, None
+        answer = self._authorize(scope, access, claims)
+        if isinstance(answer, Confinement):
+            return None, receive, answer
+        return answer, receive, None
 
     async def _check(self, scope: Scope, access: Access) -> Response | None:
         claims = await self._authenticate(scope)
         if isinstance(claims, Response):
             return claims
-        return self._authorize(scope, access, claims)
+        answer = self._authorize(scope, access, claims)
+        return answer if isinstance(answer, Response) else None  # DICOMweb: no confinement
 
     async def _authenticate(self, scope: Scope) -> dict[str, Any] | Response:
         """The verified claims of the request's bearer token, or the 401 answer."""
@@ -192,8 +201,10 @@ class AuthMiddleware:
             return _error(err)
         return claims
 
-    def _authorize(self, scope: Scope, access: Access, claims: dict[str, Any]) -> Response | None:
-        """None lets the request through (narrowed to a patient compartment when needed)."""
+    def _authorize(
+        self, scope: Scope, access: Access, claims: dict[str, Any]
+    ) -> Response | Confinement | None:
+        """A refusal, or None / a Confinement of the answer to let the request through."""
         decision = authorize(parse_scopes(token_scopes(claims)), access.needs)
         if not decision.allowed:
             assert decision.missing is not None
@@ -208,15 +219,51 @@ class AuthMiddleware:
             return _error(Forbidden(f"the access token lacks the scope {wanted}"), wanted)
         if decision.patient_only:
             try:
-                extra = patient_filter(access, _claim(claims, "patient"))
+                confinement = patient_filter(access, _claim(claims, "patient"))
             except Forbidden as err:
                 return _error(err)
-            if extra is not None:
+            if confinement is not None and confinement.param is not None:
                 query = scope.get("query_string", b"").decode("latin-1")
-                narrowed = "&".join(q for q in (query, urlencode([extra])) if q)
+                narrowed = "&".join(q for q in (query, urlencode([confinement.param])) if q)
                 scope["query_string"] = narrowed.encode("latin-1")
+                confinement = None
         scope.setdefault("state", {})["auth_claims"] = claims
-        return None
+        return confinement if decision.patient_only else None
+
+
+def _confined(send: Send, check: Confinement) -> Send:
+    """Hold back a read's answer until it is known to name the token's patient; else 403."""
+    start: MutableMapping[str, Any] | None = None
+    chunks: list[bytes] = []
+
+    async def confined_send(message: MutableMapping[str, Any]) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+            return
+        if message["type"] != "http.response.body" or start is None:
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        body = b"".join(chunks)
+        if start["status"] == 200 and not _in_compartment(body, check):
+            refusal = _error(Forbidden("this resource is not in the patient's compartment"))
+            start = {"type": "http.response.start", "status": 403, "headers": refusal.raw_headers}
+            body = bytes(refusal.body)
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+
+    return confined_send
+
+
+def _in_compartment(body: bytes, check: Confinement) -> bool:
+    try:
+        resource = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return check.element is not None and names_patient(resource, check.element, check.reference)
 
 
 def _claim(claims: dict[str, Any], name: str) -> str | None:

@@ -245,5 +245,13 @@ def test_patient_scope_sees_only_its_compartment(api: Api) -> None:
     assert other["total"] == 0  # the compartment is ANDed with what the client asked
     assert api.http.get(f"/Patient/{ids[0]}", headers=headers).status_code == 200
     assert api.http.get(f"/Patient/{ids[1]}", headers=headers).status_code == 403
+    own, foreign = (e["resource"]["id"] for e in api.call("GET", "/Task", writer).json()["entry"])
+    if tasks["entry"][0]["resource"]["id"] != own:
+        own, foreign = foreign, own
+    read = api.http.get(f"/Task/{own}", headers=headers)
+    assert read.status_code == 200 and read.json()["for"]["reference"] == f"Patient/{ids[0]}"
+    refused = api.http.get(f"/Task/{foreign}", headers=headers)
+    assert refused.status_code == 403 and "compartment" in _diagnostics(refused)
+    assert api.http.get("/Task/no-such-task", headers=headers).status_code == 404
     patients = api.http.get("/Patient", headers=headers).json()
     assert [e["resource"]["id"] for e in patients["entry"]] == [ids[0]]

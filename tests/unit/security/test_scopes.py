@@ -7,7 +7,14 @@ from urllib.parse import parse_qsl
 import pytest
 
 from fhirmwl.errors import BadRequest
-from fhirmwl.security.access import Forbidden, classify, dicomweb_access, patient_filter
+from fhirmwl.security.access import (
+    Confinement,
+    Forbidden,
+    classify,
+    dicomweb_access,
+    names_patient,
+    patient_filter,
+)
 from fhirmwl.security.scopes import Scope, authorize, parse_scope, parse_scopes, within
 
 PARSE = [
@@ -176,15 +183,19 @@ def test_dicomweb_needs_task_search() -> None:
 
 # patient/ scopes: (path, query, method, result) with the token's patient "p1"
 PATIENT = [
-    ("Task", "", "GET", ("patient", "Patient/p1")),
-    ("ServiceRequest", "status=active", "GET", ("patient", "Patient/p1")),
-    ("Patient", "", "GET", ("_id", "p1")),
+    ("Task", "", "GET", Confinement(param=("patient", "Patient/p1"))),
+    ("ServiceRequest", "status=active", "GET", Confinement(param=("patient", "Patient/p1"))),
+    ("Patient", "", "GET", Confinement(param=("_id", "p1"))),
     ("Patient/p1", "", "GET", None),
     ("Patient/p2", "", "GET", Forbidden),
-    ("Task/t1", "", "GET", Forbidden),
-    ("Device", "", "GET", Forbidden),  # no patient compartment
+    ("Task/t1", "", "GET", Confinement(element="for", reference="Patient/p1")),
+    ("ImagingStudy/s1", "", "GET", Confinement(element="subject", reference="Patient/p1")),
+    ("Task/t1/_history", "", "GET", Forbidden),
+    ("Device/d1", "", "GET", Forbidden),  # no patient compartment
+    ("Device", "", "GET", Forbidden),
     ("Task", "_include=Task:owner", "GET", Forbidden),
     ("Task", "", "POST", Forbidden),
+    ("Task/t1", "", "PUT", Forbidden),
 ]
 
 
@@ -198,6 +209,20 @@ def test_patient_compartment(path: str, query: str, method: str, expected: objec
             patient_filter(access, "p1")
     else:
         assert patient_filter(access, "p1") == expected
+
+
+NAMES = [
+    ({"resourceType": "Task", "for": {"reference": "Patient/p1"}}, "for", True),
+    ({"resourceType": "Task", "for": {"reference": "Patient/p2"}}, "for", False),
+    ({"resourceType": "Task"}, "for", False),
+    ({"resourceType": "Task", "for": "Patient/p1"}, "for", False),
+    ([], "for", False),
+]
+
+
+@pytest.mark.parametrize(("resource", "element", "expected"), NAMES)
+def test_names_patient(resource: object, element: str, expected: bool) -> None:
+    assert names_patient(resource, element, "Patient/p1") is expected
 
 
 def test_patient_scope_without_patient_claim_is_refused() -> None:
