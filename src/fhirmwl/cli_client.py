@@ -103,7 +103,11 @@ def keygen(
         raise typer.Exit(1) from None
     out.mkdir(parents=True, exist_ok=True)
     key_file, jwks_file = out / f"{name}-key.pem", out / f"{name}-jwks.json"
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:  # never overwrite a private key; readable by its owner only
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        typer.echo(f"error: {key_file} exists; remove it or choose another name", err=True)
+        raise typer.Exit(1) from None
     with os.fdopen(fd, "wb") as fh:
         fh.write(backend.private_pem(key))
     jwks_file.write_text(json.dumps({"keys": [backend.public_jwk(key)]}, indent=2) + "\n")

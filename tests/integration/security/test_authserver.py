@@ -259,3 +259,16 @@ def test_order_commands_send_the_token(tmp_path: Path, ris: Signer) -> None:
             app, ["order", "cancel", order_id, "--base", base], env={"FHIRMWL_TOKEN": token}
         )
         assert cancelled.exit_code == 0, cancelled.output
+
+
+def test_keygen_never_overwrites_a_key(tmp_path: Path) -> None:
+    first = cli("client", "keygen", "pacs", "--out", str(tmp_path), "--alg", "RS384")
+    assert first.exit_code == 0, first.output
+    jwks = json.loads((tmp_path / "pacs-jwks.json").read_text())
+    assert [k["alg"] for k in jwks["keys"]] == ["RS384"] and "d" not in jwks["keys"][0]
+    key_before = (tmp_path / "pacs-key.pem").read_bytes()
+    again = cli("client", "keygen", "pacs", "--out", str(tmp_path))
+    assert again.exit_code == 1 and "exists" in again.output
+    assert (tmp_path / "pacs-key.pem").read_bytes() == key_before
+    bad = cli("client", "keygen", "lis", "--out", str(tmp_path), "--alg", "HS256")
+    assert bad.exit_code == 1 and "RS384 or ES384" in bad.output
