@@ -27,6 +27,9 @@ def _add_subcommands() -> None:
     from fhirmwl import cli_ops
 
     cli_ops.register(app)
+    from fhirmwl.cli_client import app as client_app
+
+    app.add_typer(client_app, name="client", help="clients of the built-in token endpoint")
 
 
 _CONFIG = typer.Option(None, "--config", "-c", help="TOML config file (env FHIRMWL_CONFIG)")
@@ -51,6 +54,10 @@ def serve(
         None, help="export audit events to udp://, tcp:// or tls://host:port"
     ),
     demo: bool = typer.Option(False, "--demo", help="load a demo worklist if the store is empty"),
+    auth: str | None = typer.Option(None, help="'builtin': bearer tokens from our token endpoint"),
+    auth_jwks: str | None = typer.Option(None, help="external issuer's JWKS file or URL"),
+    auth_issuer: str | None = typer.Option(None, help="external issuer (iss) to trust"),
+    auth_audience: str | None = typer.Option(None, help="expected aud (default: FHIR base)"),
 ) -> None:
     """Start the broker (HTTP FHIR API, and the MLLP and DICOM listeners when available)."""
     from fhirmwl.runtime import Runtime
@@ -69,6 +76,10 @@ def serve(
         audit_syslog=audit_syslog,
         mllp=False if no_mllp else None,
         dicom=False if no_dicom else None,
+        auth=auth,
+        auth_jwks=auth_jwks,
+        auth_issuer=auth_issuer,
+        auth_audience=auth_audience,
     )
     from fhirmwl.ops.logs import configure
 

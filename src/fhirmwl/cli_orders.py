@@ -23,13 +23,15 @@ order_app = typer.Typer(
 catalogue_app = typer.Typer(help="Procedure catalogue tools", no_args_is_help=True)
 
 BASE = typer.Option("http://127.0.0.1:8080/fhir", "--base", help="FHIR base URL of the broker")
+TOKEN = typer.Option(None, "--token", envvar="FHIRMWL_TOKEN", help="OAuth 2.0 bearer token")
 
 
-def _post(url: str, body: dict[str, Any] | None) -> dict[str, Any]:
+def _post(url: str, body: dict[str, Any] | None, token: str | None = None) -> dict[str, Any]:
+    headers = {"Content-Type": "application/fhir+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     try:
-        response = httpx.post(
-            url, json=body, timeout=60, headers={"Content-Type": "application/fhir+json"}
-        )
+        response = httpx.post(url, json=body, timeout=60, headers=headers)
     except httpx.HTTPError as exc:
         typer.echo(f"cannot reach {url}: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -43,11 +45,13 @@ def _post(url: str, body: dict[str, Any] | None) -> dict[str, Any]:
 
 @order_app.command("create")
 def create(
-    file: Path = typer.Argument(..., help="order Bundle (or Parameters) as JSON"), base: str = BASE
+    file: Path = typer.Argument(..., help="order Bundle (or Parameters) as JSON"),
+    base: str = BASE,
+    token: str | None = TOKEN,
 ) -> None:
     """POST FILE to $create-order and print the resulting OrderBundle."""
     body = json.loads(file.read_text(encoding="utf-8"))
-    typer.echo(json.dumps(_post(f"{base.rstrip('/')}/$create-order", body), indent=2))
+    typer.echo(json.dumps(_post(f"{base.rstrip('/')}/$create-order", body, token), indent=2))
 
 
 @order_app.command("cancel")
@@ -55,6 +59,7 @@ def cancel(
     order_id: str = typer.Argument(..., help="ServiceRequest id of the order"),
     reason: str = typer.Option("", help="reason text (ORC-16)"),
     base: str = BASE,
+    token: str | None = TOKEN,
 ) -> None:
     """POST $cancel-order for ServiceRequest/ORDER_ID and print the outcome."""
     body = None
@@ -63,7 +68,7 @@ def cancel(
             "resourceType": "Parameters",
             "parameter": [{"name": "reason", "valueCodeableConcept": {"text": reason}}],
         }
-    data = _post(f"{base.rstrip('/')}/ServiceRequest/{order_id}/$cancel-order", body)
+    data = _post(f"{base.rstrip('/')}/ServiceRequest/{order_id}/$cancel-order", body, token)
     for p in data.get("parameter") or []:
         if p.get("name") == "outcome":
             for item in p["resource"].get("issue") or []:

@@ -53,6 +53,11 @@ class Settings:
     worklist_statuses: str = "requested,received,accepted,ready,in-progress"
     worklist_retention_days: int = 0  # hide steps scheduled longer ago than this; 0 = keep
     hl7_destinations: list[dict[str, Any]] = field(default_factory=list)  # [[hl7_destinations]]
+    auth: str = ""  # "" (bearer tokens only when auth_jwks is set) | "builtin" (docs/auth.md)
+    auth_jwks: str = ""  # external issuer's JWKS: a file path or an http(s) URL
+    auth_issuer: str = ""  # the external issuer (iss) whose tokens are accepted
+    auth_audience: str = ""  # expected aud of external tokens; default: the FHIR base URL
+    auth_token_lifetime: int = 300  # seconds an access token of the built-in server lives
     extra: dict[str, Any] = field(default_factory=dict)  # other [sections] of the TOML file
 
     @property

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from fhirmwl import security
 from fhirmwl.api import http
 from fhirmwl.api.capability import capability_statement
 from fhirmwl.errors import BadRequest, FhirMwlError, MethodNotAllowed, NotFound
@@ -289,8 +290,9 @@ def create_app(services: Services) -> Starlette:
 
     middleware = [Middleware(logs.RequestIdMiddleware), Middleware(metrics.MetricsMiddleware)]
     writer = audit.writer_of(services)
-    if writer is not None:
+    if writer is not None:  # outside authentication, so refused tokens are audited too
         middleware.append(Middleware(audit_http.AuditMiddleware, writer=writer))
+    middleware += security.auth_middleware(services)  # bearer tokens and SMART scopes when on
     app = Starlette(
         routes=[
             *health.routes(services),

@@ -95,6 +95,11 @@ def capability_statement(services: Services) -> dict[str, Any]:
                     {"code": "history-system"},
                 ],
                 "operation": [_op(o) for o in services.operations.values() if o.level == "system"],
+                **(
+                    {"security": services.extra["rest_security"]}
+                    if "rest_security" in services.extra
+                    else {}
+                ),
             }
         ],
     }

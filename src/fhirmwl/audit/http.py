@@ -104,6 +104,7 @@ class AuditMiddleware:
             agent_network=f"{client[0]}:{client[1]}",
             query=query or None,
             details={"method": method, "path": path[:512]},
+            principal=lambda: principal_of(scope),
         )
         status = {"code": 500}
         body = bytearray()
@@ -120,7 +121,7 @@ class AuditMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             CURRENT.reset(token)
-            ctx.agent_id, ctx.agent_name = principal_of(scope)
+            ctx.resolve_agent()
             if not ctx.recorded:
                 self._queue(ctx, status["code"], bytes(body))
 

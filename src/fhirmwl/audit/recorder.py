@@ -16,7 +16,7 @@ import contextvars
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -48,6 +48,12 @@ class AccessContext:
     patients: list[str] = field(default_factory=list)
     entities: list[str] = field(default_factory=list)
     recorded: bool = False  # a committed unit of work already holds this access's event
+    # Who the caller is, once authentication has run (HTTP: from the verified token claims).
+    principal: Callable[[], tuple[str, str]] | None = None
+
+    def resolve_agent(self) -> None:
+        if self.principal is not None:
+            self.agent_id, self.agent_name = self.principal()
 
     def record(self, outcome: str = "0", outcome_text: str = "") -> AuditRecord:
         return AuditRecord(
@@ -107,6 +113,7 @@ class AuditHook:
             ctx = AccessContext(door="system", agent_id="fhirmwl")
         if ctx.recorded:
             return
+        ctx.resolve_agent()
         rec = ctx.record()
         if ctx.door in ("system", "mllp") or ctx.action == "E":
             created = all(key in tx.created for key in touched)

@@ -1,0 +1,81 @@
+"""The trust boundary of the HTTP door: OAuth 2.0 bearer tokens with SMART scopes (docs/auth.md).
+
+``install`` (from ``plugins.install_all``) registers the store tables of the built-in
+authorization server and, when authentication is on, builds the token validator;
+``protect`` (from ``api.app.create_app``) puts the middleware in front of the routes.
+Authentication is on when ``auth = "builtin"`` or an external issuer's ``auth_jwks`` is set;
+it is off by default so that the demo on loopback stays one command.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from starlette.middleware import Middleware
+
+from fhirmwl.errors import BadRequest
+
+if TYPE_CHECKING:
+    from fhirmwl.config import Settings
+    from fhirmwl.services.container import Services
+
+
+log = logging.getLogger("fhirmwl.security")
+
+
+def auth_enabled(settings: Settings) -> bool:
+    return settings.auth == "builtin" or bool(settings.auth_jwks)
+
+
+def _check(settings: Settings) -> None:
+    if settings.auth not in ("", "builtin"):
+        raise BadRequest(f"auth must be empty or 'builtin', not {settings.auth!r}")
+    if bool(settings.auth_jwks) != bool(settings.auth_issuer):
+        raise BadRequest("auth_jwks and auth_issuer go together (--auth-jwks with --auth-issuer)")
+    jwks = settings.auth_jwks
+    if jwks and not jwks.startswith(("http://", "https://")) and not os.path.isfile(jwks):
+        raise BadRequest(f"auth_jwks {jwks!r} is neither an http(s) URL nor a readable file")
+    if settings.auth_token_lifetime < 1:
+        raise BadRequest("auth_token_lifetime must be at least 1 second")
+
+
+def install(services: Services) -> None:
+    from fhirmwl.security import keystore
+
+    settings = services.settings
+    _check(settings)
+    keystore.register_migration()
+    if not auth_enabled(settings):
+        return
+    from fhirmwl.security.authserver import BuiltinServer
+    from fhirmwl.security.tokens import JwksSource, TokenValidator, TrustedIssuer
+
+    builtin = BuiltinServer(services.store.db, settings.fhir_base, settings.auth_token_lifetime)
+    validator = TokenValidator()
+    validator.add(
+        TrustedIssuer(
+            builtin.issuer, settings.fhir_base, builtin.public_key, ("ES256",), builtin.current_key
+        )
+    )
+    if settings.auth_jwks:
+        audience = settings.auth_audience or settings.fhir_base
+        source = JwksSource(settings.auth_jwks)
+        validator.add(
+            TrustedIssuer(settings.auth_issuer, audience, source.key, current=source.current)
+        )
+    trusted = " and ".join(validator.issuers)
+    log.info("bearer tokens required on /fhir and /dicomweb (issuers: %s)", trusted)
+    services.extra["auth"] = (validator, builtin)
+    services.extra["rest_security"] = builtin.rest_security()
+
+
+def auth_middleware(services: Services) -> list[Middleware]:
+    """The bearer-token middleware when authentication is on (innermost: after audit)."""
+    if "auth" not in services.extra:
+        return []
+    from fhirmwl.security.middleware import AuthMiddleware
+
+    validator, builtin = services.extra["auth"]
+    return [Middleware(AuthMiddleware, validator=validator, builtin=builtin)]
