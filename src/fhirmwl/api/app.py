@@ -103,8 +103,7 @@ class FhirApi:
 
     async def _write(self, fn: Callable[[Any], Any]) -> Any:
         def run() -> Any:
-            with self.s.store.write() as tx:
-                return fn(tx)
+            return self.s.store.run_write(fn)
 
         return await run_in_threadpool(run)
 

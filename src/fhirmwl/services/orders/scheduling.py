@@ -19,6 +19,7 @@ from fhirmwl.fhir import model
 from fhirmwl.fhir.search import parse_search
 from fhirmwl.services.orders.catalogue import Procedure
 from fhirmwl.services.orders.context import OrderContext
+from fhirmwl.services.resources import lock_identifier
 from fhirmwl.store import Tx
 
 
@@ -33,14 +34,19 @@ def station_device(ae_title: str, name: str = "") -> dict[str, Any]:
             "tag": [model.generated_tag("scheduled-station", "procedure catalogue")],
         },
         "status": "active",
+        "identifier": [{"system": model.STATION_AE_SYSTEM, "value": ae_title}],
         "name": names,
     }
 
 
 def find_station(tx: Tx, ae_title: str) -> str | None:
+    """The station Device of ``ae_title``; on a miss its AE title is locked (the key the HL7 v2
+    intake's conditional create takes) and looked up again, so concurrent orders create one."""
     q = parse_search("Device", [("name:exact", ae_title)], strict=True)
     q.count = 1
     hits = tx.search(q)
+    if not hits and lock_identifier(tx, "Device", model.STATION_AE_SYSTEM, ae_title):
+        hits = tx.search(q)
     return f"Device/{hits[0][0]}" if hits else None
 
 
