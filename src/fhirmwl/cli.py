@@ -25,6 +25,9 @@ def _add_subcommands() -> None:
 
     app.add_typer(order_app, name="order", help="imaging orders over the FHIR API")
     app.add_typer(catalogue_app, name="catalogue", help="procedure catalogue tools")
+    from fhirmwl.cli_config import app as config_app
+
+    app.add_typer(config_app, name="config", help="configuration: show effective settings")
 
 
 _CONFIG = typer.Option(None, "--config", "-c", help="TOML config file (env FHIRMWL_CONFIG)")
@@ -134,5 +137,17 @@ def validate(
 
 _add_subcommands()
 
+
+def main() -> None:
+    """Entry point: a configuration error is one line naming the problem, exit status 2."""
+    from fhirmwl.config import ConfigError
+
+    try:
+        app()
+    except ConfigError as exc:
+        typer.echo(f"fhirmwl: configuration error: {exc.message}", err=True)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()
