@@ -107,7 +107,7 @@ def reindex(
     batch: int = typer.Option(500, help="resources per transaction"),
 ) -> None:
     """Rebuild every derived table (search index, worklist) from the stored resources."""
-    from fhirmwl.services.container import build_services
+    from fhirmwl.wiring import build_services
 
     services = build_services(load_settings(config, db=db))
     try:

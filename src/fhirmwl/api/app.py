@@ -63,7 +63,7 @@ class FhirApi:
             self._only(method, "GET")
             return await self.history(request, None, None)
         rtype = parts[0]
-        readonly = self.s.extra.get("readonly_types", {}).get(rtype)
+        readonly = self.s.readonly_types.get(rtype)
         if readonly is not None:
             return self.readonly(request, readonly, rtype, parts)
         check_type(rtype)

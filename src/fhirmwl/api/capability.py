@@ -55,7 +55,7 @@ def _resource_entry(services: Services, rtype: str) -> dict[str, Any]:
             ),
         ],
     }
-    profiles = services.extra.get("supported_profiles", {}).get(rtype)
+    profiles = services.supported_profiles.get(rtype)
     if profiles:
         entry["supportedProfile"] = profiles
     ops = [

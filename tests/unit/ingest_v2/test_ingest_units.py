@@ -13,11 +13,11 @@ from fhirmwl.cli_v2 import app
 from fhirmwl.config import load_settings
 from fhirmwl.mapping.v2_to_fhir import MappingContext, MissingValue, OrderMessage
 from fhirmwl.mapping.v2_to_fhir.intake import evaluate
-from fhirmwl.services.container import build_services
 from fhirmwl.services.ingest_v2 import ingest, log, mapping_context
 from fhirmwl.services.ingest_v2.conform import conform, next_slot
 from fhirmwl.services.ingest_v2.env import missing_value_policy
 from fhirmwl.services.ingest_v2.matching import group_entries
+from fhirmwl.wiring import build_services
 
 NOW = datetime(2025, 1, 1, 10, 2, 30, tzinfo=UTC)
 

@@ -33,12 +33,10 @@ if TYPE_CHECKING:
 
 
 def install_orders(services: Services) -> OrderContext:
-    """Schema, Task guard and the shared ``OrderContext`` (``services.extra['orders']``)."""
+    """Schema, Task guard and the shared ``OrderContext`` (``services.order_context``)."""
     from fhirmwl.services.orders import ids
-    from fhirmwl.store.migrations import migrate
 
-    ids.register_migrations()
-    migrate(services.store.db)  # the store opened before features registered their tables
+    ids.register_migrations()  # applied by fhirmwl.wiring once every feature is installed
     if task_status_guard not in services.resources.guards:
         services.resources.guards.append(task_status_guard)
     settings = services.settings
@@ -51,7 +49,7 @@ def install_orders(services: Services) -> OrderContext:
         bundles=services.bundles,
         timezone=ZoneInfo(settings.timezone),
     )
-    services.extra["orders"] = ctx
+    services.order_context = ctx
     return ctx
 
 
