@@ -86,18 +86,11 @@ def serve(
 
 @app.command()
 def migrate(config: Path | None = _CONFIG, db: str | None = _DB) -> None:
-    """Create or upgrade the database schema, then exit."""
-    from fhirmwl.store.db import open_database
-    from fhirmwl.store.migrations import current_version
-    from fhirmwl.store.migrations import migrate as run
+    """Create or upgrade the database schema (every feature's tables), then exit."""
+    from fhirmwl.wiring import migrate_schema
 
-    settings = load_settings(config, db=db)
-    database = open_database(settings.db)
-    try:
-        applied = run(database)
-        typer.echo(f"applied {applied or 'nothing'}; schema version {current_version(database)}")
-    finally:
-        database.close()
+    applied, version = migrate_schema(load_settings(config, db=db))
+    typer.echo(f"applied {applied or 'nothing'}; schema version {version}")
 
 
 @app.command()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +81,18 @@ def test_features_fill_typed_fields_and_doors_start_with_http(tmp_path: Path) ->
         assert ("system", None, "create-order") in services.operations
     finally:
         services.close()
+
+
+def test_migrate_command_creates_every_feature_table(tmp_path: Path) -> None:
+    """``fhirmwl migrate --db URL`` (README) reaches the schema ``serve`` runs on."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FHIRMWL_")}
+    cmd = [sys.executable, "-m", "fhirmwl.cli", "migrate", "--db", f"sqlite:///{tmp_path}/m.db"]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    services = wiring.build_services(load_settings(None, db=f"sqlite:///{tmp_path}/s.db"))
+    try:
+        version = migrations.current_version(services.store.db)
+    finally:
+        services.close()
+    assert first.strip().endswith(f"schema version {version}")
+    assert again.strip() == f"applied nothing; schema version {version}"
