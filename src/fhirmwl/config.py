@@ -120,15 +120,15 @@ def _coerce(name: str, kind: Any, value: Any, where: str) -> Any:
         if str(value).strip().lower() in _BOOL:
             return _BOOL[str(value).strip().lower()]
         raise ConfigError(f"{where}: setting {name} must be true or false, got {value!r}")
-    if kind == "int":
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: setting {name} must be an integer, got {value!r}")
+    if kind in ("int", "float"):
+        number = int if kind == "int" else float
+        word = "an integer" if kind == "int" else "a number"
         try:
-            return int(value)
+            if isinstance(value, bool):
+                raise ValueError
+            return number(value)
         except (TypeError, ValueError):
-            raise ConfigError(
-                f"{where}: setting {name} must be an integer, got {value!r}"
-            ) from None
+            raise ConfigError(f"{where}: setting {name} must be {word}, got {value!r}") from None
     if kind == "str" and not isinstance(value, str):
         raise ConfigError(f"{where}: setting {name} must be a string, got {value!r}")
     return value
