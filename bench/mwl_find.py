@@ -177,7 +177,7 @@ LOADERS = {"store": load_via_store, "rows": load_index_rows, "derived": load_der
 
 def load(db: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
     from fhirmwl.config import load_settings
-    from fhirmwl.services.container import build_services
+    from fhirmwl.wiring import build_services
 
     services = build_services(load_settings(None, db=db))
     try:

@@ -30,6 +30,9 @@ def _add_subcommands() -> None:
     from fhirmwl.cli_client import app as client_app
 
     app.add_typer(client_app, name="client", help="clients of the built-in token endpoint")
+    from fhirmwl.cli_config import app as config_app
+
+    app.add_typer(config_app, name="config", help="configuration: show effective settings")
 
 
 _CONFIG = typer.Option(None, "--config", "-c", help="TOML config file (env FHIRMWL_CONFIG)")
@@ -103,18 +106,11 @@ def serve(
 
 @app.command()
 def migrate(config: Path | None = _CONFIG, db: str | None = _DB) -> None:
-    """Create or upgrade the database schema, then exit."""
-    from fhirmwl.store.db import open_database
-    from fhirmwl.store.migrations import current_version
-    from fhirmwl.store.migrations import migrate as run
+    """Create or upgrade the database schema (every feature's tables), then exit."""
+    from fhirmwl.wiring import migrate_schema
 
-    settings = load_settings(config, db=db)
-    database = open_database(settings.db)
-    try:
-        applied = run(database)
-        typer.echo(f"applied {applied or 'nothing'}; schema version {current_version(database)}")
-    finally:
-        database.close()
+    applied, version = migrate_schema(load_settings(config, db=db))
+    typer.echo(f"applied {applied or 'nothing'}; schema version {version}")
 
 
 @app.command()
@@ -124,7 +120,7 @@ def reindex(
     batch: int = typer.Option(500, help="resources per transaction"),
 ) -> None:
     """Rebuild every derived table (search index, worklist) from the stored resources."""
-    from fhirmwl.services.container import build_services
+    from fhirmwl.wiring import build_services
 
     services = build_services(load_settings(config, db=db))
     try:
@@ -154,5 +150,17 @@ def validate(
 
 _add_subcommands()
 
+
+def main() -> None:
+    """Entry point: a configuration error is one line naming the problem, exit status 2."""
+    from fhirmwl.config import ConfigError
+
+    try:
+        app()
+    except ConfigError as exc:
+        typer.echo(f"fhirmwl: configuration error: {exc.message}", err=True)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

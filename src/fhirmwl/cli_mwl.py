@@ -37,7 +37,7 @@ SPS_KEYWORD = "ScheduledProcedureStepSequence"
 def _services(db: str | None, config: Path | None) -> Any:
     """The broker's services over the configured database (the same store ``serve`` uses)."""
     from fhirmwl.config import load_settings
-    from fhirmwl.services.container import build_services
+    from fhirmwl.wiring import build_services
 
     return build_services(load_settings(config, db=db))
 
@@ -134,7 +134,7 @@ def export_command(
     """Write the current worklist as .wl files (DCMTK wlmscpfs / Orthanc folder layout)."""
     services = _services(db, config)
     try:
-        count = export_items(services.extra["worklist_source"], out, ae_title)
+        count = export_items(services.worklist(), out, ae_title)
     finally:
         services.close()
     typer.echo(f"exported {count} item(s) to {out / ae_title}")
@@ -150,7 +150,7 @@ def show_command(
     """Print the dataset a modality would receive for one Task."""
     services = _services(db, config)
     try:
-        item = services.extra["worklist_source"].item(task_id)
+        item = services.worklist().item(task_id)
     finally:
         services.close()
     if item is None:

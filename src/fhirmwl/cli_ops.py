@@ -25,7 +25,7 @@ def purge(
 ) -> None:
     """Remove what is older than the retention settings (0 days keeps forever)."""
     from fhirmwl.ops.retention import RetentionPolicy, purge
-    from fhirmwl.services.container import build_services
+    from fhirmwl.wiring import build_services
 
     settings = load_settings(
         config,
@@ -75,7 +75,7 @@ def restore(
 ) -> None:
     """Put a backup in place (broker stopped), then apply any newer migration."""
     from fhirmwl.ops.backup import restore as run
-    from fhirmwl.services.container import build_services
+    from fhirmwl.wiring import build_services
 
     settings = load_settings(config, db=db)
     try:

@@ -96,7 +96,7 @@ def send(
 
 def _services(config: Path | None, db: str | None) -> Any:
     from fhirmwl.config import load_settings
-    from fhirmwl.services.container import build_services
+    from fhirmwl.wiring import build_services
 
     return build_services(load_settings(config, db=db))
 

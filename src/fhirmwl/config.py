@@ -1,14 +1,28 @@
 """Settings from defaults, an optional TOML file, ``FHIRMWL_*`` environment variables and the
 command line, in increasing priority. One flat dataclass so every listener reads the same values.
+
+Every field of ``Settings`` is a setting: its TOML key, its environment variable
+``FHIRMWL_<NAME>`` and its type come from the field itself, so a field added to the dataclass is
+configurable everywhere without touching the loader. Structured configuration lives in TOML
+*sections* (``SECTIONS``: ``[dicom_charsets]``, ``[[station_rules]]``, ``[orders]``, ``[v2]``,
+``[notify]``) and reaches the features through ``Settings.extra``.
+
+A file may put the settings at the top level or in a ``[fhirmwl]`` table, and the sections next to
+it (``[dicom_charsets]``) or inside it (``[fhirmwl.dicom_charsets]``): every layout the docs show
+loads the same way. A key or table the broker does not know is an error that names it, and
+``load_sources`` says where each effective value came from (``fhirmwl config show``).
 """
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fhirmwl.errors import BadRequest
 
@@ -58,48 +72,200 @@ class Settings:
     auth_issuer: str = ""  # the external issuer (iss) whose tokens are accepted
     auth_audience: str = ""  # expected aud of external tokens; default: the FHIR base URL
     auth_token_lifetime: int = 300  # seconds an access token of the built-in server lives
-    extra: dict[str, Any] = field(default_factory=dict)  # other [sections] of the TOML file
+    extra: dict[str, Any] = field(default_factory=dict)  # the TOML SECTIONS, by name
 
     @property
     def fhir_base(self) -> str:
         return self.base_url.rstrip("/") or f"http://{self.host}:{self.http_port}/fhir"
 
 
-_BOOL_TRUE = {"1", "true", "yes", "on"}
+@dataclass(frozen=True)
+class Section:
+    """A TOML section: the keys it allows (None: any key, a map such as AE title → charset)."""
+
+    keys: frozenset[str] | None
+    array: bool = False  # [[name]]: an array of tables, each checked against ``keys``
+    doc: str = ""
 
 
-def _coerce(name: str, kind: Any, value: Any) -> Any:
-    if kind in (bool, "bool"):
-        return value if isinstance(value, bool) else str(value).lower() in _BOOL_TRUE
-    if kind in (int, "int"):
+SECTIONS: dict[str, Section] = {
+    "dicom_charsets": Section(None, doc="calling AE title -> Specific Character Set"),
+    "station_rules": Section(
+        frozenset({"ae_title", "modality", "procedure_code", "requesting_service"}),
+        array=True,
+        doc="Scheduled Station AE Title for steps whose order names none",
+    ),
+    "orders": Section(
+        frozenset(
+            {
+                "accession_pattern",
+                "accession_system",
+                "rpid_system",
+                "spsid_system",
+                "slot_minutes",
+                "default_duration",
+            }
+        ),
+        doc="identifiers and scheduling of $create-order (docs/workflow.md)",
+    ),
+    "v2": Section(
+        frozenset({"missing_values", "default_station_ae", "default_modality", "issuers"}),
+        doc="HL7 v2 intake (docs/hl7v2.md)",
+    ),
+    "notify": Section(frozenset({"max_events"}), doc="Subscriptions delivery"),
+}
+
+DEFAULT, FILE, ENV, CLI = "default", "file", "env", "cli"
+
+
+class ConfigError(BadRequest):
+    """The configuration cannot be used as given (unknown key, wrong type, bad value)."""
+
+
+def setting_names() -> dict[str, Any]:
+    """Every flat setting and its declared type (the dataclass fields, except ``extra``)."""
+    return {f.name: f.type for f in fields(Settings) if f.name != "extra"}
+
+
+_BOOL = {"1": True, "true": True, "yes": True, "on": True}
+_BOOL |= {"0": False, "false": False, "no": False, "off": False}
+
+
+def _coerce(name: str, kind: Any, value: Any, where: str) -> Any:
+    kind = getattr(kind, "__name__", kind)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if str(value).strip().lower() in _BOOL:
+            return _BOOL[str(value).strip().lower()]
+        raise ConfigError(f"{where}: setting {name} must be true or false, got {value!r}")
+    if kind in ("int", "float"):
+        number = int if kind == "int" else float
+        word = "an integer" if kind == "int" else "a number"
         try:
-            return int(value)
+            if isinstance(value, bool):
+                raise ValueError
+            return number(value)
         except (TypeError, ValueError):
-            raise BadRequest(f"setting {name} must be an integer, got {value!r}") from None
+            raise ConfigError(f"{where}: setting {name} must be {word}, got {value!r}") from None
+    if str(kind).startswith("list"):
+        if isinstance(value, str):  # from the environment: a JSON array
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ConfigError(f"{where}: setting {name} must be a JSON array") from None
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: setting {name} must be a list, got {value!r}")
+        return value
+    if kind == "str" and not isinstance(value, str):
+        raise ConfigError(f"{where}: setting {name} must be a string, got {value!r}")
     return value
 
 
-def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
-    settings = Settings()
-    names = {f.name: f.type for f in fields(Settings) if f.name != "extra"}
-    path = config_file or os.environ.get("FHIRMWL_CONFIG")
-    if path:
+def _unknown(what: str, key: str, known: list[str], where: str, prefix: str = "") -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {prefix + close[0]!r}?)" if close else ""
+    known_list = ", ".join(sorted(known))
+    return ConfigError(f"{where}: unknown {what} {prefix + key!r}{hint}; known: {known_list}")
+
+
+def _check_section(name: str, value: Any, where: str) -> Any:
+    spec = SECTIONS[name]
+    tables = value if spec.array else [value]
+    if spec.array and not isinstance(value, list):
+        raise ConfigError(f"{where}: {name} must be an array of tables ([[{name}]])")
+    for i, table in enumerate(tables):
+        label = f"[[{name}]] #{i + 1}" if spec.array else f"[{name}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: {label} must be a table")
+        if spec.keys is not None:
+            for key in table:
+                if key not in spec.keys:
+                    raise _unknown(f"key in {label}", key, sorted(spec.keys), where)
+    return value
+
+
+def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(flat settings, sections) of a TOML file, in any of the documented layouts."""
+    where = str(path)
+    try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
-        section = data.get("fhirmwl", data)
-        for key, value in section.items():
-            key = key.replace("-", "_")
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {where}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    names = setting_names()
+    flat: dict[str, Any] = {}
+    sections: dict[str, Any] = {}
+
+    def take(table: dict[str, Any], prefix: str) -> None:
+        for raw_key, value in table.items():
+            key = raw_key.replace("-", "_")
             if key in names:
-                setattr(settings, key, _coerce(key, names[key], value))
-            elif isinstance(value, (dict, list)):
-                settings.extra[key] = value
+                if key in flat:
+                    raise ConfigError(f"{where}: setting {key} is given twice")
+                flat[key] = _coerce(key, names[key], value, where)
+            elif key in SECTIONS:
+                if key in sections:
+                    raise ConfigError(f"{where}: section [{key}] is given twice")
+                sections[key] = _check_section(key, value, where)
+            elif key == "fhirmwl" and not prefix and isinstance(value, dict):
+                take(value, "fhirmwl.")
+            else:
+                is_table = isinstance(value, dict) or (
+                    isinstance(value, list) and value and isinstance(value[0], dict)
+                )
+                what = "section" if is_table else "setting"
+                known = list(SECTIONS) if is_table else list(names)
+                raise _unknown(what, raw_key, known, where, prefix)
+
+    take(data, "")
+    return flat, sections
+
+
+def _validate(settings: Settings) -> None:
+    if settings.validation not in ("strict", "lenient", "off"):
+        raise ConfigError(f"validation must be strict, lenient or off, not {settings.validation!r}")
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"timezone {settings.timezone!r} is not an IANA time zone (e.g. Europe/Berlin)"
+        ) from None
+
+
+def load_sources(
+    config_file: str | Path | None = None, **overrides: Any
+) -> tuple[Settings, dict[str, str]]:
+    """The effective settings and, per setting and section, where its value came from:
+    ``default``, ``file``, ``env`` (``FHIRMWL_<NAME>``) or ``cli`` (``overrides``)."""
+    settings = Settings()
+    names = setting_names()
+    sources = dict.fromkeys(names, DEFAULT)
+    path = config_file or os.environ.get("FHIRMWL_CONFIG")
+    if path:
+        flat, sections = _read_file(Path(path))
+        for key, value in flat.items():
+            setattr(settings, key, value)
+            sources[key] = FILE
+        settings.extra.update(sections)
+        sources.update(dict.fromkeys((f"[{s}]" for s in sections), FILE))
     for key, kind in names.items():
         env = os.environ.get(f"FHIRMWL_{key.upper()}")
         if env is not None:
-            setattr(settings, key, _coerce(key, kind, env))
+            setattr(settings, key, _coerce(key, kind, env, f"FHIRMWL_{key.upper()}"))
+            sources[key] = ENV
     for key, value in overrides.items():
-        if value is not None and key in names:
-            setattr(settings, key, _coerce(key, names[key], value))
-    if settings.validation not in ("strict", "lenient", "off"):
-        raise BadRequest(f"validation must be strict, lenient or off, not {settings.validation!r}")
-    return settings
+        if value is None:
+            continue
+        if key not in names:
+            raise _unknown("setting", key, list(names), "command line")
+        setattr(settings, key, _coerce(key, names[key], value, "command line"))
+        sources[key] = CLI
+    _validate(settings)
+    return settings, sources
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    return load_sources(config_file, **overrides)[0]

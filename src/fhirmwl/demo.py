@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fhirmwl.fhir import model
 
@@ -39,7 +40,7 @@ def demo_bundle(n: int, start: datetime | None = None) -> dict[str, Any]:
     aet, modality, text, loinc = _STATIONS[n % len(_STATIONS)]
     u = {k: f"urn:uuid:{uuid.uuid4()}" for k in ("pat", "isr", "rp", "task", "dev", "study")}
     mrn = f"DEMO{n % len(_PATIENTS):04d}"
-    when = (base + timedelta(minutes=30 * n)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = (base + timedelta(minutes=30 * n)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     entries = [
         (
             u["pat"],
@@ -145,11 +146,19 @@ def demo_bundle(n: int, start: datetime | None = None) -> dict[str, Any]:
     }
 
 
-def load_demo(services: Any, count: int = 12) -> int:
+def demo_start(timezone: str, now: datetime | None = None) -> datetime:
+    """08:00 today on the modalities' wall clock (the ``timezone`` setting), so every demo step
+    (half-hourly) falls on the date a modality asks for as "today", wherever the server runs."""
+    local = (now or datetime.now(UTC)).astimezone(ZoneInfo(timezone))
+    return local.replace(hour=8, minute=0, second=0, microsecond=0)
+
+
+def load_demo(services: Any, count: int = 12, now: datetime | None = None) -> int:
     """Load the demo worklist unless the store already holds Tasks; return orders loaded."""
     with services.store.read() as tx:
         if tx.conn.execute("SELECT 1 FROM resource WHERE res_type = 'Task' LIMIT 1").fetchone():
             return 0
+    start = demo_start(services.settings.timezone, now)
     for n in range(count):
-        services.bundles.process(demo_bundle(n), services.settings.fhir_base, None)
+        services.bundles.process(demo_bundle(n, start), services.settings.fhir_base, None)
     return count

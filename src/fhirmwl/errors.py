@@ -62,6 +62,13 @@ class DuplicateIdentifier(Conflict):
     issue_code = "duplicate"
 
 
+class WriteConflict(DuplicateIdentifier):
+    """Concurrent writers waited on each other (a PostgreSQL deadlock or serialization failure):
+    nothing was written and running the unit of work again, which re-reads, will succeed."""
+
+    issue_code = "transient"
+
+
 class Gone(FhirMwlError):
     http_status = 410
     issue_code = "deleted"

@@ -1,5 +1,10 @@
-"""Feature wiring: each capability (conformance, worklist index, v2 intake, orders) installs its
-hooks, validators and operations into the shared ``Services`` here, in one visible place."""
+"""The list of features: each capability (conformance, worklist index, orders, notifications,
+v2 intake, the FHIR operations) installs its hooks, validators, guards, operations, listener
+factories and migrations into the shared ``Services`` here, in one visible place and in order.
+
+``fhirmwl.wiring`` (the composition root) calls ``install_all`` once, then runs the registered
+migrations once. A feature's ``install`` registers and never migrates or starts anything.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,17 @@ if TYPE_CHECKING:
 
 
 def install_all(services: Services) -> None:
-    """Install every feature; later issues append their ``install`` calls."""
-    from fhirmwl.services import profiles
+    """Install every feature, in dependency order; later issues append their ``install`` calls."""
+    from fhirmwl import notify
+    from fhirmwl.api import ops_orders, ops_validate
+    from fhirmwl.services import orders, profiles, worklist
 
-    profiles.install(services)
-    from fhirmwl.services import worklist
-
-    worklist.install(services)
-    from fhirmwl.api import ops_orders
-
-    ops_orders.install(services)
+    profiles.install(services)  # conformance resources, profile validation on write
+    ops_validate.install(services)  # $validate
+    worklist.install(services)  # worklist index (write hook), DICOM C-FIND listener
+    orders.install_orders(services)  # order lifecycle: Task guard, OrderContext
+    ops_orders.install(services)  # $create-order, $update-order, $cancel-order
+    notify.install(services)  # outbox, Subscriptions, $status/$events, dispatcher
     __import__("fhirmwl.services.ingest_v2", fromlist=["install"]).install(services)
     __import__("fhirmwl.api.ops_worklist", fromlist=["install"]).install(services)
     __import__("fhirmwl.mpps", fromlist=["install"]).install(services)

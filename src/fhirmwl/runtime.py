@@ -1,4 +1,4 @@
-"""Run the broker: one store and one service layer, several listeners.
+"""Run the broker: one store and one service layer (built by ``fhirmwl.wiring``), several doors.
 
 Listeners (HTTP now; MLLP and DICOM register themselves the same way) share a tiny interface:
 ``start()`` returns once the listener accepts connections, ``stop()`` returns once it is closed.
@@ -11,11 +11,11 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
 from typing import Protocol
 
+from fhirmwl import wiring
 from fhirmwl.config import Settings
-from fhirmwl.services.container import Services, build_services
+from fhirmwl.services.container import Services
 
 log = logging.getLogger("fhirmwl")
 
@@ -67,19 +67,15 @@ class HttpListener:
         self.thread.join(timeout=(self.server.config.timeout_graceful_shutdown or 10) + 5)
 
 
-# Factories for optional listeners; features register theirs (see plugins.py).
-LISTENER_FACTORIES: list[tuple[str, Callable[[Services], Listener]]] = [("http", HttpListener)]
-
-
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.services = build_services(settings)
+        self.services = wiring.build_services(settings)
         self.listeners: list[Listener] = []
         self._stop = threading.Event()
 
     def start(self) -> None:
-        for name, factory in [*LISTENER_FACTORIES, *self.services.listener_factories]:
+        for name, factory in wiring.doors(self.services):
             if not getattr(self.settings, name, True):
                 continue
             listener = factory(self.services)

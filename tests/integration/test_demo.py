@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fhirmwl.config import load_settings
 from fhirmwl.demo import load_demo
-from fhirmwl.services.container import build_services
+from fhirmwl.wiring import build_services
 from fhirmwl.worklist import WorklistQuery
 
 
@@ -17,7 +17,7 @@ def test_demo_loads_once_and_is_queryable(tmp_path: Path) -> None:
     try:
         assert load_demo(services, count=8) == 8
         assert load_demo(services, count=8) == 0  # not twice
-        source = services.extra["worklist_source"]
+        source = services.worklist()
         items = list(
             source.find(
                 WorklistQuery.from_keywords(

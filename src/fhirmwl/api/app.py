@@ -65,7 +65,7 @@ class FhirApi:
             self._only(method, "GET")
             return await self.history(request, None, None)
         rtype = parts[0]
-        readonly = self.s.extra.get("readonly_types", {}).get(rtype)
+        readonly = self.s.readonly_types.get(rtype)
         if readonly is not None:
             return self.readonly(request, readonly, rtype, parts)
         check_type(rtype)
@@ -105,8 +105,7 @@ class FhirApi:
 
     async def _write(self, fn: Callable[[Any], Any]) -> Any:
         def run() -> Any:
-            with self.s.store.write() as tx:
-                return fn(tx)
+            return self.s.store.run_write(fn)
 
         return await run_in_threadpool(run)
 

@@ -55,7 +55,7 @@ def _resource_entry(services: Services, rtype: str) -> dict[str, Any]:
             ),
         ],
     }
-    profiles = services.extra.get("supported_profiles", {}).get(rtype)
+    profiles = services.supported_profiles.get(rtype)
     if profiles:
         entry["supportedProfile"] = profiles
     ops = [
@@ -96,8 +96,8 @@ def capability_statement(services: Services) -> dict[str, Any]:
                 ],
                 "operation": [_op(o) for o in services.operations.values() if o.level == "system"],
                 **(
-                    {"security": services.extra["rest_security"]}
-                    if "rest_security" in services.extra
+                    {"security": services.rest_security}
+                    if services.rest_security is not None
                     else {}
                 ),
             }

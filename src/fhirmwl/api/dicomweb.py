@@ -134,7 +134,7 @@ def mwl_query(search: Search) -> WorklistQuery:
 
 
 def mwl_search(services: Services, search: Search) -> tuple[list[dict[str, Any]], bool]:
-    source = services.extra["worklist_source"]
+    source = services.worklist()
     q = mwl_query(search)
     found = [item for _, item in source.find_with_ids(q, search.offset + search.limit + 1)]
     page, more = _page(found, search)
@@ -173,7 +173,7 @@ def prefilter(keys: dict[str, str]) -> WorklistQuery:
 
 
 def ups_search(services: Services, search: Search) -> tuple[list[dict[str, Any]], bool]:
-    source = services.extra["worklist_source"]
+    source = services.worklist()
     q = to_query(search.keys)
     found = []
     for task_id, item in source.find_with_ids(prefilter(search.keys)):

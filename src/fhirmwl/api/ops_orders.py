@@ -47,7 +47,7 @@ async def _order_input(request: Request) -> dict[str, Any]:
 
 
 def _ctx(services: Services) -> orders.OrderContext:
-    ctx: orders.OrderContext = services.extra["orders"]
+    ctx: orders.OrderContext = services.orders()
     return ctx
 
 
@@ -123,8 +123,7 @@ async def update_order_op(
 
 
 def install(services: Services) -> None:
-    """Order lifecycle, the three operations and the notification machinery."""
-    orders.install_orders(services)
+    """The three order operations (the lifecycle is ``services.orders.install_orders``)."""
     services.add_operation(
         Operation(
             "create-order", "system", None, create_order_op, definition=f"{OPDEF}/create-order"
@@ -148,6 +147,3 @@ def install(services: Services) -> None:
             definition=f"{OPDEF}/update-order",
         )
     )
-    from fhirmwl import notify
-
-    notify.install(services)

@@ -93,7 +93,7 @@ def parse_inputs(pairs: list[tuple[str, str]], strict: bool) -> tuple[WorklistQu
 def _page(
     services: Services, q: WorklistQuery, offset: int, count: int
 ) -> tuple[list[tuple[str, Any]], bool]:
-    source = services.extra["worklist_source"]
+    source = services.worklist()
     found = list(source.find_with_ids(q, offset + count + 1))
     return found[offset : offset + count], len(found) > offset + count
 

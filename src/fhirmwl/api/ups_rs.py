@@ -63,7 +63,7 @@ def routes(services: Services) -> list[Route]:
             ds = await _dataset(request, required=True)
         except PayloadError as exc:
             return _answer(Outcome(400, str(exc)))
-        service = services.extra["ups_state"]
+        service = services.ups_state
         uid = request.path_params["uid"]
         outcome = await run_in_threadpool(
             service.change_state, uid, _value(ds, STATE), _value(ds, TRANSACTION_UID)
@@ -75,7 +75,7 @@ def routes(services: Services) -> list[Route]:
             ds = await _dataset(request, required=False)
         except PayloadError as exc:
             return _answer(Outcome(400, str(exc)))
-        service = services.extra["ups_state"]
+        service = services.ups_state
         outcome = await run_in_threadpool(
             service.request_cancel, request.path_params["uid"], _value(ds, REASON)
         )

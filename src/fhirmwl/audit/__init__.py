@@ -43,7 +43,7 @@ def _application(code: ev.Code) -> ev.AuditRecord:
 
 
 def writer_of(services: Services) -> AuditWriter | None:
-    writer = services.extra.get("audit_writer")
+    writer = services.audit_writer
     return writer if isinstance(writer, AuditWriter) else None
 
 
@@ -56,7 +56,7 @@ def install(services: Services) -> None:
     if not services.settings.audit or writer_of(services) is not None:
         return
     writer = AuditWriter(services.store)
-    services.extra["audit_writer"] = writer
+    services.audit_writer = writer
     services.store.add_hook(AuditHook())
     services.closers.append(writer.drain)
     called = services.settings.ae_title

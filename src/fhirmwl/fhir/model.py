@@ -30,6 +30,8 @@ DCM_MODALITY_CODE = "121139"
 DEVICE_NAMETYPE = "http://hl7.org/fhir/device-nametype"
 DICOM_UID_SYSTEM = "urn:dicom:uid"
 GENERATED_TAG_SYSTEM = "urn:fhirmwl:generated"
+# Identifier.system of a station Device's AE title (the v2 mapping's IdentifierSystems.station_ae)
+STATION_AE_SYSTEM = "urn:fhirmwl:id:ae-title"
 
 ACSN = (V2_0203, "ACSN")
 PLAC = (V2_0203, "PLAC")

@@ -1,8 +1,8 @@
 """Modality Performed Procedure Step: modality feedback that moves the scheduled steps.
 
 ``install`` registers the ``mpps`` table (migration 170), the ``MppsService`` over the order
-service (``services.extra['mpps']``), the MPPS SOP Class on the worklist SCP's AE
-(``services.extra['dicom_extensions']``) and the write hook that matches unscheduled performed
+service (``services.mpps``), the MPPS SOP Class on the worklist SCP's AE
+(``services.dicom_extensions``) and the write hook that matches unscheduled performed
 steps once their order is known.
 """
 
@@ -34,16 +34,13 @@ class _CatchUp:
 def install(services: Services) -> None:
     from fhirmwl.dicom.mpps import MppsScp
     from fhirmwl.mpps.service import MPPS_MIGRATION, MppsService, PendingMatcher
-    from fhirmwl.store.migrations import MIGRATIONS, migrate, register
+    from fhirmwl.store.migrations import MIGRATIONS, register
 
     if not any(m.version == MPPS_MIGRATION.version for m in MIGRATIONS):
-        register(MPPS_MIGRATION)
-    migrate(services.store.db)
-    service = MppsService(
-        services.store, services.extra["orders"], ZoneInfo(services.settings.timezone)
-    )
-    services.extra["mpps"] = service
-    services.extra.setdefault("dicom_extensions", []).append(MppsScp(lambda: service))
+        register(MPPS_MIGRATION)  # applied by fhirmwl.wiring once every feature is installed
+    service = MppsService(services.store, services.orders(), ZoneInfo(services.settings.timezone))
+    services.mpps = service
+    services.dicom_extensions.append(MppsScp(lambda: service))
     matcher = PendingMatcher(service)
     services.store.add_hook(matcher)
     services.listener_factories.append(("mpps", lambda s: _CatchUp(matcher.run)))

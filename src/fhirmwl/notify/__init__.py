@@ -18,15 +18,14 @@ def install(services: Services) -> None:
     from fhirmwl.notify.outbox import OUTBOX_MIGRATION, OutboxHook
     from fhirmwl.notify.topics import TopicRegistry
     from fhirmwl.services.container import Operation
-    from fhirmwl.store.migrations import MIGRATIONS, migrate, register
+    from fhirmwl.store.migrations import MIGRATIONS, register
 
     if not any(m.version == OUTBOX_MIGRATION.version for m in MIGRATIONS):
-        register(OUTBOX_MIGRATION)
-    migrate(services.store.db)
+        register(OUTBOX_MIGRATION)  # applied by fhirmwl.wiring once every feature is installed
     hook = OutboxHook()
     services.store.add_hook(hook)
-    services.extra["notify_hook"] = hook
-    services.extra.setdefault("readonly_types", {})["SubscriptionTopic"] = TopicRegistry()
+    services.notify_hook = hook
+    services.readonly_types["SubscriptionTopic"] = TopicRegistry()
     services.resources.validators.append(ops.subscription_validator)
     for name, handler in (("status", ops.status_op), ("events", ops.events_op)):
         services.add_operation(

@@ -17,15 +17,14 @@ def install(services: Services) -> None:
     from fhirmwl.outbound.config import parse_destinations
     from fhirmwl.outbound.sender import OUTBOUND_MIGRATION, ensure_destinations
     from fhirmwl.outbound.worker import Hl7Outbound, WakeHook
-    from fhirmwl.store.migrations import MIGRATIONS, migrate, register
+    from fhirmwl.store.migrations import MIGRATIONS, register
 
     destinations = parse_destinations(services.settings.hl7_destinations)
     if not any(m.version == OUTBOUND_MIGRATION.version for m in MIGRATIONS):
-        register(OUTBOUND_MIGRATION)
-    migrate(services.store.db)
+        register(OUTBOUND_MIGRATION)  # applied by fhirmwl.wiring once every feature is installed
     if not destinations:
         return
-    ensure_destinations(services.store, destinations)
+    services.after_migrate.append(lambda: ensure_destinations(services.store, destinations))
     hook = WakeHook()
     services.store.add_hook(hook)
     services.listener_factories.append(

@@ -67,15 +67,15 @@ def install(services: Services) -> None:
         )
     trusted = " and ".join(validator.issuers)
     log.info("bearer tokens required on /fhir and /dicomweb (issuers: %s)", trusted)
-    services.extra["auth"] = (validator, builtin)
-    services.extra["rest_security"] = builtin.rest_security()
+    services.auth = (validator, builtin)
+    services.rest_security = builtin.rest_security()
 
 
 def auth_middleware(services: Services) -> list[Middleware]:
     """The bearer-token middleware when authentication is on (innermost: after audit)."""
-    if "auth" not in services.extra:
+    if services.auth is None:
         return []
     from fhirmwl.security.middleware import AuthMiddleware
 
-    validator, builtin = services.extra["auth"]
+    validator, builtin = services.auth
     return [Middleware(AuthMiddleware, validator=validator, builtin=builtin)]

@@ -117,8 +117,9 @@ class BundleProcessor:
             raise BadRequest("POST to the base URL needs a Bundle")
         kind = bundle.get("type")
         if kind == "transaction":
-            with self.store.write() as tx:
-                return self._order_transaction(tx, bundle, base, prefer)
+            return self.store.run_write(
+                lambda tx: self._order_transaction(tx, bundle, base, prefer)
+            )
         if kind == "batch":
             return self.batch(bundle, base, prefer)
         raise BadRequest(
@@ -148,13 +149,15 @@ class BundleProcessor:
             if e.method == "POST":
                 check_type(e.url)
                 existing = (
-                    self.resources.find_one(tx, e.url, e.if_none_exist) if e.if_none_exist else None
+                    self.resources.find_one_locked(tx, e.url, e.if_none_exist)
+                    if e.if_none_exist
+                    else None
                 )
                 e.target = (e.url, existing or self.store.new_id())
                 if e.if_none_exist:
                     by_criteria[f"{e.url}?{e.if_none_exist}"] = f"{e.url}/{e.target[1]}"
             elif e.method == "PUT" and "?" in e.url:
-                existing = self.resources.find_one(tx, rtype, rest)
+                existing = self.resources.find_one_locked(tx, rtype, rest)
                 e.target = (rtype, existing or (e.resource or {}).get("id") or self.store.new_id())
                 by_criteria[e.url] = f"{rtype}/{e.target[1]}"
             elif e.method == "PUT":

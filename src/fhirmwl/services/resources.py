@@ -55,6 +55,21 @@ class WriteResult:
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
+def criteria_key(resource_type: str, query: str) -> str:
+    """One lock key per set of search criteria, however the query string spells or orders it."""
+    params = sorted(parse_qsl(query, keep_blank_values=True))
+    return f"{resource_type}?" + "&".join(f"{k}={v}" for k, v in params)
+
+
+def lock_identifier(tx: Tx, resource_type: str, system: str | None, value: str) -> bool:
+    """Lock the business identifier ``system|value`` of ``resource_type`` for this unit of work:
+    the same key a conditional create/update ``?identifier=system|value`` takes, so the broker's
+    own find-or-create (order by placer number, station Device by AE title) and the conditional
+    interactions serialise on it. Returns False where writers are serialised anyway (SQLite)."""
+    token = f"{system}|{value}" if system else value
+    return tx.lock(f"{resource_type}?identifier={token}")
+
+
 def check_type(resource_type: str) -> None:
     if resource_type not in RESOURCE_TYPES:
         raise NotFound(f"resource type {resource_type!r} is not supported by this server")
@@ -107,6 +122,17 @@ class ResourceService:
             )
         return ids[0] if ids else None
 
+    def find_one_locked(self, tx: Tx, resource_type: str, query: str) -> str | None:
+        """``find_one`` for a caller that creates when nothing matches (conditional create and
+        update, the broker's find-or-create). On a miss the criteria are locked until the unit of
+        work ends and the search runs again: a concurrent caller on another connection or in
+        another process waits for the first one to commit and then finds what it created, so the
+        criteria yield exactly one resource. A hit takes no lock."""
+        found = self.find_one(tx, resource_type, query)
+        if found is None and tx.lock(criteria_key(resource_type, query)):
+            found = self.find_one(tx, resource_type, query)
+        return found
+
     # ---- interactions ------------------------------------------------------------------
     def create(
         self,
@@ -116,7 +142,7 @@ class ResourceService:
         if_none_exist: str | None = None,
     ) -> WriteResult:
         if if_none_exist:
-            existing = self.find_one(tx, resource_type, if_none_exist)
+            existing = self.find_one_locked(tx, resource_type, if_none_exist)
             if existing:
                 stored = tx.read(resource_type, existing)
                 assert stored is not None
@@ -153,7 +179,7 @@ class ResourceService:
         resource: dict[str, Any],
         if_match: int | None = None,
     ) -> WriteResult:
-        existing = self.find_one(tx, resource_type, query)
+        existing = self.find_one_locked(tx, resource_type, query)
         if existing is None:
             if resource.get("id"):
                 return self.update(tx, resource_type, resource["id"], resource, if_match)

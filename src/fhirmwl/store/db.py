@@ -71,6 +71,8 @@ class Database(Protocol):
 
     def is_unique_violation(self, exc: BaseException) -> bool: ...
 
+    def is_retryable(self, exc: BaseException) -> bool: ...
+
 
 class SqliteDatabase:
     dialect = "sqlite"
@@ -133,6 +135,9 @@ class SqliteDatabase:
     def is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError)
 
+    def is_retryable(self, exc: BaseException) -> bool:
+        return False  # one writer at a time: no deadlock, no serialization failure
+
     def close(self) -> None:
         with self._guard:
             for raw in self._all:
@@ -172,6 +177,13 @@ class PostgresDatabase:
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, self._psycopg.errors.UniqueViolation)
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """Deadlock or serialization failure (SQLSTATE class 40), possibly wrapped in StoreError."""
+        for err in (exc, exc.__cause__):
+            if isinstance(err, self._psycopg.Error) and str(err.sqlstate or "").startswith("40"):
+                return True
+        return False
 
     def close(self) -> None:
         self.pool.close()

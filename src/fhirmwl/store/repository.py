@@ -12,11 +12,18 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
-from fhirmwl.errors import Conflict, DuplicateIdentifier, Gone, NotFound, PreconditionFailed
+from fhirmwl.errors import (
+    Conflict,
+    DuplicateIdentifier,
+    Gone,
+    NotFound,
+    PreconditionFailed,
+    WriteConflict,
+)
 from fhirmwl.fhir.dates import now_instant, utc_key
 from fhirmwl.fhir.indexing import index_rows
 from fhirmwl.fhir.search import SearchQuery
@@ -24,6 +31,7 @@ from fhirmwl.store import search_sql
 from fhirmwl.store.db import Conn, Database
 from fhirmwl.store.migrations import migrate
 
+T = TypeVar("T")
 _COLS = "res_type, res_id, version, last_updated, deleted, content"
 _INDEX_TABLES = ("idx_token", "idx_string", "idx_date", "idx_ref", "unique_ident")
 
@@ -226,6 +234,22 @@ class Tx:
             (kind, system, value),
         ).fetchone()
         return (row[0], row[1]) if row else None
+
+    def lock(self, key: str) -> bool:
+        """Hold a lock on ``key`` (a business identifier) until this unit of work ends.
+
+        PostgreSQL: a transaction-scoped advisory lock, shared by every connection and process
+        on the database (the key is hashed together with the schema, so tests in other schemas
+        do not wait on each other). A caller that found nothing, locks and looks again sees what
+        a concurrent writer committed meanwhile (READ COMMITTED: each statement reads the latest
+        commits). SQLite serialises writers already, so there is nothing to do; returns False.
+        """
+        if self.dialect != "postgresql":
+            return False
+        self.conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ?, 0))", (key,)
+        )
+        return True
 
     # ---- writes ------------------------------------------------------------------------
     def create(
@@ -455,6 +479,11 @@ class Store:
                     for hook in self.hooks:
                         hook.before_commit(tx, touched)
         except Exception as exc:
+            if self.db.is_retryable(exc):
+                raise WriteConflict(
+                    "a concurrent writer held a lock this request needed; nothing was written, "
+                    "retry the request"
+                ) from exc
             if self.db.is_unique_violation(exc):
                 raise DuplicateIdentifier(
                     "a concurrent writer created the same resource or business identifier; "
@@ -463,6 +492,18 @@ class Store:
             raise
         for callback in tx.after_commit:
             callback()
+
+    def run_write(self, work: Callable[[Tx], T], attempts: int = 3) -> T:
+        """``work`` in one unit of work, run again (re-reading everything) after a
+        ``WriteConflict``: a deadlock between concurrent find-or-create calls on PostgreSQL."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.write() as tx:
+                    return work(tx)
+            except WriteConflict:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.db.close()

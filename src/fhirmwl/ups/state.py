@@ -167,13 +167,12 @@ def backfill(store: Store) -> int:
 
 
 def install(services: Any) -> UpsStateService:
-    from fhirmwl.store.migrations import MIGRATIONS, migrate, register
+    from fhirmwl.store.migrations import MIGRATIONS, register
 
     if not any(m.version == UPS_MIGRATION.version for m in MIGRATIONS):
-        register(UPS_MIGRATION)
-    migrate(services.store.db)
+        register(UPS_MIGRATION)  # applied by fhirmwl.wiring once every feature is installed
     services.store.add_hook(WorkitemIndex())
-    backfill(services.store)
-    service = UpsStateService(services.store, services.extra["orders"])
-    services.extra["ups_state"] = service
+    services.after_migrate.append(lambda: backfill(services.store))
+    service = UpsStateService(services.store, services.orders())
+    services.ups_state = service
     return service

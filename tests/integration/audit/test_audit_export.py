@@ -20,7 +20,7 @@ import pytest
 from fhirmwl.config import load_settings
 from fhirmwl.mllp import send_messages
 from fhirmwl.mllp.client import MLLPError
-from fhirmwl.services.container import build_services
+from fhirmwl.wiring import build_services
 from tests.conftest import REPO, free_port, running_broker
 from tests.integration.mllp_service.messages import orm
 

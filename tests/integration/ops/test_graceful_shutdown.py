@@ -22,7 +22,7 @@ import httpx
 from fhirmwl.config import load_settings
 from fhirmwl.mllp import send_messages
 from fhirmwl.mllp.framing import Frame, FrameDecoder, frame
-from fhirmwl.services.container import build_services
+from fhirmwl.wiring import build_services
 from tests.conftest import REPO, free_port
 from tests.integration.mllp_service.messages import orm
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from fhirmwl.cli import app
 from fhirmwl.config import load_settings
 from fhirmwl.mllp import send_messages
-from fhirmwl.services.container import build_services
+from fhirmwl.wiring import build_services
 from tests.conftest import running_broker
 from tests.integration.dicom.mwl_scu import associate, find
 from tests.integration.mllp_service.messages import orm

@@ -13,7 +13,7 @@ from tests.integration.orders.conftest import ServeProcess, order_bundle
 
 
 @pytest.mark.postgres
-def test_twenty_parallel_creates_two_processes_unique_accessions(
+def test_twenty_parallel_creates_two_processes_unique_accessions_one_station(
     pg_url: str, catalogue_file: Path
 ) -> None:
     servers = [ServeProcess(pg_url, catalogue_file) for _ in range(2)]
@@ -32,6 +32,10 @@ def test_twenty_parallel_creates_two_processes_unique_accessions(
         with ThreadPoolExecutor(max_workers=20) as pool:
             accessions = list(pool.map(create, range(20)))
         assert len(set(accessions)) == 20
+        # the catalogue's stations were created concurrently: one Device per AE title
+        for ae in ("CT1", "CT2"):
+            r = httpx.get(f"{servers[0].base}/Device?name:exact={ae}", timeout=30)
+            assert len(r.json().get("entry") or []) == 1, ae
     finally:
         for s in servers:
             s.stop()

@@ -13,13 +13,13 @@ from fhirmwl.cli_v2 import app
 from fhirmwl.config import load_settings
 from fhirmwl.mapping.v2_to_fhir import MappingContext, MissingValue, OrderMessage
 from fhirmwl.mapping.v2_to_fhir.intake import evaluate
-from fhirmwl.services.container import build_services
 from fhirmwl.services.ingest_v2 import ingest, log, mapping_context
 from fhirmwl.services.ingest_v2.env import missing_value_policy
 from fhirmwl.services.orders import Catalogue, OrderContext
 from fhirmwl.services.orders.complete import default_start
 from fhirmwl.services.orders.matching import group_entries
 from fhirmwl.services.orders.steps import Finding, complete_step
+from fhirmwl.wiring import build_services
 
 NOW = datetime(2025, 1, 1, 10, 2, 30, tzinfo=UTC)
 

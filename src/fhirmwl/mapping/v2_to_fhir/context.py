@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from fhirmwl.fhir.model import STATION_AE_SYSTEM
+
 _UID_NAMESPACE = uuid.UUID("6f1c2a1e-3c51-4f0e-9a55-2f3b7f0d9c11")
 
 
@@ -46,7 +48,7 @@ class IdentifierSystems:
     requested_procedure: str = "urn:fhirmwl:id:requested-procedure"
     sps: str = "urn:fhirmwl:id:sps"
     practitioner: str = "urn:fhirmwl:id:practitioner"
-    station_ae: str = "urn:fhirmwl:id:ae-title"
+    station_ae: str = STATION_AE_SYSTEM
     issuer_prefix: str = "urn:fhirmwl:issuer:"
     issuers: dict[str, str] = field(default_factory=dict)  # namespace id → system override
 

@@ -80,7 +80,7 @@ class IngestEnv:
 
 def environment(services: Services) -> IngestEnv:
     """The process's ``IngestEnv`` (created on first use when ``install`` was not called)."""
-    env = services.extra.get("ingest_v2")
+    env = services.ingest_env
     if env is None:
         from fhirmwl.services.ingest_v2.listener import install
 

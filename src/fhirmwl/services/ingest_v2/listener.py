@@ -49,18 +49,18 @@ def mllp_listener(services: Services) -> ThreadedMLLPListener:
 
 
 def install(services: Services) -> IngestEnv:
-    """Schema, the shared environment (``services.extra['ingest_v2']``) and the listener."""
+    """Schema, the shared environment (``services.ingest_env``) and the listener."""
     from fhirmwl.services import orders
 
-    log.ensure_schema(services.store.db)
-    ctx = services.extra.get("orders") or orders.install_orders(services)
+    log.register_migrations()  # applied by fhirmwl.wiring once every feature is installed
+    ctx = services.order_context or orders.install_orders(services)
     v2 = services.settings.extra.get("v2") or {}
     env = IngestEnv(services, mapping_context(services.settings), ctx)
     if v2.get("default_modality") and "default_modality" not in (
         services.settings.extra.get("orders") or {}
     ):  # the earlier [v2] spelling of [orders] default_modality
         ctx.settings.default_modality = str(v2["default_modality"])
-    services.extra["ingest_v2"] = env
+    services.ingest_env = env
     if not any(name == "mllp" for name, _ in services.listener_factories):
         services.listener_factories.append(("mllp", mllp_listener))
     return env

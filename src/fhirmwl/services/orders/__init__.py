@@ -34,13 +34,11 @@ if TYPE_CHECKING:
 
 
 def install_orders(services: Services) -> OrderContext:
-    """Schema, Task guard and the shared ``OrderContext`` (``services.extra['orders']``)."""
+    """Schema, Task guard and the shared ``OrderContext`` (``services.order_context``)."""
     from fhirmwl.services.orders import clock, ids
-    from fhirmwl.store.migrations import migrate
 
-    ids.register_migrations()
+    ids.register_migrations()  # applied by fhirmwl.wiring once every feature is installed
     clock.register_migrations()
-    migrate(services.store.db)  # the store opened before features registered their tables
     if task_status_guard not in services.resources.guards:
         services.resources.guards.append(task_status_guard)
     settings = services.settings
@@ -53,12 +51,12 @@ def install_orders(services: Services) -> OrderContext:
         bundles=services.bundles,
         timezone=ZoneInfo(settings.timezone),
     )
-    indexer = services.extra.get("worklist_indexer")
+    indexer = services.worklist_indexer
     if indexer is not None:
         ctx.indexer, ctx.worklist_statuses = indexer, indexer.ctx.worklist_statuses
     if services.bundles.order_hook is None:
         services.bundles.order_hook = OrderTransactionHook(ctx)
-    services.extra["orders"] = ctx
+    services.order_context = ctx
     return ctx
 
 

@@ -15,6 +15,7 @@ from fhirmwl.errors import NotFound
 from fhirmwl.fhir import model
 from fhirmwl.fhir.references import split_reference
 from fhirmwl.services.orders.status import ref_id
+from fhirmwl.services.resources import lock_identifier
 from fhirmwl.store import Stored, Tx
 
 
@@ -107,5 +108,8 @@ def find_by_placer(tx: Tx, isr: dict[str, Any]) -> str | None:
     ident = model.identifier_of_type(isr, model.PLAC)
     if not ident or not ident.get("value"):
         return None
-    found = tx.find_unique(model.PLAC[1], ident.get("system") or "", ident["value"])
+    key = (model.PLAC[1], ident.get("system") or "", ident["value"])
+    found = tx.find_unique(*key)
+    if found is None and lock_identifier(tx, "ServiceRequest", key[1], key[2]):
+        found = tx.find_unique(*key)  # a concurrent create of the same order committed first
     return found[1] if found and found[0] == "ServiceRequest" else None

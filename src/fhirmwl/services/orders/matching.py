@@ -15,11 +15,21 @@ from typing import Any
 
 from fhirmwl.fhir import model
 from fhirmwl.mapping.v2_to_fhir import OrderGroup
+from fhirmwl.services.resources import lock_identifier
 from fhirmwl.store import Tx
 
 
 def match_order(tx: Tx, group: OrderGroup) -> str | None:
-    """Id of the stored ImagingServiceRequest with the group's placer, filler or accession."""
+    """Id of the stored ImagingServiceRequest with the group's placer, filler or accession; on a
+    miss the sender's key is locked and looked up again (concurrent NW for one order)."""
+    found = _match(tx, group)
+    key = group.placer if group.placer and group.placer[1] else group.filler
+    if found is None and key and key[1] and lock_identifier(tx, "ServiceRequest", *key):
+        found = _match(tx, group)
+    return found
+
+
+def _match(tx: Tx, group: OrderGroup) -> str | None:
     keys: list[tuple[tuple[str, str], tuple[str, str] | None]] = [
         (model.PLAC, group.placer),
         (model.FILL, group.filler),

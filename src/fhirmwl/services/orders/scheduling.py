@@ -22,6 +22,7 @@ from fhirmwl.fhir.search import parse_search
 from fhirmwl.mapping.v2_to_fhir import IdentifierSystems
 from fhirmwl.services.orders.catalogue import Procedure
 from fhirmwl.services.orders.context import OrderContext
+from fhirmwl.services.resources import lock_identifier
 from fhirmwl.store import Tx
 
 STATION_AE_SYSTEM = IdentifierSystems().station_ae  # the same key the v2 door resolves by
@@ -44,17 +45,26 @@ def station_device(ae_title: str, name: str = "") -> dict[str, Any]:
 
 
 def find_station(tx: Tx, ae_title: str) -> str | None:
-    """The station Device by its AE-title identifier, else (older data) by registered name."""
-    for param, value in (
-        ("identifier", f"{STATION_AE_SYSTEM}|{ae_title}"),
-        ("name:exact", ae_title),
-    ):
-        q = parse_search("Device", [(param, value)], strict=True)
-        q.count = 1
-        hits = tx.search(q)
-        if hits:
-            return f"Device/{hits[0][0]}"
-    return None
+    """The station Device by its AE-title identifier, else (older data) by registered name. On a
+    miss the AE title is locked (the key the HL7 v2 intake's conditional create takes) and looked
+    up again, so concurrent orders naming one new station create one Device."""
+
+    def lookup() -> str | None:
+        for param, value in (
+            ("identifier", f"{STATION_AE_SYSTEM}|{ae_title}"),
+            ("name:exact", ae_title),
+        ):
+            q = parse_search("Device", [(param, value)], strict=True)
+            q.count = 1
+            hits = tx.search(q)
+            if hits:
+                return f"Device/{hits[0][0]}"
+        return None
+
+    found = lookup()
+    if found is None and lock_identifier(tx, "Device", STATION_AE_SYSTEM, ae_title):
+        found = lookup()
+    return found
 
 
 def station_load(tx: Tx, ae_title: str, day: str) -> int:

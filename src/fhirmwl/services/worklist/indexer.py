@@ -132,10 +132,8 @@ def install(services: Any) -> WorklistIndexer:
         StationRules.from_settings(settings.extra.get("station_rules", [])),
     )
     services.store.add_hook(indexer)
-    services.extra["worklist_indexer"] = indexer
-    services.extra["worklist_source"] = StoreWorklistSource(
-        services.store, settings.worklist_retention_days
-    )
+    services.worklist_indexer = indexer
+    services.worklist_source = StoreWorklistSource(services.store, settings.worklist_retention_days)
     from fhirmwl.services.worklist.listener import DicomListener
 
     services.listener_factories.append(("dicom", DicomListener))

@@ -32,7 +32,7 @@ class DicomListener:
             settings.dicom_port,
             access_policy(settings),
             shutdown_grace=float(settings.shutdown_grace),
-            extensions=services.extra.get("dicom_extensions", ()),
+            extensions=services.dicom_extensions,
         )
         self.scp.find_wrappers += services.door_wrappers.get("dicom_find", [])
         self.scp.extra_handlers += services.door_wrappers.get("dicom_events", [])
