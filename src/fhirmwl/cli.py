@@ -25,6 +25,9 @@ def _add_subcommands() -> None:
 
     app.add_typer(order_app, name="order", help="imaging orders over the FHIR API")
     app.add_typer(catalogue_app, name="catalogue", help="procedure catalogue tools")
+    from fhirmwl.cli_security import dev_certs
+
+    app.command("dev-certs")(dev_certs)
 
 
 _CONFIG = typer.Option(None, "--config", "-c", help="TOML config file (env FHIRMWL_CONFIG)")
@@ -45,6 +48,14 @@ def serve(
     validation: str | None = typer.Option(None, help="strict | lenient | off"),
     log_level: str | None = typer.Option(None, help="debug | info | warning"),
     demo: bool = typer.Option(False, "--demo", help="load a demo worklist if the store is empty"),
+    tls_cert: str | None = typer.Option(None, help="server certificate: TLS on every listener"),
+    tls_key: str | None = typer.Option(None, help="private key of --tls-cert"),
+    tls_client_ca: str | None = typer.Option(None, help="CA verifying client certificates"),
+    tls_require_client_cert: bool = typer.Option(False, help="mutual TLS: refuse clients without"),
+    http_tls: str | None = typer.Option(None, help="on | off: TLS on the HTTP listener"),
+    mllp_tls: str | None = typer.Option(None, help="on | off: TLS on the MLLP listener"),
+    dicom_tls: str | None = typer.Option(None, help="on | off: TLS on the DICOM listener"),
+    insecure: bool = typer.Option(False, help="allow a non-loopback host without TLS or auth"),
 ) -> None:
     """Start the broker (HTTP FHIR API, and the MLLP and DICOM listeners when available)."""
     from fhirmwl.runtime import Runtime
@@ -61,7 +72,20 @@ def serve(
         log_level=log_level,
         mllp=False if no_mllp else None,
         dicom=False if no_dicom else None,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
+        tls_require_client_cert=tls_require_client_cert or None,
+        http_tls=http_tls,
+        mllp_tls=mllp_tls,
+        dicom_tls=dicom_tls,
+        insecure=insecure or None,
     )
+    from fhirmwl.security.posture import startup_problems
+
+    if problems := startup_problems(settings):
+        typer.echo("fhirmwl: refusing to start: " + "; ".join(problems), err=True)
+        raise typer.Exit(2)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

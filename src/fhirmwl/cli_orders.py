@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import typer
 
+from fhirmwl.cli_security import TLS_CA, TLS_CERT, TLS_KEY, client_tls
 from fhirmwl.errors import BadRequest
 from fhirmwl.services.orders.catalogue import load_catalogue
 
@@ -25,10 +26,14 @@ catalogue_app = typer.Typer(help="Procedure catalogue tools", no_args_is_help=Tr
 BASE = typer.Option("http://127.0.0.1:8080/fhir", "--base", help="FHIR base URL of the broker")
 
 
-def _post(url: str, body: dict[str, Any] | None) -> dict[str, Any]:
+def _post(url: str, body: dict[str, Any] | None, tls: Any = None) -> dict[str, Any]:
     try:
         response = httpx.post(
-            url, json=body, timeout=60, headers={"Content-Type": "application/fhir+json"}
+            url,
+            json=body,
+            timeout=60,
+            headers={"Content-Type": "application/fhir+json"},
+            verify=tls or True,
         )
     except httpx.HTTPError as exc:
         typer.echo(f"cannot reach {url}: {exc}", err=True)
@@ -43,11 +48,16 @@ def _post(url: str, body: dict[str, Any] | None) -> dict[str, Any]:
 
 @order_app.command("create")
 def create(
-    file: Path = typer.Argument(..., help="order Bundle (or Parameters) as JSON"), base: str = BASE
+    file: Path = typer.Argument(..., help="order Bundle (or Parameters) as JSON"),
+    base: str = BASE,
+    tls_ca: Path | None = TLS_CA,
+    tls_cert: Path | None = TLS_CERT,
+    tls_key: Path | None = TLS_KEY,
 ) -> None:
     """POST FILE to $create-order and print the resulting OrderBundle."""
     body = json.loads(file.read_text(encoding="utf-8"))
-    typer.echo(json.dumps(_post(f"{base.rstrip('/')}/$create-order", body), indent=2))
+    tls = client_tls(tls_ca, tls_cert, tls_key)
+    typer.echo(json.dumps(_post(f"{base.rstrip('/')}/$create-order", body, tls), indent=2))
 
 
 @order_app.command("cancel")
@@ -55,6 +65,9 @@ def cancel(
     order_id: str = typer.Argument(..., help="ServiceRequest id of the order"),
     reason: str = typer.Option("", help="reason text (ORC-16)"),
     base: str = BASE,
+    tls_ca: Path | None = TLS_CA,
+    tls_cert: Path | None = TLS_CERT,
+    tls_key: Path | None = TLS_KEY,
 ) -> None:
     """POST $cancel-order for ServiceRequest/ORDER_ID and print the outcome."""
     body = None
@@ -63,7 +76,8 @@ def cancel(
             "resourceType": "Parameters",
             "parameter": [{"name": "reason", "valueCodeableConcept": {"text": reason}}],
         }
-    data = _post(f"{base.rstrip('/')}/ServiceRequest/{order_id}/$cancel-order", body)
+    url = f"{base.rstrip('/')}/ServiceRequest/{order_id}/$cancel-order"
+    data = _post(url, body, client_tls(tls_ca, tls_cert, tls_key))
     for p in data.get("parameter") or []:
         if p.get("name") == "outcome":
             for item in p["resource"].get("issue") or []:

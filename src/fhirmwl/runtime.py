@@ -40,6 +40,7 @@ class HttpListener:
         import uvicorn
 
         from fhirmwl.api.app import create_app
+        from fhirmwl.security.http_limits import uvicorn_options
 
         settings = services.settings
         config = uvicorn.Config(
@@ -49,6 +50,7 @@ class HttpListener:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            **uvicorn_options(settings),
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="http", daemon=True)

@@ -284,5 +284,8 @@ def create_app(services: Services) -> Starlette:
     from fhirmwl.api import dicomweb
 
     app = Starlette(routes=[*routes, dicomweb.mount(services)])
+    from fhirmwl.security.http_limits import BodyLimitMiddleware
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.http_max_body_bytes)
     app.state.services = services
     return app

@@ -7,6 +7,10 @@ CA from one sender are applied in the order they were sent; many connections run
 One bad peer never takes the listener down: handler exceptions become an AR ACK, oversized
 frames are read to their end and answered with AR, a peer that sends bytes outside any frame is
 disconnected after `max_garbage_bytes`, and idle connections are closed after `idle_timeout`.
+With an ``ssl`` context the listener speaks MLLP over TLS; a verified client certificate's
+subject is the peer identity (``PeerInfo.tls_subject``, IHE ATNA node authentication).
+Connections beyond ``max_connections`` are closed at once (logged), so a flood of idle or
+half-framed connections cannot exhaust memory while existing senders keep being served.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from ssl import SSLContext
 
 from fhirmwl.hl7v2.ack import AckError, build_ack, encode_ack
 from fhirmwl.hl7v2.errors import APPLICATION_INTERNAL_ERROR, V2Error
@@ -41,6 +46,7 @@ class PeerInfo:
     host: str
     port: int
     connection_id: int
+    tls_subject: str | None = None  # verified client certificate subject (mutual TLS)
 
 
 Handler = Callable[[bytes, PeerInfo], Awaitable[bytes]]
@@ -71,8 +77,12 @@ class MLLPServer:
         max_message_bytes: int = 1 << 20,
         idle_timeout: float = 300.0,
         max_garbage_bytes: int = 4096,
+        ssl: SSLContext | None = None,
+        max_connections: int = 0,
     ) -> None:
         self.handler = handler
+        self.ssl = ssl
+        self.max_connections = max_connections
         self.host = host
         self.port = port
         self.max_message_bytes = max_message_bytes
@@ -83,11 +93,16 @@ class MLLPServer:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._on_connect, self.host, self.port, limit=1 << 16
+            self._on_connect,
+            self.host,
+            self.port,
+            limit=1 << 16,
+            ssl=self.ssl,
+            ssl_handshake_timeout=min(self.idle_timeout, 30.0) if self.ssl else None,
         )
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
-        log.info("MLLP listening on %s:%d", self.host, self.port)
+        log.info("MLLP%s listening on %s:%d", " over TLS" if self.ssl else "", self.host, self.port)
 
     async def stop(self) -> None:
         if self._server is None:
@@ -110,6 +125,14 @@ class MLLPServer:
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        if self.max_connections and len(self._tasks) >= self.max_connections:
+            log.warning(
+                "MLLP connection from %s refused: %d connections open (mllp_max_connections)",
+                (writer.get_extra_info("peername") or ("?",))[0],
+                len(self._tasks),
+            )
+            writer.close()
+            return
         if task is not None:
             self._tasks.add(task)
         sock = writer.get_extra_info("socket")
@@ -117,7 +140,12 @@ class MLLPServer:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         addr = writer.get_extra_info("peername") or ("?", 0)
-        peer = PeerInfo(str(addr[0]), int(addr[1]), next(_conn_ids))
+        from fhirmwl.security.tls import peer_subject
+
+        subject = peer_subject(writer.get_extra_info("ssl_object"))
+        peer = PeerInfo(str(addr[0]), int(addr[1]), next(_conn_ids), subject)
+        if subject is not None:
+            log.info("MLLP connection %d: client certificate %s", peer.connection_id, subject)
         try:
             await self._serve(reader, writer, peer)
         except (ConnectionError, asyncio.IncompleteReadError) as exc:

@@ -14,6 +14,7 @@ import inspect
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from ssl import SSLContext
 
 from fhirmwl.mllp.server import Handler, MLLPServer, PeerInfo
 
@@ -45,6 +46,8 @@ class ThreadedMLLPListener:
         idle_timeout: float = 300.0,
         max_garbage_bytes: int = 4096,
         workers: int = 4,
+        ssl: SSLContext | None = None,
+        max_connections: int = 0,
     ) -> None:
         self._pool: ThreadPoolExecutor | None = None
         if not inspect.iscoroutinefunction(handler):
@@ -56,6 +59,8 @@ class ThreadedMLLPListener:
             max_message_bytes=max_message_bytes,
             idle_timeout=idle_timeout,
             max_garbage_bytes=max_garbage_bytes,
+            ssl=ssl,
+            max_connections=max_connections,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="mllp", daemon=True)

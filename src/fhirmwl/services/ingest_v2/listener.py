@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fhirmwl.mllp import PeerInfo, ThreadedMLLPListener
+from fhirmwl.security.tls import listener_context
 from fhirmwl.services.ingest_v2 import log
 from fhirmwl.services.ingest_v2.env import IngestEnv, mapping_context
 
@@ -33,6 +34,8 @@ def mllp_listener(services: Services) -> ThreadedMLLPListener:
         max_message_bytes=settings.mllp_max_message_bytes,
         idle_timeout=float(settings.mllp_idle_timeout),
         workers=settings.mllp_workers,
+        ssl=listener_context(settings, "mllp"),
+        max_connections=settings.mllp_max_connections,
     )
 
 
