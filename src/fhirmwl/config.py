@@ -55,6 +55,7 @@ class Settings:
     http_header_timeout: int = 10  # seconds to send a request's headers, else 408 and close
     http_max_connections: int = 1000  # further concurrent HTTP connections are answered 503
     mllp_max_connections: int = 100  # further MLLP connections are closed at once
+    mllp_max_connections_per_peer: int = 50  # per source address (half the total); more closed
     dicom_artim_timeout: int = 10  # seconds a new DICOM connection has to send A-ASSOCIATE-RQ
     dicom_idle_timeout: int = 60  # seconds an idle association is kept before it is aborted
     dicom_max_associations: int = 32  # all peers together; more are rejected (local limit)

@@ -18,9 +18,9 @@ Limits: pynetdicom's ``maximum_associations`` counts every accepted socket, incl
 never send an A-ASSOCIATE-RQ, so a few dozen idle sockets would lock every modality out until
 the ARTIM timer fires. ``AdmissionServer`` therefore refuses a new TCP connection from an address
 that already holds ``max_per_peer`` connections (closed at once and logged, before any thread is
-started), and the ARTIM timeout is short. ``AdmissionServer`` also defers the TLS handshake to
-the association's own thread (pynetdicom performs it in the accept loop, where one silent peer
-would stall every other connection).
+started), and the ARTIM timeout is short. ``AdmissionServer`` also moves the TLS handshake to
+the connection's own thread with a timeout (pynetdicom performs it in the accept loop, where one
+silent peer would stall every other connection); a failed handshake is logged and closed.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import ssl
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -105,12 +108,29 @@ def check_peer(event: Any, rules: tuple[PeerRule, ...]) -> None:
     assoc.acse.send_reject(
         REJECTED_PERMANENT, SOURCE_SERVICE_USER, REASON_CALLING_AE_NOT_RECOGNISED
     )
+    assoc.kill()  # as pynetdicom's own rejections: lets the DUL send the A-ASSOCIATE-RJ first
+
+
+@dataclass
+class _Admitted:
+    host: str
+    sock: Any
+    since: float
+    seen: bool = False  # its association thread has been seen running
 
 
 class AdmissionServer(ThreadedAssociationServer):
-    """pynetdicom's threaded server with a per-address cap and a deferred TLS handshake."""
+    """pynetdicom's threaded server with a per-address cap and the TLS handshake moved out of
+    the accept loop into the connection's own thread, bounded by ``handshake_timeout``."""
 
     max_per_peer: int = 0
+    handshake_timeout: float = 10.0
+    request_queue_size = 64  # listen backlog (socketserver's default of 5 drops bursts)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._admitted: list[_Admitted] = []
+        self._lock = threading.Lock()
+        super().__init__(*args, **kwargs)
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         assert self.socket is not None
@@ -122,28 +142,53 @@ class AdmissionServer(ThreadedAssociationServer):
         return client, address
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
-        if self.max_per_peer <= 0:
-            return True
-        host = client_address[0]
-        held = sum(1 for a in self.active_associations if _holds_connection(a, host))
-        if held >= self.max_per_peer:
-            LOG.warning(
-                "DICOM connection from %s refused: it holds %d associations "
-                "(dicom_max_associations_per_peer)",
-                host,
-                held,
-            )
-            return False
+        host = str(client_address[0])
+        with self._lock:
+            try:
+                held = self._held(host)
+            except Exception:  # noqa: BLE001 - an exception here would end the accept loop
+                LOG.exception("DICOM connection from %s: admission check failed", host)
+                return False
+            if self.max_per_peer > 0 and held >= self.max_per_peer:
+                LOG.warning(
+                    "DICOM connection from %s refused: it holds %d connections "
+                    "(dicom_max_associations_per_peer)",
+                    host,
+                    held,
+                )
+                return False
+            self._admitted.append(_Admitted(host, request, time.monotonic()))
         return True
 
+    def _held(self, host: str) -> int:
+        """Connections of ``host`` still open: running associations, and sockets accepted but
+        not yet associated (in the TLS handshake, or the thread is starting)."""
+        running = {id(getattr(a.dul.socket, "socket", None)) for a in self.active_associations}
+        now, keep = time.monotonic(), []
+        for entry in self._admitted:
+            if id(entry.sock) in running:
+                entry.seen = True
+                keep.append(entry)
+            elif (
+                not entry.seen
+                and now - entry.since < self.handshake_timeout + 1
+                and entry.sock.fileno() != -1
+            ):
+                keep.append(entry)
+        self._admitted = keep
+        return sum(1 for e in keep if e.host == host)
 
-def _holds_connection(assoc: Any, host: str) -> bool:
-    """True while ``assoc`` (from ``host``) still has its transport connection (not Sta1)."""
-    try:
-        same = str(assoc.requestor.address) == host
-    except (ValueError, AttributeError):
-        return False
-    return same and assoc.dul.state_machine.current_state != "Sta1"
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.settimeout(self.handshake_timeout)
+                request.do_handshake()
+                request.settimeout(None)
+            except (OSError, ValueError) as exc:
+                LOG.warning("DICOM TLS handshake with %s failed: %s", client_address[0], exc)
+                self.shutdown_request(request)
+                return
+        super().finish_request(request, client_address)
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,7 @@ class WorklistSCP:
             server_class=AdmissionServer,
         )
         server.max_per_peer = self.limits.max_per_peer
+        server.handshake_timeout = self.limits.artim_timeout
         threading.Thread(target=server.serve_forever, name="dicom-accept", daemon=True).start()
         ae._servers.append(server)  # pynetdicom's shutdown() removes it from there
         self._server = server

@@ -9,8 +9,9 @@ frames are read to their end and answered with AR, a peer that sends bytes outsi
 disconnected after `max_garbage_bytes`, and idle connections are closed after `idle_timeout`.
 With an ``ssl`` context the listener speaks MLLP over TLS; a verified client certificate's
 subject is the peer identity (``PeerInfo.tls_subject``, IHE ATNA node authentication).
-Connections beyond ``max_connections`` are closed at once (logged), so a flood of idle or
-half-framed connections cannot exhaust memory while existing senders keep being served.
+Connections beyond ``max_connections`` (all peers) or ``max_per_peer`` (one source address) are
+closed at once (logged), so a flood of idle or half-framed connections cannot exhaust memory,
+and one misbehaving host cannot lock the other senders out.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import contextlib
 import itertools
 import logging
 import socket
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from ssl import SSLContext
@@ -79,10 +81,13 @@ class MLLPServer:
         max_garbage_bytes: int = 4096,
         ssl: SSLContext | None = None,
         max_connections: int = 0,
+        max_per_peer: int = 0,
     ) -> None:
         self.handler = handler
         self.ssl = ssl
         self.max_connections = max_connections
+        self.max_per_peer = max_per_peer
+        self._per_peer: Counter[str] = Counter()
         self.host = host
         self.port = port
         self.max_message_bytes = max_message_bytes
@@ -123,18 +128,24 @@ class MLLPServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def _refusal(self, host: str) -> str | None:
+        if self.max_connections and len(self._tasks) >= self.max_connections:
+            return f"{len(self._tasks)} connections open (mllp_max_connections)"
+        if self.max_per_peer and self._per_peer[host] >= self.max_per_peer:
+            return f"{self._per_peer[host]} connections from it (mllp_max_connections_per_peer)"
+        return None
+
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        if self.max_connections and len(self._tasks) >= self.max_connections:
-            log.warning(
-                "MLLP connection from %s refused: %d connections open (mllp_max_connections)",
-                (writer.get_extra_info("peername") or ("?",))[0],
-                len(self._tasks),
-            )
+        host = str((writer.get_extra_info("peername") or ("?",))[0])
+        refusal = self._refusal(host)
+        if refusal:
+            log.warning("MLLP connection from %s refused: %s", host, refusal)
             writer.close()
             return
         if task is not None:
             self._tasks.add(task)
+        self._per_peer[host] += 1
         sock = writer.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -156,6 +167,9 @@ class MLLPServer:
                 await writer.wait_closed()
             if task is not None:
                 self._tasks.discard(task)
+            self._per_peer[host] -= 1
+            if not self._per_peer[host]:
+                del self._per_peer[host]
 
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: PeerInfo

@@ -48,6 +48,7 @@ class ThreadedMLLPListener:
         workers: int = 4,
         ssl: SSLContext | None = None,
         max_connections: int = 0,
+        max_per_peer: int = 0,
     ) -> None:
         self._pool: ThreadPoolExecutor | None = None
         if not inspect.iscoroutinefunction(handler):
@@ -61,6 +62,7 @@ class ThreadedMLLPListener:
             max_garbage_bytes=max_garbage_bytes,
             ssl=ssl,
             max_connections=max_connections,
+            max_per_peer=max_per_peer,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="mllp", daemon=True)

@@ -5,8 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydicom.dataset import Dataset
 
+from fhirmwl.dicom.dumpfile import read_worklist_file
 from fhirmwl.security.devcerts import write_dev_certs
+
+
+@pytest.fixture(scope="session")
+def dcmtk_items(mwl_corpus: Path) -> list[Dataset]:
+    return [read_worklist_file(p) for p in sorted(mwl_corpus.glob("dcmtk_wklist*.dump"))]
 
 
 @pytest.fixture(scope="session")

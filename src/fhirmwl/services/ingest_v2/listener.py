@@ -36,6 +36,7 @@ def mllp_listener(services: Services) -> ThreadedMLLPListener:
         workers=settings.mllp_workers,
         ssl=listener_context(settings, "mllp"),
         max_connections=settings.mllp_max_connections,
+        max_per_peer=settings.mllp_max_connections_per_peer,
     )
 
 
