@@ -97,6 +97,10 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
                 setattr(settings, key, _coerce(key, names[key], value))
             elif isinstance(value, (dict, list)):
                 settings.extra[key] = value
+        if section is not data:  # [dicom_charsets], [[dicom_peers]] … next to [fhirmwl]
+            for key, value in data.items():
+                if key != "fhirmwl" and isinstance(value, (dict, list)):
+                    settings.extra.setdefault(key.replace("-", "_"), value)
     for key, kind in names.items():
         env = os.environ.get(f"FHIRMWL_{key.upper()}")
         if env is not None:

@@ -4,6 +4,7 @@ endpoints; each answered with a clear error while a normal client keeps being se
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,19 @@ def test_subscription_to_loopback_and_allow_list(api: httpx.Client, tmp_path: Pa
         sub = subscription("order-created", "https://169.254.169.254/")
         assert c.post("/Subscription", json=sub).status_code == 422
         c.close()
+
+
+def test_connection_cap_answers_503_then_recovers(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cap.db'}"
+    with running_broker(db, http_max_connections=3, http_header_timeout=1) as runtime:
+        port = runtime.settings.http_port
+        url = f"{runtime.settings.fhir_base}/metadata"
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+        try:
+            time.sleep(0.2)
+            assert httpx.get(url, timeout=10).status_code == 503
+        finally:
+            for s in idle:
+                s.close()
+        time.sleep(0.2)
+        assert httpx.get(url, timeout=10).status_code == 200
