@@ -95,6 +95,7 @@ def check_peer(event: Any, rules: tuple[PeerRule, ...]) -> None:
     calling = str(assoc.requestor.primitive.calling_ae_title).strip()
     host = assoc.requestor.address
     subject = association_subject(assoc)
+    assoc.tls_subject = subject  # the peer identity, for the service handlers
     if subject is not None:
         LOG.info("DICOM association from %s (%s): client certificate %s", calling, host, subject)
     if not rules or any(rule.admits(calling, host, subject) for rule in rules):

@@ -166,6 +166,9 @@ class WorklistSCP:
 
     def _on_find(self, event: evt.Event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
         calling = str(event.assoc.requestor.ae_title).strip()
+        LOG.debug(
+            "C-FIND from %s (certificate %s)", calling, getattr(event.assoc, "tls_subject", None)
+        )
         try:
             q = WorklistQuery.from_dataset(event.identifier)
         except WorklistQueryError as exc:

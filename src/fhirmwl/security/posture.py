@@ -8,8 +8,9 @@ address needs TLS or authentication on every listener it opens, unless the opera
 ``--insecure``. Authentication is configured by the OAuth settings (``auth``, ``auth_jwks``,
 ``auth_issuer``, docs/auth.md); this module only reads them, with ``getattr`` so it works whether
 or not those settings exist in this build. For MLLP and DICOM, mutual TLS is the authentication
-(IHE ATNA node authentication), so those listeners need TLS with required client certificates or
-a calling-AE allow-list bound to hosts/certificates to count as authenticated.
+(IHE ATNA node authentication), so those listeners need TLS with required client certificates,
+or for DICOM ``[[dicom_peers]]`` rules that each bind a title to hosts or a certificate, to
+count as authenticated.
 """
 
 from __future__ import annotations
@@ -52,7 +53,13 @@ def http_auth_on(settings: Any) -> bool:
 def _node_auth(settings: Any, listener: str) -> bool:
     if tls_enabled(settings, listener) and settings.tls_require_client_cert:
         return True
-    return listener == "dicom" and bool(settings.extra.get("dicom_peers"))
+    if listener != "dicom":
+        return False
+    from fhirmwl.dicom.admission import parse_peer_rules
+
+    rules = parse_peer_rules(settings.extra.get("dicom_peers"))
+    # a rule naming only a title admits anyone who calls with it: not authentication
+    return bool(rules) and all(rule.hosts or rule.cert_subject for rule in rules)
 
 
 def security_posture(settings: Any) -> list[ListenerPosture]:

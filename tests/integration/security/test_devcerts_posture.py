@@ -72,6 +72,23 @@ def test_posture_rules(certs: Path) -> None:
     assert startup_problems(http_only) == []
 
 
+def test_dicom_peer_rules_count_as_authentication_only_when_bound() -> None:
+    dicom_only = load_settings(None, host="0.0.0.0", http=False, mllp=False)
+    dicom_only.extra["dicom_peers"] = [{"ae_title": "CT01"}]  # a title alone
+    assert startup_problems(dicom_only) != []
+    dicom_only.extra["dicom_peers"] = [{"ae_title": "CT01", "hosts": ["10.0.0.0/8"]}]
+    assert startup_problems(dicom_only) == []
+
+
+def test_per_listener_switches_from_env_and_command_line(
+    monkeypatch: pytest.MonkeyPatch, certs: Path
+) -> None:
+    monkeypatch.setenv("FHIRMWL_MLLP_TLS", "off")
+    settings = load_settings(None, dicom_tls="off", **tls_settings(certs))
+    assert (settings.http_tls, settings.mllp_tls, settings.dicom_tls) == (True, False, False)
+    assert settings.fhir_base.startswith("https://")
+
+
 def test_one_listener_in_clear(tmp_path: Path, certs: Path) -> None:
     db = f"sqlite:///{tmp_path / 'mixed.db'}"
     with running_broker(db, mllp=True, mllp_tls=False, **tls_settings(certs)) as runtime:

@@ -4,6 +4,7 @@ own-station restriction, and idle sockets that can no longer lock modalities out
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 
 from fhirmwl.config import load_settings
+from fhirmwl.dicom.admission import AssociationLimits
 from fhirmwl.dicom.scp import AccessPolicy, WorklistSCP
 from fhirmwl.security.tls import client_context
 from fhirmwl.services.worklist.listener import DicomListener, access_policy
@@ -121,7 +123,10 @@ def test_peer_rules_bind_titles_to_hosts(tmp_path: Path) -> None:
         listener.stop()
 
 
-def test_peer_rules_bind_titles_to_certificates(tmp_path: Path, certs: Path) -> None:
+def test_peer_rules_bind_titles_to_certificates(
+    tmp_path: Path, certs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="fhirmwl.dicom.admission")
     config = tmp_path / "fhirmwl.toml"
     config.write_text(PEERS_TOML)  # the TOML example of docs/security.md
     settings = load_settings(config, dicom_port=free_port(), **tls_settings(certs))
@@ -134,6 +139,7 @@ def test_peer_rules_bind_titles_to_certificates(tmp_path: Path, certs: Path) -> 
             str(certs / "ca.pem"), str(certs / "client.pem"), str(certs / "client-key.pem")
         )
         _echo_ok(port, tls=(mutual, "localhost"))
+        assert any("client certificate CN=ct01" in r.message for r in caplog.records)
         anonymous = client_context(str(certs / "ca.pem"))  # no client certificate
         assert _rejection(_associate(port, tls=(anonymous, "localhost"))) == (1, 1, 3)
     finally:
@@ -191,3 +197,23 @@ def test_station_restriction_holds_when_another_station_is_named(
         assert sorted(_stations(scp.port, "AA32", "AA32")) == ["AA32", "AA32\\AA33"]
     finally:
         scp.stop()
+
+
+def test_total_association_cap_rejects_with_local_limit_exceeded() -> None:
+    scp = WorklistSCP(
+        lambda: InMemorySource([]),
+        "FHIRMWL",
+        "127.0.0.1",
+        free_port(),
+        limits=AssociationLimits(max_associations=2),
+    )
+    scp.start()
+    held = [_associate(scp.port), _associate(scp.port, source="127.0.0.2")]
+    try:
+        assert all(a.is_established for a in held)
+        assert _rejection(_associate(scp.port, source="127.0.0.3")) == (2, 3, 2)
+    finally:
+        for a in held:
+            a.release()
+        scp.stop()
+    assert not any(a.is_established for a in held)
