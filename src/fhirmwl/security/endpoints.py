@@ -4,8 +4,8 @@ A Subscription with ``content=full-resource`` receives every new order, so its e
 trust decision. Rules, checked when a Subscription is created or updated (422 OperationOutcome
 on ``Subscription.endpoint``) and again before every delivery (DNS may have changed):
 
-* the host name is resolved and **every** address is checked, so a name that resolves to an
-  internal address is treated like that address;
+* the host name is resolved (at most ``RESOLVE_TIMEOUT`` seconds) and **every** address is
+  checked, so a name that resolves to an internal address is treated like that address;
 * loopback targets (this host) may use ``http``; everything else must be ``https``;
 * link-local (169.254.0.0/16, where cloud metadata services live, and fe80::/10), private
   (RFC 1918, fc00::/7), shared, reserved, multicast and unspecified addresses are refused;
@@ -18,6 +18,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,13 +29,24 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str], list[Address]]
 
 
+_RESOLVER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="resolve")
+RESOLVE_TIMEOUT = 3.0  # seconds; the check runs inside a write transaction
+
+
 def resolve(host: str) -> list[Address]:
-    """Every address ``host`` resolves to (an address literal resolves to itself)."""
+    """Every address ``host`` resolves to (an address literal resolves to itself).
+
+    ``getaddrinfo`` has no timeout of its own, so it runs on a small pool and is abandoned
+    after ``RESOLVE_TIMEOUT`` (the endpoint is then refused as unresolvable)."""
     try:
         return [ipaddress.ip_address(host)]
     except ValueError:
         pass
-    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    future = _RESOLVER.submit(socket.getaddrinfo, host, None, proto=socket.IPPROTO_TCP)
+    try:
+        infos = future.result(timeout=RESOLVE_TIMEOUT)
+    except FutureTimeout:
+        raise OSError(f"no answer within {RESOLVE_TIMEOUT:g} s") from None
     return sorted({ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}, key=str)
 
 
