@@ -57,8 +57,8 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or "resourceType" not in data:
         raise BadRequest("request body must be a FHIR resource (a JSON object with resourceType)")
-    limit = getattr(getattr(request.app.state, "services", None), "settings", None)
-    check_bundle_entries(data, getattr(limit, "http_max_bundle_entries", 0))
+    settings = getattr(getattr(request.app.state, "services", None), "settings", None)
+    check_bundle_entries(data, getattr(settings, "http_max_bundle_entries", 0))
     return data
 
 

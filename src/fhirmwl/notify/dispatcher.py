@@ -214,16 +214,18 @@ class Dispatcher:
         bundle = notification_bundle(sub, kind, since_start, events, self.base, self.store.clock())
         endpoint = str(sub.get("endpoint"))
         refused = self.endpoint_check(endpoint) if self.endpoint_check else None
-        try:
-            if refused:
-                raise httpx.UnsupportedProtocol(f"endpoint refused: {refused}")
-            response = self.client.post(
-                endpoint, content=orjson.dumps(bundle), headers=headers_of(sub)
-            )
-            ok = 200 <= response.status_code < 300
-            error = None if ok else f"endpoint answered HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            ok, error = False, f"{type(exc).__name__}: {exc}"
+        error: str | None
+        if refused:
+            ok, error = False, f"endpoint refused: {refused}"
+        else:
+            try:
+                response = self.client.post(
+                    endpoint, content=orjson.dumps(bundle), headers=headers_of(sub)
+                )
+                ok = 200 <= response.status_code < 300
+                error = None if ok else f"endpoint answered HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                ok, error = False, f"{type(exc).__name__}: {exc}"
         self._record(sub, ok, error, number, mark_handshake)
         return ok
 
