@@ -2,7 +2,9 @@
 
 * ``BodyLimitMiddleware`` answers 413 with an OperationOutcome when the declared
   ``Content-Length`` or the streamed body exceeds ``http_max_body_bytes``, before the body is
-  buffered or parsed (a 50 MB resource would otherwise be parsed, validated and stored).
+  buffered or parsed (a 50 MB resource would otherwise be parsed, validated and stored). The
+  connection is kept: uvicorn discards the rest of the body as it arrives, so the client reads
+  the 413 instead of a connection reset in the middle of its upload.
 * ``check_bundle_entries`` refuses Bundles with more than ``http_max_bundle_entries`` entries
   (413, ``too-costly``): a 10,000-entry transaction holds the store's write lock for seconds and
   HL7 ACKs wait behind it.
@@ -64,7 +66,6 @@ async def _send_outcome(send: Any, err: FhirMwlError) -> None:
             "headers": [
                 (b"content-type", b"application/fhir+json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
             ],
         }
     )
