@@ -19,7 +19,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from fhirmwl.security.tls import tls_enabled
+from fhirmwl.errors import BadRequest
+from fhirmwl.security.tls import server_context, tls_enabled
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,27 @@ def security_posture(settings: Any) -> list[ListenerPosture]:
     return out
 
 
+def tls_problems(settings: Any) -> list[str]:
+    """TLS settings that cannot be loaded (missing file, key not matching, no client CA)."""
+    if not settings.tls_cert:
+        return ["tls_key is set but tls_cert is not"] if settings.tls_key else []
+    try:
+        server_context(
+            settings.tls_cert,
+            settings.tls_key,
+            settings.tls_client_ca,
+            settings.tls_require_client_cert,
+        )
+    except BadRequest as exc:
+        return [exc.message]
+    return []
+
+
 def startup_problems(settings: Any) -> list[str]:
     """Why ``serve`` must not start as configured (empty when it may)."""
-    if settings.insecure:
-        return []
-    problems = []
+    problems = tls_problems(settings)
+    if problems or settings.insecure:
+        return problems
     for p in security_posture(settings):
         if not p.safe:
             problems.append(

@@ -125,6 +125,18 @@ def test_mllp_peer_identity_is_the_certificate_subject(certs: Path) -> None:
     assert [p.tls_subject for p in seen] == ["CN=ct01", None]
 
 
+def test_serve_reports_unloadable_tls_settings(tmp_path: Path, certs: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    cert = ["--tls-cert", str(certs / "server.pem"), "--tls-key", str(certs / "server-key.pem")]
+    for extra, words in (
+        (["--tls-require-client-cert"], "needs tls_client_ca"),
+        (["--tls-client-ca", str(tmp_path / "missing.pem")], "cannot load"),
+    ):
+        result = CliRunner().invoke(app, ["serve", "--db", db, *cert, *extra])
+        assert result.exit_code == 2
+        assert "refusing to start" in result.output and words in result.output
+
+
 def test_require_client_cert_needs_a_ca(certs: Path) -> None:
     from fhirmwl.errors import BadRequest
 
