@@ -53,6 +53,7 @@ class Settings:
     http_max_body_bytes: int = 16 << 20  # larger request bodies are answered 413
     http_max_bundle_entries: int = 1000  # Bundles with more entries are answered 413
     http_header_timeout: int = 10  # seconds to send a request's headers, else 408 and close
+    http_max_header_bytes: int = 64 << 10  # larger request line + headers are answered 431
     http_max_connections: int = 1000  # further concurrent HTTP connections are answered 503
     mllp_max_connections: int = 100  # further MLLP connections are closed at once
     mllp_max_connections_per_peer: int = 50  # per source address (half the total); more closed

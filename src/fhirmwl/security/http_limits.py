@@ -11,8 +11,10 @@
 * ``HeaderTimeoutProtocol`` closes a connection with 408 when its request headers are not
   complete ``http_header_timeout`` seconds after the connection opened or the request began;
   uvicorn only times out idle keep-alive connections, so a slowloris peer sending one header
-  byte a minute would otherwise hold a connection forever. It extends uvicorn's httptools
-  protocol (the one ``uvicorn[standard]`` selects) by three hooks rather than reimplementing it.
+  byte a minute would otherwise hold a connection forever; headers larger than
+  ``http_max_header_bytes`` are answered 431 (uvicorn has no header size setting for the
+  httptools protocol). It extends uvicorn's httptools protocol (the one ``uvicorn[standard]``
+  selects) by a few hooks rather than reimplementing it.
 * ``uvicorn_options`` turns the settings into uvicorn ``Config`` arguments: the shared TLS
   context (``security.tls``), the protocol above and ``limit_concurrency`` (503 when exceeded).
 """
@@ -120,24 +122,38 @@ class BodyLimitMiddleware:
             await _send_outcome(send, err)
 
 
-def _timeout_response(seconds: float) -> bytes:
-    text = f"request headers not complete within {seconds:g} s".encode()
+def _plain_response(status: bytes, message: str) -> bytes:
+    text = message.encode()
     head = (
-        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\n"
         b"connection: close\r\ncontent-length: " + str(len(text)).encode() + b"\r\n\r\n"
     )
     return head + text
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a deadline for complete request headers."""
+    """uvicorn's httptools protocol with a deadline and a size cap for request headers."""
 
     header_timeout: float = 10.0
+    max_header_bytes: int = 64 * 1024
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._header_bytes = 0
         self._arm_header_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._header_deadline is None or self.transport.is_closing():
+            return
+        self._header_bytes += len(data)  # headers still incomplete after this chunk
+        if self.max_header_bytes and self._header_bytes > self.max_header_bytes:
+            log.warning("HTTP connection from %s: headers over the limit (431)", self.client)
+            self._disarm_header_deadline()
+            message = f"request headers exceed {self.max_header_bytes} bytes"
+            self.transport.write(_plain_response(b"431 Request Header Fields Too Large", message))
+            self.transport.close()
 
     def _arm_header_deadline(self) -> None:
         if getattr(self, "_header_deadline", None) is None and self.header_timeout > 0:
@@ -154,7 +170,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self._header_deadline = None
         if not self.transport.is_closing():
             log.warning("HTTP connection from %s: headers too slow, closed (408)", self.client)
-            self.transport.write(_timeout_response(self.header_timeout))
+            message = f"request headers not complete within {self.header_timeout:g} s"
+            self.transport.write(_plain_response(b"408 Request Timeout", message))
             self.transport.close()
 
     def on_message_begin(self) -> None:
@@ -163,6 +180,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm_header_deadline()
+        self._header_bytes = 0
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -179,7 +197,10 @@ def uvicorn_options(settings: Any) -> dict[str, Any]:
     protocol = type(
         "FhirMwlHttpProtocol",
         (HeaderTimeoutProtocol,),
-        {"header_timeout": float(settings.http_header_timeout)},
+        {
+            "header_timeout": float(settings.http_header_timeout),
+            "max_header_bytes": settings.http_max_header_bytes,
+        },
     )
     options: dict[str, Any] = {
         "http": protocol,

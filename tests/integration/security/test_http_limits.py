@@ -153,3 +153,19 @@ def test_connection_cap_answers_503_then_recovers(tmp_path: Path) -> None:
                 s.close()
         time.sleep(0.2)
         assert httpx.get(url, timeout=10).status_code == 200
+
+
+def test_oversized_headers_are_431(broker: Runtime, api: httpx.Client) -> None:
+    with socket.create_connection(("127.0.0.1", broker.settings.http_port), timeout=10) as s:
+        s.sendall(b"GET /fhir/metadata HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(63):  # 63 KB of headers: still within the limit of 64 KB
+            s.sendall(b"X-Pad: " + b"p" * 1015 + b"\r\n")
+        time.sleep(0.3)  # let the server take them in before the chunk that crosses the limit
+        s.sendall(b"X-Pad: " + b"p" * 2040 + b"\r\n")  # never finished
+        answer = b""
+        while chunk := s.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 431"), answer
+    assert b"request headers exceed 65536 bytes" in answer
+    headers = {"X-Pad": "p" * 8000}  # large but within the limit
+    assert api.get("/metadata", headers=headers).status_code == 200
