@@ -71,9 +71,11 @@ class PeerRule:
             return False
         if self.hosts:
             try:
-                address = ipaddress.ip_address(host)
+                address = ipaddress.ip_address(host.split("%")[0])
             except ValueError:
                 return False
+            mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:a.b.c.d on a dual-stack bind
+            address = mapped or address
             if not any(address in net for net in self.hosts):
                 return False
         return not self.cert_subject or subject == self.cert_subject
