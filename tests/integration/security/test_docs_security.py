@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from fhirmwl.config import load_settings
-from fhirmwl.security.posture import startup_problems
+from fhirmwl.security.posture import security_posture, startup_problems
 from fhirmwl.security.tls import client_context
 from fhirmwl.services.worklist.listener import access_policy
 from tests.conftest import free_port
@@ -43,7 +43,7 @@ def _commands() -> list[list[str]]:
     return out
 
 
-def test_toml_example(tmp_path: Path) -> None:
+def test_toml_example(tmp_path: Path, certs: Path) -> None:
     (toml,) = _blocks("toml")
     path = tmp_path / "fhirmwl.toml"
     path.write_text(toml, encoding="utf-8")
@@ -55,7 +55,11 @@ def test_toml_example(tmp_path: Path) -> None:
     assert (rule.ae_title, rule.cert_subject) == ("CT01", "CN=ct01")
     assert rule.admits("CT01", "127.0.0.1", "CN=ct01")
     assert not rule.admits("CT01", "127.0.0.2", "CN=ct01")
-    assert startup_problems(settings) == []  # TLS with client certificates on every door
+    assert all(p.safe for p in security_posture(settings))  # TLS with client certificates
+    assert "cannot load TLS" in startup_problems(settings)[0]  # /etc/fhirmwl/… is not here
+    settings.tls_cert, settings.tls_key = str(certs / "server.pem"), str(certs / "server-key.pem")
+    settings.tls_client_ca = str(certs / "ca.pem")
+    assert startup_problems(settings) == []
 
 
 def _with_ports(args: list[str], ports: dict[str, int]) -> list[str]:
