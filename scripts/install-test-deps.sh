@@ -7,6 +7,13 @@ if ! command -v findscu >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dcmtk >/dev/null
 fi
+# curl and openssl: the TLS tests use them as independent TLS clients (docs/security.md).
+if ! command -v curl >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq curl openssl >/dev/null
+fi
 echo "DCMTK tools: $(command -v findscu) $(command -v wlmscpfs) $(command -v dump2dcm)"
 # curl: docs/auth.md's walk-through is run as written (tests/integration/security/test_docs_auth.py).
 if ! command -v curl >/dev/null 2>&1; then

@@ -33,6 +33,9 @@ def _add_subcommands() -> None:
     from fhirmwl.cli_config import app as config_app
 
     app.add_typer(config_app, name="config", help="configuration: show effective settings")
+    from fhirmwl.cli_security import dev_certs
+
+    app.command("dev-certs")(dev_certs)
 
 
 _CONFIG = typer.Option(None, "--config", "-c", help="TOML config file (env FHIRMWL_CONFIG)")
@@ -61,6 +64,14 @@ def serve(
     auth_jwks: str | None = typer.Option(None, help="external issuer's JWKS file or URL"),
     auth_issuer: str | None = typer.Option(None, help="external issuer (iss) to trust"),
     auth_audience: str | None = typer.Option(None, help="expected aud (default: FHIR base)"),
+    tls_cert: str | None = typer.Option(None, help="server certificate: TLS on every listener"),
+    tls_key: str | None = typer.Option(None, help="private key of --tls-cert"),
+    tls_client_ca: str | None = typer.Option(None, help="CA verifying client certificates"),
+    tls_require_client_cert: bool = typer.Option(False, help="mutual TLS: refuse clients without"),
+    http_tls: str | None = typer.Option(None, help="on | off: TLS on the HTTP listener"),
+    mllp_tls: str | None = typer.Option(None, help="on | off: TLS on the MLLP listener"),
+    dicom_tls: str | None = typer.Option(None, help="on | off: TLS on the DICOM listener"),
+    insecure: bool = typer.Option(False, help="allow a non-loopback host without TLS or auth"),
 ) -> None:
     """Start the broker (HTTP FHIR API, and the MLLP and DICOM listeners when available)."""
     from fhirmwl.runtime import Runtime
@@ -83,9 +94,21 @@ def serve(
         auth_jwks=auth_jwks,
         auth_issuer=auth_issuer,
         auth_audience=auth_audience,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
+        tls_require_client_cert=tls_require_client_cert or None,
+        http_tls=http_tls,
+        mllp_tls=mllp_tls,
+        dicom_tls=dicom_tls,
+        insecure=insecure or None,
     )
     from fhirmwl.ops.logs import configure
+    from fhirmwl.security.posture import startup_problems
 
+    if problems := startup_problems(settings):
+        typer.echo("fhirmwl: refusing to start: " + "; ".join(problems), err=True)
+        raise typer.Exit(2)
     try:
         configure(settings.log_level, settings.log_format)
     except ValueError as exc:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import typer
 
+from fhirmwl.cli_security import TLS_CA, TLS_CERT, TLS_KEY, client_tls
 from fhirmwl.errors import BadRequest
 from fhirmwl.services.orders.catalogue import load_catalogue
 
@@ -26,12 +27,14 @@ BASE = typer.Option("http://127.0.0.1:8080/fhir", "--base", help="FHIR base URL 
 TOKEN = typer.Option(None, "--token", envvar="FHIRMWL_TOKEN", help="OAuth 2.0 bearer token")
 
 
-def _post(url: str, body: dict[str, Any] | None, token: str | None = None) -> dict[str, Any]:
+def _post(
+    url: str, body: dict[str, Any] | None, token: str | None = None, tls: Any = None
+) -> dict[str, Any]:
     headers = {"Content-Type": "application/fhir+json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     try:
-        response = httpx.post(url, json=body, timeout=60, headers=headers)
+        response = httpx.post(url, json=body, timeout=60, headers=headers, verify=tls or True)
     except httpx.HTTPError as exc:
         typer.echo(f"cannot reach {url}: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -48,10 +51,15 @@ def create(
     file: Path = typer.Argument(..., help="order Bundle (or Parameters) as JSON"),
     base: str = BASE,
     token: str | None = TOKEN,
+    tls_ca: Path | None = TLS_CA,
+    tls_cert: Path | None = TLS_CERT,
+    tls_key: Path | None = TLS_KEY,
 ) -> None:
     """POST FILE to $create-order and print the resulting OrderBundle."""
     body = json.loads(file.read_text(encoding="utf-8"))
-    typer.echo(json.dumps(_post(f"{base.rstrip('/')}/$create-order", body, token), indent=2))
+    tls = client_tls(tls_ca, tls_cert, tls_key)
+    url = f"{base.rstrip('/')}/$create-order"
+    typer.echo(json.dumps(_post(url, body, token, tls), indent=2))
 
 
 @order_app.command("cancel")
@@ -60,6 +68,9 @@ def cancel(
     reason: str = typer.Option("", help="reason text (ORC-16)"),
     base: str = BASE,
     token: str | None = TOKEN,
+    tls_ca: Path | None = TLS_CA,
+    tls_cert: Path | None = TLS_CERT,
+    tls_key: Path | None = TLS_KEY,
 ) -> None:
     """POST $cancel-order for ServiceRequest/ORDER_ID and print the outcome."""
     body = None
@@ -68,7 +79,8 @@ def cancel(
             "resourceType": "Parameters",
             "parameter": [{"name": "reason", "valueCodeableConcept": {"text": reason}}],
         }
-    data = _post(f"{base.rstrip('/')}/ServiceRequest/{order_id}/$cancel-order", body, token)
+    url = f"{base.rstrip('/')}/ServiceRequest/{order_id}/$cancel-order"
+    data = _post(url, body, token, client_tls(tls_ca, tls_cert, tls_key))
     for p in data.get("parameter") or []:
         if p.get("name") == "outcome":
             for item in p["resource"].get("issue") or []:

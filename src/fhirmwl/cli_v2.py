@@ -17,6 +17,7 @@ from typing import Any
 
 import typer
 
+from fhirmwl.cli_security import TLS_CA, TLS_CERT, TLS_KEY, client_tls
 from fhirmwl.mapping.v2_to_fhir import (
     MappingContext,
     MissingValue,
@@ -77,11 +78,15 @@ def send(
     host: str = typer.Option("127.0.0.1", "--host", help="MLLP listener host"),
     port: int = typer.Option(2575, "--port", help="MLLP listener port"),
     timeout: float = typer.Option(30.0, "--timeout", help="seconds to wait for each ACK"),
+    tls_ca: Path | None = TLS_CA,
+    tls_cert: Path | None = TLS_CERT,
+    tls_key: Path | None = TLS_KEY,
 ) -> None:
     """Send each FILE over one MLLP connection and print every ACK; exit 1 if any is not AA."""
     messages = [f.read_bytes() for f in files]
+    context = client_tls(tls_ca, tls_cert, tls_key)
     try:
-        acks = send_messages(host, port, messages, timeout)
+        acks = send_messages(host, port, messages, timeout, context)
     except (OSError, MLLPError) as exc:
         typer.echo(f"MLLP error: {exc}", err=True)
         raise typer.Exit(2) from exc

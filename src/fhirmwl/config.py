@@ -72,11 +72,34 @@ class Settings:
     auth_issuer: str = ""  # the external issuer (iss) whose tokens are accepted
     auth_audience: str = ""  # expected aud of external tokens; default: the FHIR base URL
     auth_token_lifetime: int = 300  # seconds an access token of the built-in server lives
+    # Trust boundary (docs/security.md): TLS on every listener, secure defaults, limits.
+    tls_cert: str = ""  # server certificate chain (PEM); with tls_key turns TLS on
+    tls_key: str = ""  # private key of tls_cert (PEM)
+    tls_client_ca: str = ""  # CA bundle verifying client certificates (mutual TLS)
+    tls_require_client_cert: bool = False  # refuse TLS peers without a valid client certificate
+    http_tls: bool = True  # with tls_cert: HTTPS; off keeps the HTTP listener in clear
+    mllp_tls: bool = True  # with tls_cert: MLLP over TLS; off keeps MLLP in clear
+    dicom_tls: bool = True  # with tls_cert: DICOM TLS; off keeps DICOM in clear
+    insecure: bool = False  # allow a non-loopback listener without TLS and authentication
+    subscription_allow: str = ""  # comma-separated hosts/CIDRs a Subscription may target freely
+    http_max_body_bytes: int = 16 << 20  # larger request bodies are answered 413
+    http_max_bundle_entries: int = 1000  # Bundles with more entries are answered 413
+    http_header_timeout: int = 10  # seconds to send a request's headers, else 408 and close
+    http_max_header_bytes: int = 64 << 10  # larger request line + headers are answered 431
+    http_max_connections: int = 1000  # further concurrent HTTP connections are answered 503
+    mllp_max_connections: int = 100  # further MLLP connections are closed at once
+    mllp_max_connections_per_peer: int = 50  # per source address (half the total); more closed
+    dicom_artim_timeout: int = 10  # seconds a new DICOM connection has to send A-ASSOCIATE-RQ
+    dicom_idle_timeout: int = 60  # seconds an idle association is kept before it is aborted
+    dicom_max_associations: int = 32  # all peers together; more are rejected (local limit)
+    dicom_max_associations_per_peer: int = 4  # per source address; more are refused
+    dicom_require_called_aet: bool = True  # reject associations not called ae_title
     extra: dict[str, Any] = field(default_factory=dict)  # the TOML SECTIONS, by name
 
     @property
     def fhir_base(self) -> str:
-        return self.base_url.rstrip("/") or f"http://{self.host}:{self.http_port}/fhir"
+        scheme = "https" if self.tls_cert and self.http_tls else "http"
+        return self.base_url.rstrip("/") or f"{scheme}://{self.host}:{self.http_port}/fhir"
 
 
 @dataclass(frozen=True)
@@ -113,6 +136,11 @@ SECTIONS: dict[str, Section] = {
         doc="HL7 v2 intake (docs/hl7v2.md)",
     ),
     "notify": Section(frozenset({"max_events"}), doc="Subscriptions delivery"),
+    "dicom_peers": Section(
+        frozenset({"ae_title", "hosts", "cert_subject"}),
+        array=True,
+        doc="calling AE titles bound to source addresses and client certificates",
+    ),
 }
 
 DEFAULT, FILE, ENV, CLI = "default", "file", "env", "cli"

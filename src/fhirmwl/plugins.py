@@ -34,3 +34,4 @@ def install_all(services: Services) -> None:
     __import__("fhirmwl.ops.retention", fromlist=["install"]).install(services)
     __import__("fhirmwl.audit", fromlist=["install"]).install(services)
     __import__("fhirmwl.security", fromlist=["install"]).install(services)
+    __import__("fhirmwl.security.endpoints", fromlist=["install"]).install(services)

@@ -40,6 +40,7 @@ class HttpListener:
         import uvicorn
 
         from fhirmwl.api.app import create_app
+        from fhirmwl.security.http_limits import uvicorn_options
 
         settings = services.settings
         config = uvicorn.Config(
@@ -50,6 +51,7 @@ class HttpListener:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=settings.shutdown_grace,
+            **uvicorn_options(settings),
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="http", daemon=True)

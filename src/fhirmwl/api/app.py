@@ -291,6 +291,11 @@ def create_app(services: Services) -> Starlette:
     writer = audit.writer_of(services)
     if writer is not None:  # outside authentication, so refused tokens are audited too
         middleware.append(Middleware(audit_http.AuditMiddleware, writer=writer))
+    from fhirmwl.security.http_limits import BodyLimitMiddleware
+
+    # The size limit sits before authentication, which reads a Bundle body to check each entry.
+    max_body = services.settings.http_max_body_bytes
+    middleware.append(Middleware(BodyLimitMiddleware, max_bytes=max_body))
     middleware += security.auth_middleware(services)  # bearer tokens and SMART scopes when on
     app = Starlette(
         routes=[

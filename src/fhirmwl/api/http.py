@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fhirmwl.errors import BadRequest, UnsupportedMediaType
+from fhirmwl.security.http_limits import check_bundle_entries
 from fhirmwl.store import Stored
 
 FHIR_JSON = "application/fhir+json"
@@ -63,6 +64,8 @@ async def json_body(request: Request) -> dict[str, Any]:
                 f"{where} contains a NUL character (U+0000), which no FHIR string may carry",
                 expression=where,
             )
+    settings = getattr(getattr(request.app.state, "services", None), "settings", None)
+    check_bundle_entries(data, getattr(settings, "http_max_bundle_entries", 0))
     return data
 
 

@@ -7,6 +7,8 @@ in the calling AE's character set and yield it as a Pending response. Status map
 and only here: A900 for identifiers that do not fit the model, FE00 on C-CANCEL, C001 with an
 error comment for internal failures, FF01 when a key was ignored for matching.
 
+Who may associate (called-AE check, ``[[dicom_peers]]`` rules binding titles to addresses and
+client certificates, per-peer caps, ARTIM/idle timers, TLS) is decided in ``admission``.
 Every accepted socket gets ``TCP_NODELAY`` (see design.md: pynetdicom leaves Nagle on, which
 adds delayed-ACK stalls of ~40-100 ms to each small C-FIND exchange).
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,10 +27,17 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 
+from fhirmwl.dicom.admission import AdmissionServer, AssociationLimits, PeerRule, check_peer
 from fhirmwl.dicom.charset import DEFAULT_CHARSET, parse_charset, prepare_response
 from fhirmwl.ops.metrics import timed_find
+from fhirmwl.worklist.match import matches
 from fhirmwl.worklist.project import project
-from fhirmwl.worklist.query import WorklistQuery, WorklistQueryError
+from fhirmwl.worklist.query import (
+    SCHEDULED_STATION_AE,
+    MatchKind,
+    WorklistQuery,
+    WorklistQueryError,
+)
 from fhirmwl.worklist.source import WorklistSource
 
 LOG = logging.getLogger(__name__)
@@ -47,9 +58,11 @@ class AccessPolicy:
     """Who may query and what they get.
 
     ``allowed_calling_aets``: ``None`` accepts any calling AE, otherwise associations from other
-    AEs are rejected. ``restrict_to_own_station``: a query whose Scheduled Station AE Title is
-    universal or absent is limited to the calling AE title. ``max_responses``: at most that many
-    Pending responses, then ``truncation_status`` (A700 with an error comment) ends the query.
+    AEs are rejected; ``peers`` bind allowed titles to hosts and certificate subjects
+    (``admission.PeerRule``). ``restrict_to_own_station``: every query is limited to the
+    calling AE title's own items (a query naming another station matches nothing).
+    ``max_responses``: at most that many Pending responses, then ``truncation_status`` (A700
+    with an error comment) ends the query.
     ``response_charsets``: Specific Character Set per calling AE (``"ISO_IR 100"``,
     ``"\\ISO 2022 IR 87"``); others get ``default_charset``.
     """
@@ -60,6 +73,7 @@ class AccessPolicy:
     truncation_status: int = STATUS_OUT_OF_RESOURCES
     response_charsets: Mapping[str, str] = field(default_factory=dict)
     default_charset: str = DEFAULT_CHARSET
+    peers: tuple[PeerRule, ...] = ()
 
     def charset_for(self, calling_aet: str) -> list[str]:
         return parse_charset(self.response_charsets.get(calling_aet, self.default_charset))
@@ -93,9 +107,11 @@ class WorklistSCP:
         host: str = "0.0.0.0",
         port: int = 11112,
         policy: AccessPolicy | None = None,
-        max_associations: int = 32,
         shutdown_grace: float = 10.0,
         extensions: Sequence[Any] = (),  # more SOP classes on this AE, e.g. dicom.mpps.MppsScp
+        max_associations: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        limits: AssociationLimits | None = None,
     ) -> None:
         self.shutdown_grace = shutdown_grace  # stop(): seconds for open associations to end
         self.find_wrappers: list[Callable[[Any], Any]] = []  # e.g. the audit trail's
@@ -107,7 +123,9 @@ class WorklistSCP:
         self.host = host
         self.port = port
         self.policy = policy or AccessPolicy()
-        self.max_associations = max_associations
+        self.limits = limits or AssociationLimits()
+        self.max_associations = max_associations or self.limits.max_associations
+        self.ssl_context = ssl_context
         self._server: Any = None
 
     def _build_ae(self) -> AE:
@@ -118,6 +136,9 @@ class WorklistSCP:
             for sop_class in ext.sop_classes:
                 ae.add_supported_context(sop_class)
         ae.maximum_associations = self.max_associations
+        ae.acse_timeout = self.limits.artim_timeout
+        ae.network_timeout = self.limits.idle_timeout
+        ae.require_called_aet = self.limits.require_called_aet
         if self.policy.allowed_calling_aets is not None:
             ae.require_calling_aet = sorted(self.policy.allowed_calling_aets)
         return ae
@@ -136,11 +157,28 @@ class WorklistSCP:
                 for ext in self.extensions
                 for event, h in ext.handlers()
             ),
+            (evt.EVT_REQUESTED, check_peer, [self.policy.peers]),
         ]
         ae = self._build_ae()
-        self._server = ae.start_server((self.host, self.port), block=False, evt_handlers=handlers)
-        self.port = self._server.server_address[1]
-        LOG.info("DICOM worklist SCP %s listening on %s:%s", self.ae_title, self.host, self.port)
+        server: Any = ae.make_server(
+            (self.host, self.port),
+            ssl_context=self.ssl_context,
+            evt_handlers=handlers,
+            server_class=AdmissionServer,
+        )
+        server.max_per_peer = self.limits.max_per_peer
+        server.handshake_timeout = self.limits.artim_timeout
+        threading.Thread(target=server.serve_forever, name="dicom-accept", daemon=True).start()
+        ae._servers.append(server)  # pynetdicom's shutdown() removes it from there
+        self._server = server
+        self.port = server.server_address[1]
+        LOG.info(
+            "DICOM worklist SCP %s listening on %s:%s%s",
+            self.ae_title,
+            self.host,
+            self.port,
+            " (TLS)" if self.ssl_context else "",
+        )
 
     def _wrap_dimse(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
         for wrap in self.dimse_wrappers:
@@ -162,6 +200,9 @@ class WorklistSCP:
 
     def _on_find(self, event: evt.Event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
         calling = str(event.assoc.requestor.ae_title).strip()
+        LOG.debug(
+            "C-FIND from %s (certificate %s)", calling, getattr(event.assoc, "tls_subject", None)
+        )
         try:
             q = WorklistQuery.from_dataset(event.identifier)
         except WorklistQueryError as exc:
@@ -173,7 +214,12 @@ class WorklistSCP:
             yield _status(STATUS_IDENTIFIER_MISMATCH, "cannot decode identifier"), None
             return
         if self.policy.restrict_to_own_station:
-            q = q.with_station(calling)
+            restricted = own_station_query(q, calling)
+            if restricted is None:
+                LOG.warning("C-FIND from %s for another station refused (no matches)", calling)
+                yield 0x0000, None
+                return
+            q = restricted
         try:
             yield from self._answer(event, q, calling)
         except Exception as exc:
@@ -210,3 +256,19 @@ class WorklistSCP:
             count += 1
             yield pending, response
         LOG.info("C-FIND from %s: %d responses", calling, count)
+
+
+def own_station_query(q: WorklistQuery, calling: str) -> WorklistQuery | None:
+    """``q`` limited to the calling AE's own station, or ``None`` when it asks for another.
+
+    A universal or absent Scheduled Station AE Title becomes the calling title; a key that
+    admits the calling title (``CT01``, ``CT*``) is narrowed to it; any other key is refused.
+    """
+    current = q.sps_key(SCHEDULED_STATION_AE)
+    if current is None or current.kind is MatchKind.UNIVERSAL:
+        return q.with_station(calling)
+    probe = Dataset()
+    probe.ScheduledStationAETitle = calling
+    if not matches(WorklistQuery(keys={SCHEDULED_STATION_AE: current}), probe):
+        return None
+    return q.with_station(calling, force=True)

@@ -1,7 +1,9 @@
 """MLLP clients: an asyncio one (tests, benchmarks) and a blocking one (the `v2 send` CLI).
 
 Both send one framed message and wait for exactly one framed reply, using the same
-`FrameDecoder` as the listener so that a reply split across packets is reassembled.
+`FrameDecoder` as the listener so that a reply split across packets is reassembled. Both speak
+MLLP over TLS when given an ``ssl`` context (``security.tls.client_context``); the server
+certificate is checked against the host name or address connected to.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from ssl import SSLContext
 from types import TracebackType
 
 from fhirmwl.mllp.framing import Frame, FrameDecoder, frame
@@ -21,8 +24,10 @@ class MLLPError(Exception):
 class MLLPClient:
     """`async with MLLPClient(host, port) as c: ack = await c.send(msg)`."""
 
-    def __init__(self, host: str, port: int, timeout: float = 30.0) -> None:
-        self.host, self.port, self.timeout = host, port, timeout
+    def __init__(
+        self, host: str, port: int, timeout: float = 30.0, ssl: SSLContext | None = None
+    ) -> None:
+        self.host, self.port, self.timeout, self.ssl = host, port, timeout, ssl
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._decoder = FrameDecoder(max_message_bytes=1 << 24)
@@ -30,7 +35,7 @@ class MLLPClient:
 
     async def connect(self) -> None:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port), self.timeout
+            asyncio.open_connection(self.host, self.port, ssl=self.ssl), self.timeout
         )
         self._reader, self._writer = reader, writer
         sock = writer.get_extra_info("socket")
@@ -74,13 +79,19 @@ class MLLPClient:
 
 
 def send_messages(
-    host: str, port: int, messages: list[bytes], timeout: float = 30.0
+    host: str,
+    port: int,
+    messages: list[bytes],
+    timeout: float = 30.0,
+    ssl_context: SSLContext | None = None,
 ) -> list[bytes]:
     """Blocking: send each message on one connection and return the replies in order."""
     replies: list[bytes] = []
     decoder = FrameDecoder(max_message_bytes=1 << 24)
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    raw = socket.create_connection((host, port), timeout=timeout)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock = ssl_context.wrap_socket(raw, server_hostname=host) if ssl_context else raw
+    with sock:
         for message in messages:
             sock.sendall(frame(message))
             got: list[bytes] = []

@@ -7,6 +7,11 @@ CA from one sender are applied in the order they were sent; many connections run
 One bad peer never takes the listener down: handler exceptions become an AR ACK, oversized
 frames are read to their end and answered with AR, a peer that sends bytes outside any frame is
 disconnected after `max_garbage_bytes`, and idle connections are closed after `idle_timeout`.
+With an ``ssl`` context the listener speaks MLLP over TLS; a verified client certificate's
+subject is the peer identity (``PeerInfo.tls_subject``, IHE ATNA node authentication).
+Connections beyond ``max_connections`` (all peers) or ``max_per_peer`` (one source address) are
+closed at once (logged), so a flood of idle or half-framed connections cannot exhaust memory,
+and one misbehaving host cannot lock the other senders out.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ import contextlib
 import itertools
 import logging
 import socket
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from ssl import SSLContext
 
 from fhirmwl.hl7v2.ack import AckError, build_ack, encode_ack
 from fhirmwl.hl7v2.errors import APPLICATION_INTERNAL_ERROR, V2Error
@@ -41,6 +48,7 @@ class PeerInfo:
     host: str
     port: int
     connection_id: int
+    tls_subject: str | None = None  # verified client certificate subject (mutual TLS)
 
 
 Handler = Callable[[bytes, PeerInfo], Awaitable[bytes]]
@@ -72,10 +80,17 @@ class MLLPServer:
         idle_timeout: float = 300.0,
         max_garbage_bytes: int = 4096,
         shutdown_grace: float = 10.0,
+        ssl: SSLContext | None = None,
+        max_connections: int = 0,
+        max_per_peer: int = 0,
     ) -> None:
         self.handler = handler
         self.shutdown_grace = shutdown_grace  # stop(): seconds to finish messages in hand
         self._busy = 0  # connections between a complete frame and its written reply
+        self.ssl = ssl
+        self.max_connections = max_connections
+        self.max_per_peer = max_per_peer
+        self._per_peer: Counter[str] = Counter()
         self.host = host
         self.port = port
         self.max_message_bytes = max_message_bytes
@@ -86,11 +101,16 @@ class MLLPServer:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._on_connect, self.host, self.port, limit=1 << 16
+            self._on_connect,
+            self.host,
+            self.port,
+            limit=1 << 16,
+            ssl=self.ssl,
+            ssl_handshake_timeout=min(self.idle_timeout, 30.0) if self.ssl else None,
         )
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
-        log.info("MLLP listening on %s:%d", self.host, self.port)
+        log.info("MLLP%s listening on %s:%d", " over TLS" if self.ssl else "", self.host, self.port)
 
     async def stop(self) -> None:
         """Stop accepting, let messages in hand be committed and ACKed (bounded), then close."""
@@ -117,16 +137,35 @@ class MLLPServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def _refusal(self, host: str) -> str | None:
+        if self.max_connections and len(self._tasks) >= self.max_connections:
+            return f"{len(self._tasks)} connections open (mllp_max_connections)"
+        if self.max_per_peer and self._per_peer[host] >= self.max_per_peer:
+            return f"{self._per_peer[host]} connections from it (mllp_max_connections_per_peer)"
+        return None
+
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        host = str((writer.get_extra_info("peername") or ("?",))[0])
+        refusal = self._refusal(host)
+        if refusal:
+            log.warning("MLLP connection from %s refused: %s", host, refusal)
+            writer.close()
+            return
         if task is not None:
             self._tasks.add(task)
+        self._per_peer[host] += 1
         sock = writer.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         addr = writer.get_extra_info("peername") or ("?", 0)
-        peer = PeerInfo(str(addr[0]), int(addr[1]), next(_conn_ids))
+        from fhirmwl.security.tls import peer_subject
+
+        subject = peer_subject(writer.get_extra_info("ssl_object"))
+        peer = PeerInfo(str(addr[0]), int(addr[1]), next(_conn_ids), subject)
+        if subject is not None:
+            log.info("MLLP connection %d: client certificate %s", peer.connection_id, subject)
         try:
             await self._serve(reader, writer, peer)
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
@@ -137,6 +176,9 @@ class MLLPServer:
                 await writer.wait_closed()
             if task is not None:
                 self._tasks.discard(task)
+            self._per_peer[host] -= 1
+            if not self._per_peer[host]:
+                del self._per_peer[host]
 
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: PeerInfo

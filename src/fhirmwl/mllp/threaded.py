@@ -14,6 +14,7 @@ import inspect
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from ssl import SSLContext
 
 from fhirmwl.mllp.server import Handler, MLLPServer, PeerInfo
 
@@ -46,6 +47,9 @@ class ThreadedMLLPListener:
         max_garbage_bytes: int = 4096,
         workers: int = 4,
         shutdown_grace: float = 10.0,
+        ssl: SSLContext | None = None,
+        max_connections: int = 0,
+        max_per_peer: int = 0,
     ) -> None:
         self._pool: ThreadPoolExecutor | None = None
         if not inspect.iscoroutinefunction(handler):
@@ -58,6 +62,9 @@ class ThreadedMLLPListener:
             idle_timeout=idle_timeout,
             max_garbage_bytes=max_garbage_bytes,
             shutdown_grace=shutdown_grace,
+            ssl=ssl,
+            max_connections=max_connections,
+            max_per_peer=max_per_peer,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="mllp", daemon=True)

@@ -42,5 +42,14 @@ def install(services: Services) -> None:
     section = services.settings.extra.get("notify") or {}
     max_events = int(section.get("max_events", 50))  # events per notification Bundle
     services.listener_factories.append(
-        ("notify", lambda s: Dispatcher(s.store, hook, base, max_events=max_events))
+        (
+            "notify",
+            lambda s: Dispatcher(
+                s.store,
+                hook,
+                base,
+                max_events=max_events,
+                endpoint_check=getattr(s.endpoint_policy, "problem", None),
+            ),
+        )
     )

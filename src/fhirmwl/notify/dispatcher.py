@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -49,8 +50,10 @@ class Dispatcher:
         poll: float = 0.5,
         timeout: float = 5.0,
         max_events: int = 50,
+        endpoint_check: Callable[[str], str | None] | None = None,
     ) -> None:
         self.store, self.hook, self.base, self.poll = store, hook, base, poll
+        self.endpoint_check = endpoint_check  # security.endpoints: re-checked before each POST
         self.max_events = max(1, max_events)
         self.client = httpx.Client(timeout=timeout)
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="notify")
@@ -209,14 +212,20 @@ class Dispatcher:
                 ).fetchone()
             since_start = since[0] if since else 0
         bundle = notification_bundle(sub, kind, since_start, events, self.base, self.store.clock())
-        try:
-            response = self.client.post(
-                str(sub.get("endpoint")), content=orjson.dumps(bundle), headers=headers_of(sub)
-            )
-            ok = 200 <= response.status_code < 300
-            error = None if ok else f"endpoint answered HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            ok, error = False, f"{type(exc).__name__}: {exc}"
+        endpoint = str(sub.get("endpoint"))
+        refused = self.endpoint_check(endpoint) if self.endpoint_check else None
+        error: str | None
+        if refused:
+            ok, error = False, f"endpoint refused: {refused}"
+        else:
+            try:
+                response = self.client.post(
+                    endpoint, content=orjson.dumps(bundle), headers=headers_of(sub)
+                )
+                ok = 200 <= response.status_code < 300
+                error = None if ok else f"endpoint answered HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                ok, error = False, f"{type(exc).__name__}: {exc}"
         self._record(sub, ok, error, number, mark_handshake)
         return ok
 

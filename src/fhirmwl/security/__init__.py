@@ -1,8 +1,10 @@
-"""The trust boundary of the HTTP door: OAuth 2.0 bearer tokens with SMART scopes (docs/auth.md).
+"""The trust boundary of the broker: OAuth 2.0 bearer tokens with SMART scopes on the HTTP door
+(docs/auth.md), and in the submodules TLS contexts, the start-up security posture, outbound
+endpoint checks and the resource limits every door enforces (docs/security.md).
 
 ``install`` (from ``plugins.install_all``) registers the store tables of the built-in
 authorization server and, when authentication is on, builds the token validator;
-``protect`` (from ``api.app.create_app``) puts the middleware in front of the routes.
+``auth_middleware`` (from ``api.app.create_app``) puts the middleware in front of the routes.
 Authentication is on when ``auth = "builtin"`` or an external issuer's ``auth_jwks`` is set;
 it is off by default so that the demo on loopback stays one command.
 """

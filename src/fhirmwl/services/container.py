@@ -74,6 +74,7 @@ class Services:
     dicom_extensions: list[Any] = field(default_factory=list)  # more SOP classes on the DICOM AE
     auth: tuple[Any, Any] | None = None  # security: (token validator, built-in server) when on
     rest_security: dict[str, Any] | None = None  # CapabilityStatement.rest.security
+    endpoint_policy: Any = None  # security.endpoints: where Subscriptions may deliver
 
     def add_operation(self, op: Operation) -> None:
         self.operations[(op.level, op.resource_type, op.name)] = op

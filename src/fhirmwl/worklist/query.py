@@ -127,11 +127,11 @@ class WorklistQuery:
             return True
         return any(k.item is not None and k.item.has_unsupported() for k in self.keys.values())
 
-    def with_station(self, ae_title: str) -> WorklistQuery:
+    def with_station(self, ae_title: str, force: bool = False) -> WorklistQuery:
         """Constrain a universal/absent Scheduled Station AE Title to ``ae_title`` (access policy
-        "restrict each calling AE to its own station")."""
+        "restrict each calling AE to its own station"); ``force`` replaces any given key."""
         current = self.sps_key(SCHEDULED_STATION_AE)
-        if current is not None and current.kind is not MatchKind.UNIVERSAL:
+        if not force and current is not None and current.kind is not MatchKind.UNIVERSAL:
             return self
         station = KeyMatch(SCHEDULED_STATION_AE, "AE", MatchKind.SINGLE, (ae_title,))
         sps = self.sps or WorklistQuery()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from fhirmwl.mllp import PeerInfo, ThreadedMLLPListener
 from fhirmwl.ops.logs import CONTEXT, bind
 from fhirmwl.ops.metrics import timed_mllp
+from fhirmwl.security.tls import listener_context
 from fhirmwl.services.ingest_v2 import log
 from fhirmwl.services.ingest_v2.env import IngestEnv, mapping_context
 
@@ -45,6 +46,9 @@ def mllp_listener(services: Services) -> ThreadedMLLPListener:
         idle_timeout=float(settings.mllp_idle_timeout),
         workers=settings.mllp_workers,
         shutdown_grace=float(settings.shutdown_grace),
+        ssl=listener_context(settings, "mllp"),
+        max_connections=settings.mllp_max_connections,
+        max_per_peer=settings.mllp_max_connections_per_peer,
     )
 
 

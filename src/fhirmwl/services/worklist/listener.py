@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhirmwl.dicom.admission import AssociationLimits, parse_peer_rules
 from fhirmwl.dicom.scp import AccessPolicy, WorklistSCP
+from fhirmwl.security.tls import listener_context
 from fhirmwl.services.worklist.source import StoreWorklistSource
 
 
@@ -16,6 +18,17 @@ def access_policy(settings: Any) -> AccessPolicy:
         restrict_to_own_station=settings.dicom_restrict_station,
         max_responses=settings.dicom_max_responses or None,
         response_charsets={str(k): str(v) for k, v in charsets.items()},
+        peers=parse_peer_rules(settings.extra.get("dicom_peers")),
+    )
+
+
+def association_limits(settings: Any) -> AssociationLimits:
+    return AssociationLimits(
+        artim_timeout=float(settings.dicom_artim_timeout),
+        idle_timeout=float(settings.dicom_idle_timeout),
+        max_associations=settings.dicom_max_associations,
+        max_per_peer=settings.dicom_max_associations_per_peer,
+        require_called_aet=settings.dicom_require_called_aet,
     )
 
 
@@ -33,6 +46,8 @@ class DicomListener:
             access_policy(settings),
             shutdown_grace=float(settings.shutdown_grace),
             extensions=services.dicom_extensions,
+            ssl_context=listener_context(settings, "dicom"),
+            limits=association_limits(settings),
         )
         self.scp.find_wrappers += services.door_wrappers.get("dicom_find", [])
         self.scp.extra_handlers += services.door_wrappers.get("dicom_events", [])
