@@ -22,3 +22,4 @@ def install_all(services: Services) -> None:
     ops_orders.install(services)
     __import__("fhirmwl.services.ingest_v2", fromlist=["install"]).install(services)
     __import__("fhirmwl.api.ops_worklist", fromlist=["install"]).install(services)
+    __import__("fhirmwl.web", fromlist=["install"]).install(services)

@@ -281,8 +281,9 @@ def create_app(services: Services) -> Starlette:
         Route("/fhir", api.dispatch, methods=methods),
         Route("/fhir/{path:path}", api.dispatch, methods=methods),
     ]
+    from fhirmwl import web
     from fhirmwl.api import dicomweb
 
-    app = Starlette(routes=[*routes, dicomweb.mount(services)])
+    app = Starlette(routes=[*routes, dicomweb.mount(services), *web.routes(services)])
     app.state.services = services
     return app
