@@ -10,10 +10,10 @@ a desk convenience finished on the matched rows. Sorting and paging happen on th
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-import datetime as dt
 from typing import Any
 
 from pydicom.dataset import Dataset
