@@ -118,7 +118,7 @@ class SubscriptionRow:
 def _when(epoch: float | None) -> str:
     if not epoch:
         return ""
-    return datetime.fromtimestamp(float(epoch), UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return datetime.fromtimestamp(float(epoch), UTC).strftime("%m-%d %H:%M:%SZ")
 
 
 def subscriptions(tx: Tx) -> tuple[list[SubscriptionRow], int]:
