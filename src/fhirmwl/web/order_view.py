@@ -9,6 +9,7 @@ matcher (so worklist retention counts), and "why not" by the indexer's own item 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -98,6 +99,7 @@ class HistoryRow:
 @dataclass
 class OrderView:
     isr_id: str
+    fingerprint: str
     isr_version: int
     status: str
     accession: str
@@ -108,6 +110,17 @@ class OrderView:
     steps: list[StepView]
     history: list[HistoryRow]
     messages: list[v2log.LogRecord]
+
+
+def fingerprint(graph: OrderGraph) -> str:
+    """Changes whenever any resource of the order graph gets a new version (live notice)."""
+    text = ",".join(sorted(f"{s.res_type}/{s.res_id}/{s.version}" for s in graph.all()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def order_fingerprint(services: Any, isr_id: str) -> str:
+    with services.store.read() as tx:
+        return fingerprint(load_order(tx, isr_id))
 
 
 def order_of_task(tx: Tx, task: dict[str, Any]) -> str | None:
@@ -261,6 +274,7 @@ def load_order_view(services: Any, isr_id: str) -> OrderView:
     item_name = next((r.value for st in steps for r in st.item if r.keyword == "PatientName"), "")
     return OrderView(
         isr_id=isr_id,
+        fingerprint=fingerprint(graph),
         isr_version=graph.isr.version,
         status=str(isr.get("status") or ""),
         accession=_ident(isr, model.ACSN),

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from fhirmwl.errors import FhirMwlError, NotFound
 from fhirmwl.services.ingest_v2 import log as v2log
@@ -29,7 +29,7 @@ from fhirmwl.web.admin_view import (
 )
 from fhirmwl.web.csrf import checked_form
 from fhirmwl.web.feed import ChangeFeed
-from fhirmwl.web.order_view import load_order_view, order_of_task
+from fhirmwl.web.order_view import load_order_view, order_fingerprint, order_of_task
 from fhirmwl.web.render import fragment, page
 from fhirmwl.web.worklist_view import (
     COLUMNS,
@@ -138,6 +138,9 @@ class Desk:
 
     async def order(self, request: Request, error: FhirMwlError | None = None) -> Response:
         isr_id = request.path_params["isr_id"]
+        if request.method == "GET" and request.query_params.get("fingerprint") == "1":
+            text = await run_in_threadpool(order_fingerprint, self.s, isr_id)
+            return PlainTextResponse(text, headers={"Cache-Control": "no-store"})
         view = await run_in_threadpool(load_order_view, self.s, isr_id)
         done = DONE.get(request.query_params.get("done", ""))
         return page(

@@ -11,16 +11,19 @@ a desk convenience finished on the matched rows. Sorting and paging happen on th
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from pydicom.dataset import Dataset
+from pydicom.datadict import tag_for_keyword
 
 from fhirmwl.errors import BadRequest
 from fhirmwl.mapping.fhir_to_dicom.context import SPS_STATUS_FOR_TASK
 from fhirmwl.web.render import dicom_date, dicom_time, person_name
+from fhirmwl.worklist.jsoncodec import dataset_from_dict
+from fhirmwl.worklist.match import matches
 from fhirmwl.worklist.query import WorklistQuery
 
 SPS = "ScheduledProcedureStepSequence"
@@ -41,20 +44,38 @@ COLUMNS = (
 SORT_KEYS = frozenset(c[0] for c in COLUMNS)
 PAGE_SIZES = (25, 50, 100, 200)
 SPS_STATUSES = ("SCHEDULED", "READY", "STARTED")
-_RETURN_KEYS = (
-    "AccessionNumber",
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "RequestedProcedureDescription",
-    "RequestedProcedurePriority",
-)
-_SPS_RETURN_KEYS = (
-    "ScheduledProcedureStepDescription",
-    "ScheduledProcedureStepStartTime",
-    "ScheduledProcedureStepID",
-)
+_HEX = {
+    kw: f"{tag_for_keyword(kw):08X}"
+    for kw in (
+        SPS,
+        "AccessionNumber",
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "RequestedProcedureDescription",
+        "RequestedProcedurePriority",
+        "ScheduledProcedureStepDescription",
+        "ScheduledProcedureStepStartDate",
+        "ScheduledProcedureStepStartTime",
+        "Modality",
+        "ScheduledStationAETitle",
+        "ScheduledProcedureStepStatus",
+    )
+}
+
+
+def _text(data: dict[str, Any], keyword: str) -> str:
+    """One attribute of a DICOM JSON object as text (multiple values joined by ``\\``; a PN
+    as ``alphabetic=ideographic=phonetic``)."""
+    values = (data.get(_HEX[keyword]) or {}).get("Value") or []
+    out = []
+    for v in values:
+        if isinstance(v, dict):
+            v = "=".join(v.get(g, "") for g in ("Alphabetic", "Ideographic", "Phonetic"))
+            v = v.rstrip("=")
+        out.append(str(v))
+    return "\\".join(out)
 
 
 def _iso_date(name: str, value: str) -> str:
@@ -116,21 +137,21 @@ class WorklistFilter:
         return {k: v for k, v in out.items() if k == "date" or v != str(getattr(defaults, k))}
 
     def query(self) -> WorklistQuery:
-        """The DICOM query of the filters (return keys: the page's columns)."""
-        keys = {k: "" for k in _RETURN_KEYS}
-        keys.update({f"{SPS}.{k}": "" for k in _SPS_RETURN_KEYS})
-        start = ""
+        """The DICOM matching keys of the filters (none: the whole worklist)."""
+        keys: dict[str, str] = {}
         if self.date:
             low = _iso_date("date", self.date)
-            start = f"{low}-{_iso_date('to', self.to)}" if self.to else low
+            keys[f"{SPS}.ScheduledProcedureStepStartDate"] = (
+                f"{low}-{_iso_date('to', self.to)}" if self.to else low
+            )
         elif self.to:
-            start = f"-{_iso_date('to', self.to)}"
-        keys[f"{SPS}.ScheduledProcedureStepStartDate"] = start
-        keys[f"{SPS}.ScheduledStationAETitle"] = self.station
-        keys[f"{SPS}.Modality"] = self.modality
-        keys[f"{SPS}.ScheduledProcedureStepStatus"] = (
-            _sps_status(self.status) if self.status else ""
-        )
+            keys[f"{SPS}.ScheduledProcedureStepStartDate"] = f"-{_iso_date('to', self.to)}"
+        if self.station:
+            keys[f"{SPS}.ScheduledStationAETitle"] = self.station
+        if self.modality:
+            keys[f"{SPS}.Modality"] = self.modality
+        if self.status:
+            keys[f"{SPS}.ScheduledProcedureStepStatus"] = _sps_status(self.status)
         return WorklistQuery.from_keywords(keys)
 
 
@@ -150,29 +171,24 @@ class WorklistRow:
     priority: str
 
     @classmethod
-    def from_item(cls, task_id: str, item: Dataset) -> WorklistRow:
-        seq = item.get(SPS)
-        sps = seq[0] if seq else Dataset()
-        station = sps.get("ScheduledStationAETitle", "")
-        station_text = "\\".join(station) if isinstance(station, list | tuple) else str(station)
-        sps_date = dicom_date(sps.get("ScheduledProcedureStepStartDate", ""))
+    def from_json(cls, task_id: str, data: dict[str, Any]) -> WorklistRow:
+        """The row of one stored item (DICOM JSON, read without building a Dataset)."""
+        sps: dict[str, Any] = next(iter(data.get(_HEX[SPS], {}).get("Value") or []), {})
         return cls(
             task_id=task_id,
-            start=f"{sps_date} {dicom_time(sps.get('ScheduledProcedureStepStartTime', ''))}",
-            accession=str(item.get("AccessionNumber", "") or ""),
-            patient=person_name(item.get("PatientName", "")),
-            patient_id=str(item.get("PatientID", "") or ""),
-            birth_date=dicom_date(item.get("PatientBirthDate", "")),
-            sex=str(item.get("PatientSex", "") or ""),
-            procedure=str(
-                item.get("RequestedProcedureDescription")
-                or sps.get("ScheduledProcedureStepDescription")
-                or ""
-            ),
-            modality=str(sps.get("Modality", "") or ""),
-            station=station_text,
-            status=str(sps.get("ScheduledProcedureStepStatus", "") or ""),
-            priority=str(item.get("RequestedProcedurePriority", "") or ""),
+            start=f"{dicom_date(_text(sps, 'ScheduledProcedureStepStartDate'))} "
+            f"{dicom_time(_text(sps, 'ScheduledProcedureStepStartTime'))}",
+            accession=_text(data, "AccessionNumber"),
+            patient=person_name(_text(data, "PatientName")),
+            patient_id=_text(data, "PatientID"),
+            birth_date=dicom_date(_text(data, "PatientBirthDate")),
+            sex=_text(data, "PatientSex"),
+            procedure=_text(data, "RequestedProcedureDescription")
+            or _text(sps, "ScheduledProcedureStepDescription"),
+            modality=_text(sps, "Modality"),
+            station=_text(sps, "ScheduledStationAETitle"),
+            status=_text(sps, "ScheduledProcedureStepStatus"),
+            priority=_text(data, "RequestedProcedurePriority"),
         )
 
     def matches_text(self, text: str) -> bool:
@@ -188,9 +204,22 @@ class WorklistPage:
     pages: int
 
 
+def matching_rows(source: Any, q: WorklistQuery) -> list[WorklistRow]:
+    """Every step the C-FIND ``q`` returns: the source's SQL pre-filter, then the shared
+    matcher on a Dataset of just the query's keys; the row is read from the stored JSON (a
+    full Dataset per item cost about 2 ms, too slow for a day of 500 steps)."""
+    rows = []
+    universal = q.is_universal()
+    for task_id, item_json in source.rows(q):
+        data = json.loads(item_json)
+        if universal or matches(q, dataset_from_dict(data, q)):
+            rows.append(WorklistRow.from_json(task_id, data))
+    return rows
+
+
 def worklist_page(source: Any, flt: WorklistFilter) -> WorklistPage:
     """Rows of one page; ``source`` is the store's ``StoreWorklistSource``."""
-    rows = [WorklistRow.from_item(tid, item) for tid, item in source.find_with_ids(flt.query())]
+    rows = matching_rows(source, flt.query())
     if flt.patient:
         rows = [r for r in rows if r.matches_text(flt.patient)]
     rows.sort(key=lambda r: (str(getattr(r, flt.sort)).casefold(), r.start, r.task_id))

@@ -108,6 +108,22 @@ def test_an_order_sent_over_mllp_appears_live(desk: Desk, page: Any) -> None:
     assert "1 new" in page.locator("#live").inner_text()
 
 
+def test_the_order_page_notices_a_change_made_elsewhere(desk: Desk, page: Any) -> None:
+    message, acc, _ = omi("OTHER^OTTO", today())
+    desk.send_ok(message)
+    page.goto(f"{desk.base}/ui/worklist")
+    page.get_by_role("link", name=acc).click()
+    page.wait_for_url(re.compile(r"/ui/order/"))
+    page.wait_for_function("document.getElementById('live').textContent.startsWith('Live')")
+    assert page.locator("#order-live").is_hidden()
+    isr_id = page.url.split("/ui/order/")[1].split("?")[0].split("#")[0]
+    r = desk.http.post(f"/fhir/ServiceRequest/{isr_id}/$cancel-order")
+    assert r.status_code == 200, r.text
+    page.locator("#order-live").wait_for(state="visible", timeout=15000)
+    page.locator("#order-live a").click()
+    assert page.locator(".badge.off").first.is_visible()
+
+
 def _findscu(port: int, accession: str, out: Path) -> list[Any]:
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("rsp*.dcm"):

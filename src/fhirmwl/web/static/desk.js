@@ -26,22 +26,37 @@
     say("Updated " + new Date().toLocaleTimeString() + (added ? ", " + added + " new" : ""));
   }
 
+  // The order page does not replace its forms under the user's hands: it shows a notice.
+  const order = document.getElementById("order-live");
+
+  async function checkOrder() {
+    const response = await fetch(order.dataset.liveSrc, { cache: "no-store" });
+    if (!response.ok) return;
+    if ((await response.text()) !== order.dataset.fingerprint) {
+      order.hidden = false;
+      say("Order changed");
+    }
+  }
+
   function connect() {
-    if (!region || !window.EventSource) return;
+    const target = region || order;
+    if (!target || !window.EventSource) return;
+    const refresh = region ? refreshWorklist : checkOrder;
     const events = new EventSource("/ui/events");
     let busy = false, again = false;
     async function update() {
       if (busy) { again = true; return; }
       busy = true;
-      try { await refreshWorklist(); } catch (e) { say("Live update failed"); }
+      try { await refresh(); } catch (e) { say("Live update failed"); }
       busy = false;
       if (again) { again = false; update(); }
     }
     events.addEventListener("hello", (e) => {
       say("Live");
-      if (e.data !== region.dataset.cursor) { region.dataset.cursor = e.data; update(); }
+      if (region && e.data !== region.dataset.cursor) { region.dataset.cursor = e.data; update(); }
+      if (order) update();
     });
-    events.addEventListener("change", (e) => { region.dataset.cursor = e.data; update(); });
+    events.addEventListener("change", (e) => { target.dataset.cursor = e.data; update(); });
     events.onerror = () => say("Live: reconnecting…");
   }
 
