@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import re
 from html import unescape
+from pathlib import Path
 
+import httpx
+
+from fhirmwl.config import load_settings
+from fhirmwl.runtime import Runtime
+from tests.conftest import free_port
 from tests.integration.web.conftest import Desk, require_corpus, today
 from tests.integration.web.messages import ack_code, omi
 
@@ -234,3 +240,28 @@ def test_subscriptions_and_status(desk: Desk, port: int) -> None:
     status = desk.http.get("/ui/status").text
     assert "MLLP (HL7 v2)" in status and str(desk.settings.mllp_port) in status
     assert "Subscription resources" in status
+
+
+def test_the_documented_url_and_the_web_switch(desk: Desk, tmp_path: Path) -> None:
+    r = desk.http.get("/ui/worklist?date=2026-12-01&station=CT01&modality=CT&status=requested")
+    assert r.status_code == 200
+    for value in ('value="2026-12-01"', 'value="CT01"', 'value="CT"', 'value="requested" selected'):
+        assert value in r.text
+    config = tmp_path / "fhirmwl.toml"
+    config.write_text("[fhirmwl]\nweb = false   # no desk at /ui/\n", "utf-8")
+    settings = load_settings(
+        config,
+        db=f"sqlite:///{tmp_path / 'off.db'}",
+        http_port=free_port(),
+        mllp=False,
+        dicom=False,
+    )
+    assert settings.web is False
+    runtime = Runtime(settings)
+    runtime.start()
+    try:
+        base = f"http://127.0.0.1:{settings.http_port}"
+        assert httpx.get(f"{base}/ui/worklist").status_code == 404
+        assert httpx.get(f"{base}/fhir/metadata").status_code == 200
+    finally:
+        runtime.stop()
