@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -113,7 +113,9 @@ async def _stream(feed: ChangeFeed, request: Request, tick: float) -> AsyncItera
         feed.unsubscribe()
 
 
-def events_endpoint(feed: ChangeFeed, tick: float = 0.2):  # type: ignore[no-untyped-def]
+def events_endpoint(
+    feed: ChangeFeed, tick: float = 0.2
+) -> Callable[[Request], Awaitable[StreamingResponse]]:
     """``GET /ui/events``: the Server-Sent Events stream of cursor changes."""
 
     async def events(request: Request) -> StreamingResponse:

@@ -28,6 +28,7 @@ from fhirmwl.worklist.query import WorklistQuery
 
 SPS = "ScheduledProcedureStepSequence"
 MAX_MESSAGES = 50
+LOG_SCAN = 100_000  # newest message log rows searched for an order's messages (a LIKE scan)
 
 
 @dataclass(frozen=True)
@@ -189,14 +190,16 @@ def _history(tx: Tx, graph: OrderGraph) -> list[HistoryRow]:
 
 
 def order_messages(tx: Tx, refs: list[str]) -> list[v2log.LogRecord]:
-    """Logged HL7 messages whose applied changes touched any of ``refs`` (newest first)."""
+    """Logged HL7 messages whose applied changes touched any of ``refs`` (newest first), among
+    the newest ``LOG_SCAN`` log rows: ``touched`` is JSON text, so this is a scan, kept bounded."""
     refs = refs[:40]
     if not refs:
         return []
     where = " OR ".join("touched LIKE ?" for _ in refs)
+    newest = tx.conn.execute("SELECT MAX(id) FROM v2_message_log").fetchone()[0] or 0
     rows = tx.conn.execute(
-        f"SELECT id FROM v2_message_log WHERE {where} ORDER BY id DESC LIMIT ?",
-        (*(f'%"{r}"%' for r in refs), MAX_MESSAGES),
+        f"SELECT id FROM v2_message_log WHERE id > ? AND ({where}) ORDER BY id DESC LIMIT ?",
+        (newest - LOG_SCAN, *(f'%"{r}"%' for r in refs), MAX_MESSAGES),
     ).fetchall()
     return [rec for (log_id,) in rows if (rec := v2log.get(tx.conn, int(log_id)))]
 
@@ -245,6 +248,8 @@ def _reasons(services: Any, graph: OrderGraph, items: dict[str, Dataset | None])
         if item is not None and not _on_worklist(source, task_id, item):
             reasons[task_id] = (
                 f"scheduled more than {days} day(s) ago: hidden by worklist_retention_days"
+                if days > 0
+                else "the index holds an item, but a C-FIND for its SPS ID does not return it"
             )
     missing = [t for t in graph.tasks if items[t.res_id] is None]
     if missing:
