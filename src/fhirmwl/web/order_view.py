@@ -221,10 +221,22 @@ def _on_worklist(source: Any, task_id: str, item: Dataset) -> bool:
     return any(tid == task_id for tid, _ in source.find_with_ids(query))
 
 
-def _step(stored: Stored, item: Dataset | None, reason: str | None, tz: ZoneInfo) -> StepView:
+def _devices(graph: OrderGraph) -> dict[str, str]:
+    """``Device/id`` → its names, for steps without a worklist item."""
+    return {
+        f"Device/{s.res_id}": _summary(s.resource()) for s in graph.others if s.res_type == "Device"
+    }
+
+
+def _step(
+    stored: Stored, item: Dataset | None, reason: str | None, tz: ZoneInfo, devices: dict[str, str]
+) -> StepView:
     task = stored.resource()
     sps = (item.get(SPS) or [Dataset()])[0] if item is not None else Dataset()
-    station = sps.get("ScheduledStationAETitle", "")
+    station = sps.get("ScheduledStationAETitle", "") or ", ".join(
+        devices.get(str((p.get("reference") or {}).get("reference")), "")
+        for p in task.get("requestedPerformer") or []
+    ).strip(", ")
     return StepView(
         task_id=stored.res_id,
         version=stored.version,
@@ -273,7 +285,8 @@ def load_order_view(services: Any, isr_id: str) -> OrderView:
     items: dict[str, Dataset | None] = {t.res_id: source.item(t.res_id) for t in graph.tasks}
     reasons = _reasons(services, graph, items)
     tz = ZoneInfo(services.settings.timezone)
-    steps = [_step(t, items[t.res_id], reasons.get(t.res_id), tz) for t in graph.tasks]
+    devices = _devices(graph)
+    steps = [_step(t, items[t.res_id], reasons.get(t.res_id), tz, devices) for t in graph.tasks]
     isr = graph.isr.resource()
     patient = next((s.resource() for s in graph.others if s.res_type == "Patient"), {})
     item_name = next((r.value for st in steps for r in st.item if r.keyword == "PatientName"), "")
