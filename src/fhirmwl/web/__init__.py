@@ -50,6 +50,7 @@ def routes(services: Any) -> list[BaseRoute]:
         Route("/ui/worklist", h["worklist"]),
         Route("/ui/events", events_endpoint(feed)),
         Route("/ui/task/{task_id}", h["task"]),
+        Route("/ui/find", h["find"]),
         Route("/ui/order/{isr_id}", h["order"]),
         Route("/ui/order/{isr_id}/{action}", h["action"], methods=["POST"]),
         Route("/ui/messages", h["messages"]),

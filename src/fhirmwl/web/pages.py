@@ -29,6 +29,7 @@ from fhirmwl.web.admin_view import (
 )
 from fhirmwl.web.csrf import checked_form
 from fhirmwl.web.feed import ChangeFeed
+from fhirmwl.web.find import find_orders
 from fhirmwl.web.order_view import load_order_view, order_fingerprint, order_of_task
 from fhirmwl.web.render import fragment, page
 from fhirmwl.web.worklist_view import (
@@ -183,6 +184,13 @@ class Desk:
         anchor = f"#task-{task_id}" if task_id else ""
         return RedirectResponse(f"/ui/order/{isr_id}?done={done}{anchor}", 303)
 
+    async def find(self, request: Request) -> Response:
+        number = request.query_params.get("q", "").strip()
+        found = await self._read(lambda tx: find_orders(tx, number)) if number else []
+        if len(found) == 1:
+            return RedirectResponse(f"/ui/order/{found[0].isr_id}", 303)
+        return page(request, "find.html", title="Find an order", nav="", q=number, found=found)
+
     # ---- messages ------------------------------------------------------------------------
     async def messages(self, request: Request) -> Response:
         flt = MessageFilter.from_params(request.query_params)
@@ -242,6 +250,7 @@ class Desk:
             "worklist": _errors("Worklist")(self.worklist),
             "task": _errors("Order")(self.task),
             "order": _errors("Order")(self.order),
+            "find": _errors("Find an order")(self.find),
             "action": _errors("Order")(self.action),
             "messages": _errors("HL7 messages")(self.messages),
             "message": _errors("HL7 message")(self.message),

@@ -171,7 +171,7 @@ def test_actions_go_through_the_order_service(desk: Desk) -> None:
 
 
 def test_cancel_removes_the_step_and_explains_why(desk: Desk) -> None:
-    desk.send_ok(omi("DOE^JANE", today())[0])
+    desk.send_ok(omi("DOE^JANE", today(), placer="PFIND1")[0])
     (task,) = _rows(desk.http.get("/ui/worklist").text)
     order = _order_url(desk, task)
     r = _post(desk, f"{order}/cancel", reason="patient declined")
@@ -180,6 +180,12 @@ def test_cancel_removes_the_step_and_explains_why(desk: Desk) -> None:
     assert "The order was cancelled." in page and "revoked" in page
     assert "Why not on the worklist" in page and "cancelled" in page
     assert _rows(desk.http.get("/ui/worklist").text) == []
+    # Off the worklist, the order is still found by its numbers.
+    for number in ("AFIND1", "PFIND1", "RPPFIND1", "SPSPFIND1"):
+        found = desk.http.get(f"/ui/find?q={number}")
+        assert found.status_code == 303 and found.headers["location"] == order, number
+    missing = desk.http.get("/ui/find?q=NOSUCH")
+    assert missing.status_code == 200 and "No order has this identifier" in missing.text
 
 
 def test_posts_need_the_csrf_token_and_same_origin(desk: Desk) -> None:
