@@ -36,10 +36,19 @@ class MessageFilter:
     ack: str = ""
     status: str = ""
     text: str = ""
+    before: str = ""  # log id: only older messages (paging)
+    size: str = ""  # messages per page (default LIMIT)
+
+    @property
+    def limit(self) -> int:
+        return min(int(self.size or LIMIT), 500)
 
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> MessageFilter:
         values = {f.name: params.get(f.name, "").strip() for f in fields(cls)}
+        for name in ("before", "size"):
+            if values[name] and not (values[name].isdigit() and int(values[name]) > 0):
+                raise BadRequest(f"{name} must be a positive whole number")
         if values["date"]:
             try:
                 date.fromisoformat(values["date"])
@@ -64,7 +73,7 @@ def _day_bounds(day: str, tz: ZoneInfo) -> tuple[str, str]:
 
 
 def search_messages(tx: Tx, flt: MessageFilter, tz: ZoneInfo) -> list[v2log.LogRecord]:
-    """Matching log rows, newest first (at most ``LIMIT``)."""
+    """Matching log rows, newest first (one page: at most ``flt.limit``)."""
     where: list[str] = []
     args: list[Any] = []
     if flt.date:
@@ -81,8 +90,11 @@ def search_messages(tx: Tx, flt: MessageFilter, tz: ZoneInfo) -> list[v2log.LogR
         if value:
             where.append(f"{column} = ?")
             args.append(value)
+    if flt.before:
+        where.append("id < ?")
+        args.append(int(flt.before))
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    scan = TEXT_SCAN if flt.text else LIMIT
+    scan = TEXT_SCAN if flt.text else flt.limit
     rows = tx.conn.execute(
         f"SELECT id FROM v2_message_log{clause} ORDER BY id DESC LIMIT ?", (*args, scan)
     ).fetchall()
@@ -95,7 +107,7 @@ def search_messages(tx: Tx, flt: MessageFilter, tz: ZoneInfo) -> list[v2log.LogR
         if needle and needle not in message_text(rec.raw).casefold():
             continue
         out.append(rec)
-        if len(out) >= LIMIT:
+        if len(out) >= flt.limit:
             break
     return out
 

@@ -217,6 +217,11 @@ def test_message_search_and_replay(desk: Desk) -> None:
     assert cid in desk.http.get(f"/ui/messages?type=OMI&date={_iso(today())}").text
     assert cid not in desk.http.get("/ui/messages?date=2001-01-01").text
     assert cid in desk.http.get(f"/ui/messages?text={acc}").text
+    first = desk.http.get("/ui/messages?size=1").text  # paging: newest first, then older
+    assert "CBAD1" in first and cid not in first and 'rel="next"' in first
+    older = re.findall(r'href="/ui/messages\?([^"]+)" rel="next"', first)[0]
+    assert cid in desk.http.get(f"/ui/messages?{unescape(older)}").text
+    assert desk.http.get("/ui/messages?before=x").status_code == 400
     (log_id,) = re.findall(
         r'href="/ui/messages/(\d+)"', desk.http.get(f"/ui/messages?control={cid}").text
     )
