@@ -1,5 +1,6 @@
-"""Find an order by a number someone reads out: accession, placer or filler order number,
-Requested Procedure ID (ServiceRequest identifiers) or SPS ID (Task identifier).
+"""Look-ups for the desk's forms. Find an order by a number someone reads out: accession,
+placer or filler order number, Requested Procedure ID (ServiceRequest identifiers) or SPS ID
+(Task identifier); and the known station AE titles (Device registered names) to suggest.
 
 A cancelled or finished order is no longer on the worklist, so the desk needs a way to reach its
 order page other than a worklist row. The lookup is an ordinary FHIR token search through the
@@ -11,12 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from fhirmwl.fhir.references import reference_id
 from fhirmwl.fhir.search import parse_search
 from fhirmwl.store import Tx
 from fhirmwl.web.order_view import order_of_task
 
 MAX_HITS = 20
+MAX_STATIONS = 500
 
 
 @dataclass(frozen=True)
@@ -64,3 +68,20 @@ def find_orders(tx: Tx, number: str) -> list[Found]:
             )
         )
     return out
+
+
+def known_stations(tx: Tx) -> list[str]:
+    """AE titles of the stations the store knows (Device ``registered-name``), sorted."""
+    q = parse_search("Device", [("_count", str(MAX_STATIONS))])
+    names: set[str] = set()
+    for _id, content in tx.search(q):
+        for name in orjson.loads(content).get("name") or []:
+            kind = name.get("type")
+            codes = (
+                [kind]
+                if isinstance(kind, str)
+                else [c.get("code") for c in (kind or {}).get("coding") or []]
+            )
+            if "registered-name" in codes and name.get("value"):
+                names.add(str(name["value"]))
+    return sorted(names)

@@ -29,7 +29,7 @@ from fhirmwl.web.admin_view import (
 )
 from fhirmwl.web.csrf import checked_form
 from fhirmwl.web.feed import ChangeFeed
-from fhirmwl.web.find import find_orders
+from fhirmwl.web.find import find_orders, known_stations
 from fhirmwl.web.order_view import load_order_view, order_fingerprint, order_of_task
 from fhirmwl.web.render import fragment, page
 from fhirmwl.web.worklist_view import (
@@ -106,7 +106,8 @@ class Desk:
             return HTMLResponse(
                 fragment("worklist_table.html", **context), headers={"Cache-Control": "no-store"}
             )
-        return page(request, "worklist.html", **context)
+        stations = await self._read(known_stations)
+        return page(request, "worklist.html", **context, stations=stations)
 
     def _wl_context(self, flt: WorklistFilter, result: Any) -> dict[str, Any]:
         return {
@@ -143,6 +144,7 @@ class Desk:
             text = await run_in_threadpool(order_fingerprint, self.s, isr_id)
             return PlainTextResponse(text, headers={"Cache-Control": "no-store"})
         view = await run_in_threadpool(load_order_view, self.s, isr_id)
+        stations = await self._read(known_stations)
         done = DONE.get(request.query_params.get("done", ""))
         return page(
             request,
@@ -154,6 +156,7 @@ class Desk:
             done=done,
             error=error,
             statuses=actions.TASK_STATUSES,
+            stations=stations,
             timezone=self.s.settings.timezone,
         )
 

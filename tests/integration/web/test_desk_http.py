@@ -48,6 +48,7 @@ def test_filters_come_from_the_url_and_default_to_today(desk: Desk) -> None:
 
     default = desk.http.get("/ui/worklist").text
     assert len(_rows(default)) == 2  # today in Europe/Berlin
+    assert '<option value="CT01"><option value="MR01"></datalist>' in default  # suggestions
     assert f'value="{_iso(day)}"' in default
 
     ct = desk.http.get(f"/ui/worklist?date={_iso(day)}&station=CT01&modality=CT&status=requested")
