@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from fhirmwl.store import Store
 
@@ -29,6 +29,7 @@ _CURSOR_SQL = "SELECT (SELECT MAX(event_no) FROM notify_event), " + ", ".join(
     "(SELECT MAX(lu) FROM resource WHERE res_type = ?)" for _ in _GRAPH_TYPES
 )
 KEEP_ALIVE = 15.0  # seconds between SSE comments on an idle stream
+MAX_STREAMS = 200  # open event streams per process; more are answered 503 (browsers retry)
 
 
 class ChangeFeed:
@@ -115,10 +116,16 @@ async def _stream(feed: ChangeFeed, request: Request, tick: float) -> AsyncItera
 
 def events_endpoint(
     feed: ChangeFeed, tick: float = 0.2
-) -> Callable[[Request], Awaitable[StreamingResponse]]:
+) -> Callable[[Request], Awaitable[Response]]:
     """``GET /ui/events``: the Server-Sent Events stream of cursor changes."""
 
-    async def events(request: Request) -> StreamingResponse:
+    async def events(request: Request) -> Response:
+        if feed.listeners >= MAX_STREAMS:
+            return PlainTextResponse(
+                f"too many open event streams (limit {MAX_STREAMS})",
+                503,
+                headers={"Retry-After": "5"},
+            )
         return StreamingResponse(
             _stream(feed, request, tick),
             media_type="text/event-stream",

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from tests.integration.web.conftest import Desk, today
 from tests.integration.web.messages import omi
@@ -55,4 +56,26 @@ def test_the_stream_ends_when_the_server_stops(start_desk: Callable[..., Desk]) 
     assert opened.wait(30)
     desk.runtime.stop()
     thread.join(20)
+    assert not thread.is_alive()
+
+
+def test_open_streams_are_limited(
+    start_desk: Callable[..., Desk], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fhirmwl.web import feed
+
+    monkeypatch.setattr(feed, "MAX_STREAMS", 1)
+    desk = start_desk()
+    opened = threading.Event()
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: _events(desk, lambda s: done.is_set(), opened))
+    thread.start()
+    try:
+        assert opened.wait(30)
+        refused = desk.http.get("/ui/events")
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+    finally:
+        done.set()
+        desk.runtime.stop()
+        thread.join(20)
     assert not thread.is_alive()
