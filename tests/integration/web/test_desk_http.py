@@ -5,6 +5,7 @@ subscriptions, status, escaping of peer strings and names in several scripts."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from html import unescape
 from pathlib import Path
 
@@ -277,3 +278,16 @@ def test_the_documented_url_and_the_web_switch(desk: Desk, tmp_path: Path) -> No
         assert httpx.get(f"{base}/fhir/metadata").status_code == 200
     finally:
         runtime.stop()
+
+
+def test_a_step_hidden_by_retention_says_so(start_desk: Callable[..., Desk]) -> None:
+    desk = start_desk(worklist_retention_days=30)
+    desk.send_ok(omi("OLD^OSCAR", "20200102")[0])
+    assert _rows(desk.http.get("/ui/worklist?date=").text) == []  # as C-FIND sees it
+    found = re.findall(r'href="/ui/messages/(\d+)"', desk.http.get("/ui/messages").text)
+    shown = desk.http.get(f"/ui/messages/{found[0]}").text
+    task = re.findall(r'href="/fhir/Task/([^"]+)"', shown)[0]
+    order = desk.http.get(f"/ui/task/{task}", follow_redirects=True).text
+    assert "not on the worklist" in order
+    assert "hidden by worklist_retention_days" in order
+    assert "(0010,0010)" in order  # the stored item is still shown
