@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# System tools the interop and browser tests need, from Debian: DCMTK (findscu, dump2dcm,
-# wlmscpfs), and Chromium with CJK fonts for the web desk tests (driven by Playwright for Python,
-# which cannot download its own browser here; tests use /usr/bin/chromium).
+# System tools the interop tests need: DCMTK (findscu, dump2dcm, wlmscpfs) from Debian.
 set -euo pipefail
-SUDO=""
-if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
-PACKAGES=()
-command -v findscu >/dev/null 2>&1 || PACKAGES+=(dcmtk)
-command -v chromium >/dev/null 2>&1 || PACKAGES+=(chromium)
-[ -d /usr/share/fonts/opentype/noto ] || PACKAGES+=(fonts-noto-cjk)
-if [ "${#PACKAGES[@]}" -gt 0 ]; then
+if ! command -v findscu >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${PACKAGES[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dcmtk >/dev/null
 fi
 echo "DCMTK tools: $(command -v findscu) $(command -v wlmscpfs) $(command -v dump2dcm)"
+# Chromium and CJK fonts for the web desk's browser tests (tests/integration/web), driven by
+# Playwright for Python; Playwright's own browser download is not used.
+if ! command -v chromium >/dev/null 2>&1 || [ ! -d /usr/share/fonts/opentype/noto ]; then
+  SUDO=""
+  if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+fi
 echo "Chromium: $(command -v chromium)"
