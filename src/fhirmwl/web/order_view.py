@@ -190,16 +190,18 @@ def _history(tx: Tx, graph: OrderGraph) -> list[HistoryRow]:
 
 
 def order_messages(tx: Tx, refs: list[str]) -> list[v2log.LogRecord]:
-    """Logged HL7 messages whose applied changes touched any of ``refs`` (newest first), among
-    the newest ``LOG_SCAN`` log rows: ``touched`` is JSON text, so this is a scan, kept bounded."""
+    """Logged HL7 messages whose applied changes touched any of ``refs``, or whose refusal names
+    one (``ServiceRequest/… cannot be cancelled``), newest first, among the newest ``LOG_SCAN``
+    log rows: ``touched`` is JSON text, so this is a scan, kept bounded."""
     refs = refs[:40]
     if not refs:
         return []
-    where = " OR ".join("touched LIKE ?" for _ in refs)
+    where = " OR ".join("touched LIKE ? OR error LIKE ?" for _ in refs)
     newest = tx.conn.execute("SELECT MAX(id) FROM v2_message_log").fetchone()[0] or 0
+    patterns = [p for r in refs for p in (f'%"{r}"%', f"%{r} %")]
     rows = tx.conn.execute(
         f"SELECT id FROM v2_message_log WHERE id > ? AND ({where}) ORDER BY id DESC LIMIT ?",
-        (newest - LOG_SCAN, *(f'%"{r}"%' for r in refs), MAX_MESSAGES),
+        (newest - LOG_SCAN, *patterns, MAX_MESSAGES),
     ).fetchall()
     return [rec for (log_id,) in rows if (rec := v2log.get(tx.conn, int(log_id)))]
 

@@ -291,3 +291,15 @@ def test_a_step_hidden_by_retention_says_so(start_desk: Callable[..., Desk]) -> 
     assert "not on the worklist" in order
     assert "hidden by worklist_retention_days" in order
     assert "(0010,0010)" in order  # the stored item is still shown
+
+
+def test_the_order_page_lists_a_refused_message_about_it(desk: Desk) -> None:
+    desk.send_ok(omi("DOE^JANE", today(), placer="PREF1")[0])
+    (task,) = _rows(desk.http.get("/ui/worklist").text)
+    order = _order_url(desk, task)
+    assert _post(desk, f"{order}/status", task=task, status="in-progress").status_code == 303
+    cancel, _, cid = omi("DOE^JANE", today(), placer="PREF1", orc1="CA")
+    (ack,) = desk.send(cancel)
+    assert ack_code(ack) == "AE"
+    page = unescape(desk.http.get(order).text)
+    assert cid in page and "refused" in page and "cannot be cancelled" in page
