@@ -22,3 +22,12 @@ if ! command -v curl >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq curl >/dev/null
 fi
+# Chromium and CJK fonts for the web desk's browser tests (tests/integration/web), driven by
+# Playwright for Python; Playwright's own browser download is not used.
+if ! command -v chromium >/dev/null 2>&1 || [ ! -d /usr/share/fonts/opentype/noto ]; then
+  SUDO=""
+  if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+fi
+echo "Chromium: $(command -v chromium)"

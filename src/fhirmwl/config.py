@@ -33,6 +33,7 @@ class Settings:
     host: str = "127.0.0.1"
     http_port: int = 8080
     http: bool = True
+    web: bool = True  # the web desk at /ui/ (worklist, orders, messages; docs/web.md)
     mllp_port: int = 2575
     mllp: bool = True
     mllp_max_message_bytes: int = 1 << 20  # larger frames are answered AR 207

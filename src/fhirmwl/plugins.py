@@ -35,3 +35,4 @@ def install_all(services: Services) -> None:
     __import__("fhirmwl.audit", fromlist=["install"]).install(services)
     __import__("fhirmwl.security", fromlist=["install"]).install(services)
     __import__("fhirmwl.security.endpoints", fromlist=["install"]).install(services)
+    __import__("fhirmwl.web", fromlist=["install"]).install(services)

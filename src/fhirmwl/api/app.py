@@ -282,7 +282,7 @@ def create_app(services: Services) -> Starlette:
         Route("/fhir", api.dispatch, methods=methods),
         Route("/fhir/{path:path}", api.dispatch, methods=methods),
     ]
-    from fhirmwl import audit
+    from fhirmwl import audit, web
     from fhirmwl.api import dicomweb
     from fhirmwl.audit import http as audit_http
     from fhirmwl.ops import health, logs, metrics
@@ -297,12 +297,15 @@ def create_app(services: Services) -> Starlette:
     max_body = services.settings.http_max_body_bytes
     middleware.append(Middleware(BodyLimitMiddleware, max_bytes=max_body))
     middleware += security.auth_middleware(services)  # bearer tokens and SMART scopes when on
+    # The desk has no login yet: with authentication on it is not served (docs/web.md).
+    desk = [] if security.auth_enabled(services.settings) else web.routes(services)
     app = Starlette(
         routes=[
             *health.routes(services),
             *audit_http.routes(services),
             *routes,
             dicomweb.mount(services),
+            *desk,
         ],
         middleware=middleware,
     )

@@ -75,6 +75,7 @@ class Services:
     auth: tuple[Any, Any] | None = None  # security: (token validator, built-in server) when on
     rest_security: dict[str, Any] | None = None  # CapabilityStatement.rest.security
     endpoint_policy: Any = None  # security.endpoints: where Subscriptions may deliver
+    web_feed: Any = None  # web.live.ChangeFeed: the desk's live-update cursor
 
     def add_operation(self, op: Operation) -> None:
         self.operations[(op.level, op.resource_type, op.name)] = op

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from fhirmwl.config import Settings
 from fhirmwl.fhir.model import generated_tag
 from fhirmwl.mapping.fhir_to_dicom import DicomMappingContext, WorklistGraph
-from fhirmwl.mapping.fhir_to_dicom.item import build_worklist_item_result
+from fhirmwl.mapping.fhir_to_dicom.item import ItemResult, build_worklist_item_result
 from fhirmwl.services.worklist.graph import affected_tasks, load_graph
 from fhirmwl.services.worklist.source import StoreWorklistSource
 from fhirmwl.services.worklist.stations import StationRules
@@ -102,6 +102,10 @@ class WorklistIndexer:
         }
         return WorklistGraph(**{**graph.__dict__, "device": device})
 
+    def item_result(self, tx: Tx, task: dict[str, Any]) -> ItemResult:
+        """The worklist item of one Task, or the reason it has none (the web desk shows it)."""
+        return build_worklist_item_result(self._with_station(load_graph(tx, task)), self.ctx)
+
     def reindex(self, tx: Tx, task_id: str) -> bool:
         """Rebuild one Task's row; True when it is on the worklist afterwards."""
         return self.reason(tx, task_id) is None
@@ -112,7 +116,7 @@ class WorklistIndexer:
         result = None
         if stored is not None and not stored.deleted:
             task = stored.resource()
-            result = build_worklist_item_result(self._with_station(load_graph(tx, task)), self.ctx)
+            result = self.item_result(tx, task)
         if result is None or result.dataset is None:
             tx.conn.execute("DELETE FROM worklist WHERE task_id = ?", (task_id,))
             if result is not None:
