@@ -177,8 +177,7 @@ def check_worklist(
     if indexer is None or not task_ids:
         return []
     findings: list[Finding] = []
-    for task_id, reason in indexer.index_now(tx, list(dict.fromkeys(task_ids))).items():
-        stored = tx.read("Task", task_id)
+    for task_id, (reason, stored) in indexer.index_now(tx, list(dict.fromkeys(task_ids))).items():
         if stored is None or stored.deleted:
             continue
         task = stored.resource()
