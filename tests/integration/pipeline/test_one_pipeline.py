@@ -56,19 +56,23 @@ def test_omi_and_create_order_give_the_same_worklist_item(broker: Runtime) -> No
     assert via_v2["00401001"]["Value"] == [f"{via_v2['00080050']['Value'][0]}.1"]
 
 
-def test_guide_example_transaction_reaches_the_worklist(lenient_broker: Runtime) -> None:
-    """Posted unedited. Validation is lenient: the strict validator refuses the example's
-    ImagingStudy.basedOn slice (resolve() inside a Bundle), which is issue 11's to fix."""
+def test_guide_example_transaction_reaches_the_worklist(broker: Runtime) -> None:
+    """Posted unedited, strict validation: completion links the example's study (based on the
+    order only) to the one Requested Procedure, which the profile's basedOn slice asks for."""
     bundle = json.loads(GUIDE_TRANSACTION.read_text())
-    with client(lenient_broker) as http:
+    with client(broker) as http:
         answer = http.post("/", json=bundle)
         assert answer.status_code == 200, answer.text
-        tasks = http.get("/Task", params={"identifier": "A12345.1.1"}).json()
-    (item,) = worklist_items(lenient_broker)
+        tasks = http.get("/Task", params={"identifier": "RP12345.1"}).json()
+        studies = http.get("/ImagingStudy").json()["entry"]
+    (item,) = worklist_items(broker)
     assert item["00080050"]["Value"] == ["A12345"]
     (sps,) = item["00400100"]["Value"]
-    assert sps["00400009"]["Value"] == ["A12345.1.1"]  # SPS ID completed by the order service
-    assert item["00401001"]["Value"] == ["A12345.1"]  # Requested Procedure ID too
+    assert sps["00400009"]["Value"] == ["RP12345.1"]  # SPS ID completed by the order service
+    # the RP ID typed by text only and the study based on the order only are the sender's own
+    assert item["00401001"]["Value"] == ["RP12345"]
+    assert item["0020000D"]["Value"] == ["2.16.124.113543.1154777499.30246.19789.350343004"]
+    assert len(studies) == 1
     assert [e["resource"]["resourceType"] for e in tasks["entry"]] == ["Task"]
 
 
@@ -121,3 +125,31 @@ def test_create_order_answer_names_replaced_values(broker: Runtime) -> None:
     assert any(t.startswith("scheduled start missing") for t in texts)
     (item,) = worklist_items(broker)
     assert item["00400100"]["Value"][0]["00080060"]["Value"] == ["OT"]
+
+
+def test_plain_update_of_a_stored_procedure_adds_no_study_or_step(lenient_broker: Runtime) -> None:
+    bundle = json.loads(GUIDE_TRANSACTION.read_text())
+    with client(lenient_broker) as http:
+        assert http.post("/", json=bundle).status_code == 200
+        (rp,) = [
+            e["resource"]
+            for e in http.get("/ServiceRequest", params={"based-on:missing": "false"}).json()[
+                "entry"
+            ]
+        ]
+        rp["priority"] = "stat"
+        update = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {"resource": rp, "request": {"method": "PUT", "url": f"ServiceRequest/{rp['id']}"}}
+            ],
+        }
+        answer = http.post("/", json=update)
+        assert answer.status_code == 200, answer.text
+        counts = {
+            rtype: len(http.get(f"/{rtype}").json().get("entry") or [])
+            for rtype in ("ImagingStudy", "Task")
+        }
+    assert counts == {"ImagingStudy": 1, "Task": 1}
+    assert "issues" not in answer.json()

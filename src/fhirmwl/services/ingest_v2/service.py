@@ -33,6 +33,7 @@ from fhirmwl.services.ingest_v2 import answer, log
 from fhirmwl.services.ingest_v2.adt_apply import apply_adt
 from fhirmwl.services.ingest_v2.env import IngestEnv, environment
 from fhirmwl.services.orders.control import apply_order_control
+from fhirmwl.store import Tx
 
 if TYPE_CHECKING:
     from fhirmwl.services.container import Services
@@ -78,14 +79,17 @@ def _log_alone(env: IngestEnv, rec: log.LogRecord) -> None:
     )
 
 
-def _stored_ack(env: IngestEnv, key: str, rec: log.LogRecord) -> tuple[bytes | None, int | None]:
-    """The ACK of this very message if it was applied before; else the log id of an applied
-    message with the same sender and MSH-10 but other content (a reused control id)."""
-    try:
-        with env.store.read() as tx:
-            return log.earlier(tx.conn, key, rec)
-    except Exception:  # noqa: BLE001 - the write below will report the store failure
-        return None, None
+def _earlier(tx: Tx, key: str, rec: log.LogRecord, notes: list[str]) -> bytes | None:
+    """The stored ACK of a retransmission; a reused control id is noted (and logged)."""
+    stored, reused = log.earlier(tx.conn, key, rec)
+    if stored is None and reused and not notes:
+        logger.warning(
+            "v2 %s %s from %s: control id reused with different content (earlier: log "
+            "row %s); processed as a new message",
+            rec.message_type, rec.control_id, rec.sending_application, reused,
+        )  # fmt: skip
+        notes.append(f"MSH-10 {rec.control_id} reused with different content (log {reused})")
+    return stored
 
 
 def _apply(
@@ -94,7 +98,13 @@ def _apply(
     mapped, message = result.mapped, result.message
     assert message is not None and mapped is not None
     warnings = answer.message_errors(message)
-    with env.store.write() as tx:
+    with env.store.write() as tx:  # the duplicate check shares the unit of work (one round trip)
+        stored = _earlier(tx, key, rec, notes)
+        if stored is not None:
+            rec.status, rec.ack = log.DUPLICATE, stored
+            log.insert(tx.conn, rec)
+            logger.info("v2 %s %s: retransmission", rec.message_type, rec.control_id)
+            return stored
         if isinstance(mapped, OrderMessage):
             control = apply_order_control(tx, mapped, env.orders)
             notes = [*notes, *control.notes]
@@ -151,18 +161,6 @@ def ingest(services: Services, raw: bytes, peer: PeerInfo | None = None) -> byte
     )
     notes: list[str] = []
     for attempt in (1, 2):
-        stored, reused = _stored_ack(env, key, rec)
-        if stored is not None:
-            rec.status, rec.ack = log.DUPLICATE, stored
-            _log_alone(env, rec)
-            return stored
-        if reused and not notes:
-            logger.warning(
-                "v2 %s %s from %s: control id reused with different content (earlier: log "
-                "row %s); processed as a new message",
-                rec.message_type, rec.control_id, rec.sending_application, reused,
-            )  # fmt: skip
-            notes.append(f"MSH-10 {rec.control_id} reused with different content (log {reused})")
         try:
             return _apply(env, result, rec, key, notes)
         except DuplicateIdentifier as exc:

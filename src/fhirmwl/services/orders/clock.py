@@ -3,12 +3,12 @@
 One row per order key (the placer order number, else the filler number, else the accession
 number, as ``system|value``) holds the MSH-7 of the newest message applied to that order, its
 control id, the stored order's id once it exists, and whether the newest message cancelled it.
-``lock`` creates the row when it is missing and locks it (``SELECT … FOR UPDATE`` on
-PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serialises writers) in the message's own unit of
-work, so two messages for one order on two connections or two processes are decided one after
-the other, each seeing what the other committed. A cancel that arrives before its order is
-remembered here (``cancelled`` with no order id), so the late ``NW`` is refused instead of
-resurrecting the order.
+``lock`` creates the row when it is missing and locks it (an upsert whose ``DO UPDATE`` row lock
+is that of ``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serialises
+writers) in the message's own unit of work, so two messages for one order on two connections or
+two processes are decided one after the other, each seeing what the other committed. A cancel
+that arrives before its order is remembered here (``cancelled`` with no order id), so the late
+``NW`` is refused instead of resurrecting the order.
 
 The v2 intake's earlier clock table (``v2_order_state``, keyed by order id, migration 30) is
 still read as a fallback for orders last changed before this table existed.
@@ -53,16 +53,16 @@ def order_key(system: str, value: str) -> str:
 
 
 def lock(tx: Tx, key: str) -> OrderClock:
-    """The clock row of ``key`` (created empty when missing), locked until commit."""
-    tx.conn.execute(
-        "INSERT INTO order_control_state (order_key, isr_id, msg_time, control_id, cancelled) "
-        "VALUES (?, NULL, '', '', 0) ON CONFLICT (order_key) DO NOTHING",
-        (key,),
-    )
-    suffix = " FOR UPDATE" if tx.dialect == "postgresql" else ""
+    """The clock row of ``key`` (created empty when missing), locked until commit.
+
+    One statement: the upsert's ``DO UPDATE`` takes the same row lock as ``SELECT … FOR
+    UPDATE`` on PostgreSQL (a second writer of the key waits for the first to commit, then
+    reads its values); SQLite's write lock serialises writers anyway.
+    """
     row = tx.conn.execute(
-        "SELECT msg_time, control_id, isr_id, cancelled FROM order_control_state "
-        f"WHERE order_key = ?{suffix}",
+        "INSERT INTO order_control_state (order_key, isr_id, msg_time, control_id, cancelled) "
+        "VALUES (?, NULL, '', '', 0) ON CONFLICT (order_key) DO UPDATE SET "
+        "order_key = excluded.order_key RETURNING msg_time, control_id, isr_id, cancelled",
         (key,),
     ).fetchone()
     return OrderClock(key, str(row[0]), str(row[1]), row[2], bool(row[3]))

@@ -33,6 +33,7 @@ class ParsedOrder:
     rps: list[dict[str, Any]] = field(default_factory=list)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     studies: list[dict[str, Any]] = field(default_factory=list)
+    stored_rps: set[int] = field(default_factory=set)  # id() of RP entries already stored
 
     def add(self, entry: dict[str, Any]) -> None:
         self.bundle.setdefault("entry", []).append(entry)
@@ -116,6 +117,12 @@ def _complete_rp(rp: dict[str, Any], isr: dict[str, Any], rpid: str, ctx: OrderC
     ident = model.identifier_of_type(rp, model.RPID)
     if ident and ident.get("value"):
         return str(ident["value"])
+    for other in rp.get("identifier") or []:  # typed by text only ("Requested Procedure ID")
+        text = str((other.get("type") or {}).get("text", "")).lower()
+        if other.get("value") and "requested procedure" in text:
+            coding = {"system": model.RPID[0], "code": model.RPID[1]}
+            other["type"] = dict(other["type"], coding=[coding])
+            return str(other["value"])
     system = ctx.settings.rpid_system or None
     rp.setdefault("identifier", []).append(
         model.typed_identifier(model.RPID, rpid, system, "Requested Procedure ID")
@@ -211,7 +218,12 @@ def complete_procedures(
         rpid = _complete_rp(rp, isr, ids.rp_id(accession, i), ctx)
         rp_keys = keys(rp_entry)
         own = [s["resource"] for s in parsed.studies if refs_to(s["resource"], rp_keys)]
-        if not own:
+        if not own and len(parsed.rps) == 1:  # a study based on the order only: the RP's study
+            own = [s["resource"] for s in parsed.studies if refs_to(s["resource"], {isr_ref})]
+            for res in own:
+                res.setdefault("basedOn", []).insert(0, {"reference": ref_of(rp_entry)})
+        stored = id(rp_entry) in parsed.stored_rps  # its study and steps are in the store
+        if not own and not stored:
             study = _study(rp_entry, isr_ref, ctx)
             parsed.studies.append(study)
             parsed.add(study)
@@ -223,7 +235,7 @@ def complete_procedures(
                 res.setdefault("identifier", []).append(uid)
                 tag(res, "study-instance-uid", "uid_root" if ctx.settings else "2.25")
         tasks = [t for t in parsed.tasks if refs_to(t["resource"], rp_keys)]
-        if not tasks:
+        if not tasks and not stored:
             where = f"ServiceRequest {rp_entry['fullUrl']}"
             proc = _procedure_for(rp, ctx, where, None if strict else found, isr_ref)
             if proc is None:

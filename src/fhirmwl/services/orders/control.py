@@ -137,10 +137,11 @@ def apply_order_control(tx: Tx, om: OrderMessage, ctx: OrderContext) -> ControlR
     via_bundle: list[OrderGroup] = []
     via_lifecycle: list[tuple[OrderGroup, str]] = []
     fresh: set[str] = set()  # ISR fullUrls of new orders
+    known: dict[int, str | None] = {}  # group index → stored ISR id
     for group in om.groups:
         clock = clocks[group_key(group)]
         entries = group_entries(bundle, group.isr_full_url)
-        isr_id = match_order(tx, group)
+        isr_id = known[group.index] = match_order(tx, group)
         if isr_id is None:
             if _unknown_order(group, msg_time, clock, result):
                 via_bundle.append(group)
@@ -164,14 +165,26 @@ def apply_order_control(tx: Tx, om: OrderMessage, ctx: OrderContext) -> ControlR
         response = ctx.bundles.transaction(tx, graph, ctx.base, "minimal")
         tasks = written_tasks(response)
         result.findings += check_worklist(tx, tasks, ctx, isr_of_tasks(graph, response))
+        created = _locations(graph, response)
+        for group in via_bundle:
+            known[group.index] = known[group.index] or created.get(group.isr_full_url)
     for group, isr_id in via_lifecycle:
         run_lifecycle(tx, group, isr_id, ctx)
     for group in om.groups:
-        isr_id = match_order(tx, group)
         cancelled = group.action in CANCELLING
         clock = clocks[group_key(group)]
-        order_clock.advance(tx, clock, msg_time, om.control_id, isr_id, cancelled)
+        order_clock.advance(tx, clock, msg_time, om.control_id, known[group.index], cancelled)
     return result
+
+
+def _locations(graph: dict[str, Any], response: dict[str, Any]) -> dict[str, str]:
+    """fullUrl → id of every entry the transaction wrote."""
+    out = {}
+    for entry, answer in zip(graph.get("entry") or [], response.get("entry") or [], strict=False):
+        location = str((answer.get("response") or {}).get("location") or "")
+        if location and entry.get("fullUrl"):
+            out[str(entry["fullUrl"])] = location.split("/")[1]
+    return out
 
 
 def _group_tasks(tx: Tx, group: OrderGroup, isr_id: str) -> list[str]:

@@ -104,11 +104,25 @@ def complete_graphs(
         if new_orders is not None and ref_of(parsed.isr) in new_orders:
             for entry in [parsed.isr, *parsed.rps, *parsed.tasks, *parsed.studies]:
                 release_placeholders(entry)
+        else:
+            parsed.stored_rps = {id(e) for e in parsed.rps if _is_stored(tx, e, ctx)}
         accession = complete_isr(tx, isr, ctx)
         complete_procedures(
             tx, parsed, isr, ref_of(parsed.isr), accession, ctx, findings=findings, strict=strict
         )
     return findings
+
+
+def _is_stored(tx: Tx, entry: dict[str, Any], ctx: OrderContext) -> bool:
+    """An RP entry that updates a stored Requested Procedure (its study and steps exist)."""
+    request = entry.get("request") or {}
+    if str(request.get("method", "")).upper() != "PUT":
+        return False
+    rtype, _, rest = str(request.get("url", "")).partition("?")
+    if rest:
+        return bool(ctx.resources.find(tx, rtype, rest))
+    res_type, _, res_id = rtype.partition("/")
+    return bool(res_id) and tx.read(res_type, res_id) is not None
 
 
 def release_placeholders(entry: dict[str, Any]) -> None:
@@ -163,8 +177,7 @@ def check_worklist(
     if indexer is None or not task_ids:
         return []
     findings: list[Finding] = []
-    for task_id, reason in indexer.index_now(tx, list(dict.fromkeys(task_ids))).items():
-        stored = tx.read("Task", task_id)
+    for task_id, (reason, stored) in indexer.index_now(tx, list(dict.fromkeys(task_ids))).items():
         if stored is None or stored.deleted:
             continue
         task = stored.resource()

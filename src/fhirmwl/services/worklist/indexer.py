@@ -78,14 +78,18 @@ class WorklistIndexer:
             if task_id not in skip:
                 self.reindex(tx, task_id)
 
-    def index_now(self, tx: Tx, task_ids: list[str]) -> dict[str, str | None]:
-        """Index ``task_ids`` now; Task id → None (on the worklist) or the reason it is not.
+    def index_now(self, tx: Tx, task_ids: list[str]) -> dict[str, tuple[str | None, Any]]:
+        """Index ``task_ids`` now; Task id → (None when on the worklist, else the reason it is
+        not; the Task as read, a ``Stored`` or None when deleted).
 
         The commit hook skips these Tasks unless something other than the Tasks themselves
         changes in the unit of work afterwards (the caller may record the reason on the Task).
         """
-        out = {task_id: self.reason(tx, task_id) for task_id in task_ids}
-        vars(tx).setdefault(_DONE, {}).update(out)
+        out = {}
+        for task_id in task_ids:
+            stored = tx.read("Task", task_id)
+            out[task_id] = (self.reason(tx, task_id, stored), stored)
+        vars(tx).setdefault(_DONE, {}).update({k: v[0] for k, v in out.items()})
         vars(tx)[_MARK] = len(tx.touched)
         return out
 
@@ -110,9 +114,10 @@ class WorklistIndexer:
         """Rebuild one Task's row; True when it is on the worklist afterwards."""
         return self.reason(tx, task_id) is None
 
-    def reason(self, tx: Tx, task_id: str) -> str | None:
+    def reason(self, tx: Tx, task_id: str, stored: Any = False) -> str | None:
         """Rebuild one Task's row; None when it is on the worklist, else why it is not."""
-        stored = tx.read("Task", task_id)
+        if stored is False:
+            stored = tx.read("Task", task_id)
         result = None
         if stored is not None and not stored.deleted:
             task = stored.resource()
