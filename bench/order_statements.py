@@ -31,8 +31,8 @@ from tests.integration.orders.conftest import CATALOGUE, order_bundle  # noqa: E
 import fhirmwl.store.db as db  # noqa: E402
 from fhirmwl.config import load_settings  # noqa: E402
 from fhirmwl.services import orders  # noqa: E402
-from fhirmwl.services.container import build_services  # noqa: E402
 from fhirmwl.services.ingest_v2 import ingest  # noqa: E402
+from fhirmwl.wiring import build_services  # noqa: E402
 
 COUNTS: Counter[str] = Counter()
 TRANSACTIONS = Counter[str]()
@@ -74,7 +74,7 @@ def main() -> None:
         schema = f"bench_stmt_{uuid.uuid4().hex[:8]}"
         url = f"{PG_URL}?schema={schema}" if args.backend == "postgres" else f"sqlite:///{tmp}/b.db"
         services = build_services(load_settings(None, db=url, catalogue=str(catalogue)))
-        ctx = services.extra["orders"]
+        ctx = services.orders()
         try:
             for i in range(5):  # warm caches (validators, structure checks)
                 with services.store.write() as tx:
