@@ -296,9 +296,15 @@ class Walker:
             if kind == "type":
                 return sl.type_allowed(target.get("resourceType"), profiles)
             return any(self.state.conforms(target, p) for p in profiles)
-        # Unresolvable reference: fall back to the literal type, filling slices in order.
+        # Unresolvable reference: fall back to the literal type (none for a ``urn:`` fullUrl
+        # outside its Bundle), filling slices in order. The reference itself is reported once,
+        # with the same severity as anywhere else, by ``_check_reference``.
         mx = slice_rule.max_int
-        return sl.type_allowed(rtype, profiles) and (mx is None or taken < mx)
+        if mx is not None and taken >= mx:
+            return False
+        if rtype is None:
+            return sl.reference_of(value, path) is not None
+        return sl.type_allowed(rtype, profiles)
 
     @staticmethod
     def _describe(rule: ElementRule, slice_rule: ElementRule) -> str:

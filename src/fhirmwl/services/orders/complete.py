@@ -16,6 +16,7 @@ from typing import Any
 from fhirmwl.errors import Unprocessable
 from fhirmwl.fhir import model
 from fhirmwl.fhir.outcome import issue
+from fhirmwl.mapping.fhir_to_dicom.graph import based_only_on
 from fhirmwl.services.orders import ids
 from fhirmwl.services.orders.catalogue import Procedure
 from fhirmwl.services.orders.context import OrderContext
@@ -191,11 +192,15 @@ def complete_procedures(
     """RP ids, one ImagingStudy per RP, Tasks from the catalogue, SPS ids and defaults."""
     now: datetime = ctx.clock()
     stations: dict[str, str] = {}  # AE title → reference, shared by the order's Tasks
+    # A study based on the ISR alone (the guide's example, I-14) serves the first RP without one.
+    isr_only = [s for s in parsed.studies if based_only_on(s["resource"], {isr_ref})]
     for i, rp_entry in enumerate(parsed.rps, start=first_index):
         rp = rp_entry["resource"]
         rpid = _complete_rp(rp, isr, ids.rp_id(accession, i), ctx)
         rp_keys = keys(rp_entry)
-        if not any(refs_to(s["resource"], rp_keys) for s in parsed.studies):
+        if not any(refs_to(s["resource"], rp_keys) for s in parsed.studies) and isr_only:
+            isr_only.pop(0)
+        elif not any(refs_to(s["resource"], rp_keys) for s in parsed.studies):
             study = _study(rp_entry, isr_ref, ctx)
             parsed.studies.append(study)
             parsed.add(study)
