@@ -90,13 +90,8 @@ class Walker:
                 expr,
                 f"must have the fixed value {_short(rule.fixed)}, found {_short(value)}",
             )
-        if rule.pattern is not None and not sl.matches_pattern(value, rule.pattern):
-            self.issue(
-                "error",
-                "value",
-                expr,
-                f"must match the pattern {_short(rule.pattern)}, found {_short(value)}",
-            )
+        if rule.pattern is not None:
+            self._check_pattern(rule.pattern, value, expr)
         if rule.types:
             self._check_types(rule, value, expr)
         if rule.binding and rule.binding.get("strength") in ("required", "extensible"):
@@ -106,6 +101,23 @@ class Walker:
         if isinstance(value, dict):
             for child in rule.children.values():
                 self.check_child(child, value, expr)
+
+    def _check_pattern(self, pattern: Any, value: Any, expr: str) -> None:
+        if not sl.matches_pattern(value, pattern):
+            self.issue(
+                "error",
+                "value",
+                expr,
+                f"must match the pattern {_short(pattern)}, found {_short(value)}",
+            )
+        elif not sl.matches_pattern(value, pattern, display=True):
+            self.issue(
+                "warning",
+                "value",
+                expr,
+                f"the code matches the pattern {_short(pattern)} but its display differs "
+                f"(found {_short(value)}); display is not significant",
+            )
 
     def check_child(self, rule: ElementRule, parent: dict[str, Any], parent_expr: str) -> None:
         items = _items(parent, rule, parent_expr)
