@@ -125,7 +125,8 @@ class Walker:
         self._cardinality(rule, len(items), f"{parent_expr}.{name}", f"element '{name}'")
         for value, expr in items:
             self.check_value(rule, value, expr)
-        if rule.slicing is not None and rule.slices:
+        if rule.slicing is not None and rule.slices and (items or not rule.min):
+            # (an absent element already failed its own minimum: no echo per required slice)
             self._check_slices(rule, items, f"{parent_expr}.{name}")
 
     def _cardinality(self, rule: ElementRule, count: int, expr: str, what: str) -> None:

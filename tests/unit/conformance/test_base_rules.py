@@ -198,3 +198,32 @@ def test_r5_core_examples_have_no_base_error(path: Path) -> None:
     assert resource["resourceType"] in ("ImagingStudy", "ServiceRequest")
     errors = [(i.code, i.expression) for i in validate(resource) if i.is_error]
     assert errors == KNOWN_DEFECTS.get(path.name, [])
+
+
+def _drop(key: str) -> Any:
+    return lambda r: r.pop(key)
+
+
+# (case id, guide example entry, mutation, the one expected (code, expression))
+ROOT_CAUSES: list[tuple[str, int, Any, tuple[str, str]]] = [
+    ("no-performer", 6, _drop("requestedPerformer"), ("required", "Task.requestedPerformer")),
+    ("no-based-on", 6, _drop("basedOn"), ("required", "Task.basedOn")),
+    ("no-input", 6, _drop("input"), ("required", "Task.input")),
+    ("intent-not-a-string", 6, lambda t: t.update(intent=17), ("structure", "Task.intent")),
+    ("no-identifier", 2, _drop("identifier"), ("required", "ServiceRequest.identifier")),
+    ("no-device-name", 4, _drop("name"), ("required", "Device.name")),
+    ("no-study-uid", 5, _drop("identifier"), ("required", "ImagingStudy.identifier")),
+]
+
+
+@pytest.mark.parametrize("case,index,mutate,expected", ROOT_CAUSES, ids=[c[0] for c in ROOT_CAUSES])
+def test_one_issue_per_root_cause(
+    case: str, index: int, mutate: Any, expected: tuple[str, str]
+) -> None:
+    """An absent required element is not echoed by its required slices, and a malformed
+    element is not echoed by the profile's fixed value."""
+    from tests.conftest import ig_examples
+
+    resource = ig_examples()["entry"][index]["resource"]
+    mutate(resource)
+    assert [(i.code, i.expression) for i in validate(resource)] == [expected]
