@@ -122,7 +122,11 @@ class Walker:
     def check_child(self, rule: ElementRule, parent: dict[str, Any], parent_expr: str) -> None:
         items = _items(parent, rule, parent_expr)
         name = rule.name[:-3] if rule.is_choice else rule.name
-        self._cardinality(rule, len(items), f"{parent_expr}.{name}", f"element '{name}'")
+        what = f"element '{name}'"
+        needed = [f"'{n}' ({self._describe(rule, r)})" for n, r in rule.slices.items() if r.min]
+        if needed and not items:
+            what += " (with the required slice " + ", ".join(needed) + ")"
+        self._cardinality(rule, len(items), f"{parent_expr}.{name}", what)
         for value, expr in items:
             self.check_value(rule, value, expr)
         if rule.slicing is not None and rule.slices and (items or not rule.min):
