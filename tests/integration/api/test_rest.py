@@ -101,8 +101,13 @@ def test_errors_are_operation_outcomes(client: httpx.Client) -> None:
         client.post(
             "/Patient", content=b"<Patient/>", headers={"Content-Type": "application/fhir+xml"}
         ),
+        400,
+        "namespace http://hl7.org/fhir",
+    )
+    assert_outcome(
+        client.post("/Patient", content=b"Patient", headers={"Content-Type": "text/plain"}),
         415,
-        "xml",
+        "application/fhir+xml",
     )
     assert_outcome(
         client.post("/Patient", json={"resourceType": "Patient", "birthDate": "x"}),
