@@ -65,7 +65,7 @@ def _profile_issues(
             )
         ]
     walker = Walker(profile, state)
-    walker.check_value(profile.root, resource, root)
+    walker.check_resource(resource, root)
     state.results[(id(resource), url)] = not any(i.is_error for i in walker.issues)
     return walker.issues
 

@@ -92,8 +92,36 @@ def literal_type(reference: str) -> str | None:
     return None
 
 
+def exists_discriminator(slice_rule: ElementRule, item: Any, path: str) -> bool | None:
+    """``exists``: the slice requires the element at ``path`` (min >= 1) or forbids it
+    (max = 0); None when the slice says neither."""
+    sub = rule_at(slice_rule, path)
+    if sub is None:
+        return None
+    present = bool(values_at(item, path))
+    if sub.max == "0":
+        return not present
+    if sub.min:
+        return present
+    return None
+
+
+def extension_url(slice_rule: ElementRule) -> str | None:
+    """The URL an extension slice stands for: its fixed ``url``, else its type's profile (an
+    extension slice is defined by ``type.profile`` = the extension's canonical)."""
+    sub = slice_rule.children.get("url")
+    if sub is not None and isinstance(sub.fixed, str):
+        return sub.fixed
+    for t in slice_rule.types:
+        if t.get("code") == "Extension" and t.get("profile"):
+            return str(t["profile"][0]).split("|")[0]
+    return None
+
+
 def value_discriminator(slice_rule: ElementRule, item: Any, path: str) -> bool | None:
     """True/False when the slice fixes a value at ``path``; None when it cannot discriminate."""
+    if path == "url" and (url := extension_url(slice_rule)) is not None:
+        return isinstance(item, dict) and item.get("url") == url
     sub = rule_at(slice_rule, path)
     if sub is None or (sub.fixed is None and sub.pattern is None):
         return None
