@@ -227,3 +227,12 @@ def test_one_issue_per_root_cause(
     resource = ig_examples()["entry"][index]["resource"]
     mutate(resource)
     assert [(i.code, i.expression) for i in validate(resource)] == [expected]
+
+
+def test_published_artefacts_pass_base_r5() -> None:
+    """What we publish is held to the rules we enforce on others."""
+    from fhirmwl.conformance import registry
+
+    for resource in registry.load_all():
+        errors = [i for i in validate(resource) if i.is_error]
+        assert errors == [], (resource["resourceType"], resource["id"], errors[:2])

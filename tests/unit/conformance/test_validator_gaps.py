@@ -106,3 +106,21 @@ def test_contained_references_resolve() -> None:
     task["requestedPerformer"] = [{"reference": {"reference": "#nope"}}]
     found = _found(_run(rules, task))
     assert ("not-found", "Task.requestedPerformer[0].reference") in found
+
+
+def test_value_set_filters_on_a_shipped_code_system() -> None:
+    from fhirmwl.fhir.model import ID_TYPE_SYSTEM
+    from fhirmwl.validation.terminology import _descendants, _filtered, _include_codes
+
+    def include(op: str, value: str) -> Any:
+        flt = {"property": "concept", "op": op, "value": value}
+        return _include_codes({"system": ID_TYPE_SYSTEM, "filter": [flt]})
+
+    assert include("is-a", "RPID") == {(ID_TYPE_SYSTEM, "RPID")}
+    assert include("is-not-a", "RPID") == {(ID_TYPE_SYSTEM, "SPSID")}
+    assert include("in", "RPID,SPSID,NOPE") == {(ID_TYPE_SYSTEM, "RPID"), (ID_TYPE_SYSTEM, "SPSID")}
+    assert include("regex", ".*") is None  # not expandable here: the binding is a warning
+    tree = _descendants([{"code": "A", "concept": [{"code": "B", "concept": [{"code": "C"}]}]}])
+    flt = {"property": "concept", "op": "descendent-of", "value": "A"}
+    assert _filtered(tree, flt) == {"B", "C"}
+    assert _filtered(tree, dict(flt, op="is-a", value="B")) == {"B", "C"}
