@@ -10,7 +10,8 @@ model classes, and reports those with a FHIRPath expression per element:
   metadata (``enum_values``); where the generator truncated a list (``+``) we complete it from
   the R5 value set (``_COMPLETED``) or leave the element unchecked;
 - **id**: ``[A-Za-z0-9\\-.]{1,64}`` (the models allow 255);
-- **JSON types of primitives**: booleans are JSON ``true``/``false``, integers JSON integers.
+- **JSON types of primitives**: booleans are JSON ``true``/``false``, integers JSON integers;
+- a few **core invariants** that need only the element itself (``fhir.core_invariants``).
 
 The per-class field table is built once per model class (``_fields``) so a write costs one pass
 over the resource.
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from fhirmwl.fhir.core_invariants import invariants_for
 from fhirmwl.fhir.outcome import issue
 
 # Required bindings whose value list the model generator cut short with "+" (R5 value sets).
@@ -182,6 +184,12 @@ def walk(model_name: str, node: dict[str, Any], expr: str, out: list[dict[str, A
                 _item(spec, item, f"{path}[{i}]", out)
         else:
             _item(spec, value, path, out)
+    for inv in invariants_for(model_name, node):
+        if not inv.holds(node):
+            text = (
+                f"{expr}: constraint {inv.key} failed: {inv.human} (expression: {inv.expression})"
+            )
+            out.append(issue("error", "invariant", text, expr))
 
 
 def _item(spec: FieldSpec, value: Any, expr: str, out: list[dict[str, Any]]) -> None:
