@@ -170,3 +170,8 @@ def test_database_text_never_reaches_the_client(client: httpx.Client, server: Ru
     text = r.text.lower()
     assert "sqlite" not in text and "no such table" not in text and "resource_gone" not in text
     assert r.json()["issue"][0]["diagnostics"] == "the database failed; nothing was changed"
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE worklist RENAME TO worklist_gone")
+    web = server.settings.fhir_base.rsplit("/fhir", 1)[0] + "/dicomweb/workitems"
+    r = client.get(web)
+    assert r.status_code == 500 and "worklist" not in r.text and "sqlite" not in r.text.lower()
