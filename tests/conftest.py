@@ -15,6 +15,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = (REPO / ".." / "shared").resolve()
 CORPUS = SHARED / "corpus"
+# The guide's example instances as one transaction, exactly as published (spec/ig.md §2); the
+# copy in tests/data/ (used by the README) must stay identical (tests/unit/conformance).
+IG_EXAMPLES = SHARED / "spec" / "ig-examples-transaction.json"
 PG_URL = os.environ.get("FHIRMWL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -111,3 +114,14 @@ def running_broker(
         yield runtime
     finally:
         runtime.stop()
+
+
+def ig_examples() -> dict[str, Any]:
+    """The guide's example transaction, read in place; fails (not skips) when required."""
+    import json
+
+    if not IG_EXAMPLES.is_file():
+        if os.environ.get("FHIRMWL_REQUIRE_CORPUS") or os.environ.get("CI"):
+            pytest.fail(f"{IG_EXAMPLES} is required but missing")
+        pytest.skip(f"{IG_EXAMPLES} is not present")
+    return dict(json.loads(IG_EXAMPLES.read_text(encoding="utf-8")))

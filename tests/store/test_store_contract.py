@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +14,8 @@ from fhirmwl.services.bundles import BundleProcessor
 from fhirmwl.services.resources import ResourceService
 from fhirmwl.store import Store, open_store
 from fhirmwl.store.migrations import MIGRATIONS, current_version
+from tests.conftest import ig_examples
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "ig-example-transaction.json"
 ACSN_TYPE = {
     "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "ACSN"}]
 }
@@ -144,7 +143,7 @@ def test_search_parameter_types(
 
 def _load_example(store: Store) -> dict[str, Any]:
     processor = BundleProcessor(ResourceService(store))
-    return processor.process(json.loads(EXAMPLE.read_text()), "http://x/fhir", None)
+    return processor.process(ig_examples(), "http://x/fhir", None)
 
 
 def test_transaction_resolves_urns_and_conditional_create(store: Store) -> None:
@@ -152,7 +151,7 @@ def test_transaction_resolves_urns_and_conditional_create(store: Store) -> None:
     assert [e["response"]["status"] for e in first["entry"]] == ["201 Created"] * 7
     # The same Patient again: If-None-Exist finds it, no duplicate.
     assert ids(store, "Patient", ("identifier", "http://goodhealth.org/mrn|PID12345"))
-    task_ids = ids(store, "Task", ("identifier", "SPS12345"))
+    task_ids = ids(store, "Task", ("patient.identifier", "PID12345"))
     with store.read() as tx:
         task = tx.get("Task", task_ids.pop())
     rp_ref = task["basedOn"][0]["reference"]
@@ -160,7 +159,7 @@ def test_transaction_resolves_urns_and_conditional_create(store: Store) -> None:
 
 
 def test_transaction_is_all_or_nothing(store: Store) -> None:
-    bundle = json.loads(EXAMPLE.read_text())
+    bundle = ig_examples()
     bundle["entry"][-1]["resource"]["status"] = 42  # invalid Task.status
     with pytest.raises(Unprocessable) as err:
         BundleProcessor(ResourceService(store)).process(bundle, "http://x/fhir", None)
@@ -185,7 +184,7 @@ def test_chained_search_and_includes(store: Store) -> None:
             tx,
             "Task",
             [
-                ("identifier", "SPS12345"),
+                ("patient.identifier", "PID12345"),
                 ("_include", "Task:based-on"),
                 ("_include:iterate", "ServiceRequest:based-on"),
                 ("_include", "Task:patient"),

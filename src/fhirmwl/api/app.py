@@ -19,14 +19,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from fhirmwl import security
-from fhirmwl.api import http
-from fhirmwl.api.capability import capability_statement
-from fhirmwl.errors import BadRequest, FhirMwlError, MethodNotAllowed, NotFound
+from fhirmwl.api import formats, http
+from fhirmwl.api.capability import capability_statement, served_types
+from fhirmwl.errors import BadRequest, FhirMwlError, MethodNotAllowed, NotFound, StoreError
 from fhirmwl.fhir.outcome import from_error, issue, outcome
 from fhirmwl.services.bundles import parse_if_match
 from fhirmwl.services.container import Services
 from fhirmwl.services.resources import WriteResult, check_type
-from fhirmwl.services.search import history_bundle, search_bundle
+from fhirmwl.services.search import history_bundle, search_bundle, shape
 
 log = logging.getLogger("fhirmwl.api")
 
@@ -39,7 +39,24 @@ class FhirApi:
     # ---- dispatch ----------------------------------------------------------------------
     async def dispatch(self, request: Request) -> Response:
         try:
+            fmt = formats.negotiate(request)
+        except FhirMwlError as err:
+            return http.fhir_response(from_error(err), err.http_status)
+        try:
+            return formats.render(await self._answer(request), fmt)
+        except FhirMwlError as err:
+            return http.fhir_response(from_error(err), err.http_status)
+
+    async def _answer(self, request: Request) -> Response:
+        try:
             return await self._dispatch(request)
+        except StoreError as err:
+            # The database's own text (SQL, paths, constraint names) stays in the server log.
+            log.error("store failure on %s %s: %s", request.method, request.url.path, err)
+            return http.fhir_response(
+                outcome(issue("error", "exception", "the database failed; nothing was changed")),
+                err.http_status,
+            )
         except FhirMwlError as err:
             return http.fhir_response(from_error(err), err.http_status)
         except Exception:  # noqa: BLE001 - the edge turns anything else into a 500 outcome
@@ -65,10 +82,12 @@ class FhirApi:
             self._only(method, "GET")
             return await self.history(request, None, None)
         rtype = parts[0]
-        readonly = self.s.readonly_types.get(rtype)
+        served = served_types(self.s)  # the registry /metadata is generated from
+        if rtype not in served:
+            check_type(rtype)  # 404 naming the type
+        readonly = served[rtype]
         if readonly is not None:
             return self.readonly(request, readonly, rtype, parts)
-        check_type(rtype)
         if len(parts) == 1:
             return await self.type_level(request, rtype)
         if len(parts) == 2 and parts[1] == "_search":
@@ -88,7 +107,7 @@ class FhirApi:
             stored = await self._read(
                 lambda tx: self.s.resources.vread(tx, rtype, parts[1], parts[3])
             )
-            return http.fhir_response(stored.content, 200, http.resource_headers(stored, self.base))
+            return self._read_response(request, stored)
         raise NotFound(f"no route for {request.url.path}")
 
     @staticmethod
@@ -161,6 +180,8 @@ class FhirApi:
             offset = int(q.get("_offset", "0"))
         except ValueError:
             raise BadRequest("_count and _offset must be integers") from None
+        if count < 0 or offset < 0:
+            raise BadRequest("_count and _offset must not be negative")
         since = q.get("_since")
 
         def run(tx: Any) -> dict[str, Any]:
@@ -181,7 +202,7 @@ class FhirApi:
         method = request.method
         if method == "GET":
             stored = await self._read(lambda tx: self.s.resources.read(tx, rtype, res_id))
-            return http.fhir_response(stored.content, 200, http.resource_headers(stored, self.base))
+            return self._read_response(request, stored)
         if method == "PUT":
             body = await http.json_body(request)
             if_match = parse_if_match(request.headers.get("if-match"))
@@ -194,6 +215,21 @@ class FhirApi:
             await self._write(lambda tx: self.s.resources.delete(tx, rtype, res_id, if_match))
             return http.fhir_response(None, 204)
         raise MethodNotAllowed(f"{method} is not allowed on /{rtype}/{{id}}")
+
+    def _read_response(self, request: Request, stored: Any) -> Response:
+        """A read: 304 when ``If-None-Match`` names the current version; ``_summary`` /
+        ``_elements`` applied like in a search."""
+        headers = http.resource_headers(stored, self.base)
+        if http.etag_matches(request.headers.get("if-none-match"), stored.etag):
+            return Response(status_code=304, headers=headers)
+        q = request.query_params
+        summary, elements = q.get("_summary"), q.get("_elements")
+        if summary in (None, "false") and not elements:
+            return http.fhir_response(stored.content, 200, headers)
+        if summary not in (None, "true", "false", "text", "data"):
+            raise BadRequest(f"invalid _summary value {summary!r} for a read")
+        keep = [e.strip() for e in elements.split(",")] if elements else None
+        return http.fhir_response(shape(stored.resource(), summary, keep), 200, headers)
 
     def _write_response(self, request: Request, result: WriteResult) -> Response:
         stored = result.stored
@@ -226,16 +262,26 @@ class FhirApi:
             return http.fhir_response(found)
         if len(parts) != 1:
             raise NotFound(f"no route for {request.url.path}")
-        params = {k: v for k, v in request.query_params.items() if k not in ("_format", "_count")}
+        result = ("_format", "_count", "_summary")
+        params = {k: v for k, v in request.query_params.items() if k not in result}
+        count = request.query_params.get("_count")
+        if count is not None and not count.isdigit():
+            raise BadRequest("_count must be a non-negative integer", expression="_count")
         try:
             hits = registry.search(rtype, params)
         except KeyError as exc:
             raise BadRequest(f"unknown search parameter {exc.args[0]!r} for {rtype}") from None
+        total = len(hits)
+        if count == "0" or request.query_params.get("_summary") == "count":
+            return http.fhir_response(
+                {"resourceType": "Bundle", "type": "searchset", "total": total}
+            )
+        hits = hits[: int(count)] if count else hits
         return http.fhir_response(
             {
                 "resourceType": "Bundle",
                 "type": "searchset",
-                "total": len(hits),
+                "total": total,
                 "entry": [
                     {
                         "fullUrl": f"{self.base}/{rtype}/{r['id']}",

@@ -68,6 +68,35 @@ def _resource_entry(services: Services, rtype: str) -> dict[str, Any]:
     return entry
 
 
+_STRING_PARAMS = ("name", "title")
+
+
+def _readonly_entry(services: Services, rtype: str, source: Any) -> dict[str, Any]:
+    """A type served read-only from a registry (the one ``api.app`` routes to)."""
+    names = getattr(source, "search_param_names", ("_id",))
+    entry: dict[str, Any] = {
+        "type": rtype,
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": [
+            {
+                "name": n,
+                "type": "uri" if n == "url" else "string" if n in _STRING_PARAMS else "token",
+            }
+            for n in names
+        ],
+    }
+    ops = [o for o in services.operations.values() if o.resource_type == rtype]
+    if ops:
+        entry["operation"] = [_op(o) for o in ops]
+    return entry
+
+
+def served_types(services: Services) -> dict[str, Any]:
+    """Every type the API routes: store-backed types (None) and read-only registries."""
+    readonly = services.readonly_types
+    return {**{t: None for t in RESOURCE_TYPES}, **dict(sorted(readonly.items()))}
+
+
 def _op(op: Any) -> dict[str, Any]:
     return {"name": op.name, "definition": op.definition or f"urn:fhirmwl:operation:{op.name}"}
 
@@ -84,11 +113,16 @@ def capability_statement(services: Services) -> dict[str, Any]:
             "url": services.settings.fhir_base,
         },
         "fhirVersion": "5.0.0",
-        "format": ["json"],
+        "format": ["json", "xml"],
         "rest": [
             {
                 "mode": "server",
-                "resource": [_resource_entry(services, t) for t in RESOURCE_TYPES],
+                "resource": [
+                    _resource_entry(services, t)
+                    if source is None
+                    else _readonly_entry(services, t, source)
+                    for t, source in served_types(services).items()
+                ],
                 "interaction": [
                     {"code": "transaction"},
                     {"code": "batch"},

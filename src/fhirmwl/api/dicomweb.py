@@ -14,6 +14,7 @@ results exist beyond ``limit`` (with a ``Warning: 299``), 400 with a reason for 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +26,7 @@ from starlette.routing import Mount, Route
 
 from fhirmwl.api.ups_rs import routes as ups_state_routes
 from fhirmwl.api.worklist_params import SPS, add_return_keys, parse_keys, to_query
-from fhirmwl.errors import FhirMwlError
+from fhirmwl.errors import FhirMwlError, StoreError
 from fhirmwl.mapping.fhir_to_dicom.ups import workitem
 from fhirmwl.services.container import Services
 from fhirmwl.worklist.jsoncodec import dataset_to_dict
@@ -196,6 +197,9 @@ def _endpoint(
             return _bad(exc.reason)
         try:
             results, more = await run_in_threadpool(run, services, search)
+        except StoreError as exc:  # the database's own text stays in the server log
+            logging.getLogger("fhirmwl.api").error("DICOMweb search: store failure: %s", exc)
+            return Response("the database failed", 500, media_type="text/plain")
         except FhirMwlError as exc:
             return _bad(exc.message)
         return search.response(results, more)

@@ -23,6 +23,7 @@ from fhirmwl.store import Stored
 
 FHIR_JSON = "application/fhir+json"
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
+_XML_TYPES = ("application/fhir+xml", "application/xml", "application/xml+fhir", "text/xml")
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,14 @@ def parse_prefer(request: Request) -> Prefer:
 
 async def json_body(request: Request) -> dict[str, Any]:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype in _XML_TYPES:
+        from fhirmwl.api.formats import xml_body
+
+        return xml_body(await request.body())
     if ctype not in _JSON_TYPES:
         raise UnsupportedMediaType(
-            f"content type {ctype or '(none)'!r} is not supported; send application/fhir+json"
+            f"content type {ctype or '(none)'!r} is not supported; send application/fhir+json "
+            "or application/fhir+xml"
         )
     raw = await request.body()
     try:
@@ -121,3 +127,15 @@ def resource_headers(stored: Stored, base: str, location: bool = False) -> dict[
     if location:
         headers["Location"] = f"{base}/{stored.res_type}/{stored.res_id}/_history/{stored.version}"
     return headers
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    """Does an ``If-None-Match`` header name ``etag`` (weak comparison) or ``*``?"""
+    if not header:
+        return False
+    wanted = etag.removeprefix("W/")
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag == "*" or tag.removeprefix("W/") == wanted:
+            return True
+    return False

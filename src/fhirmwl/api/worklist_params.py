@@ -20,6 +20,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
 from fhirmwl.worklist.query import WorklistQuery, WorklistQueryError
+from fhirmwl.worklist.values import matching_value_problem
 
 SPS = "ScheduledProcedureStepSequence"
 # Attributes of the Scheduled Procedure Step item (PS3.3 C.4.10) that ``$mwl-query`` accepts
@@ -45,12 +46,7 @@ SPS_KEYWORDS = frozenset(
     }
 )
 
-_DA = re.compile(r"^(\d{8}|\d{4}\.\d{2}\.\d{2})$")
-_TM = re.compile(r"^\d{2}(:?\d{2}(:?\d{2}(\.\d{1,6})?)?)?$")
-_DT = re.compile(r"^\d{4}(\d{2}){0,5}(\.\d{1,6})?(\+\d{4})?$")
-_UI = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _CS = re.compile(r"^[A-Z0-9 _*?]+$")
-_TEMPORAL = {"DA": _DA, "TM": _TM, "DT": _DT}
 
 
 def _keyword(part: str, param: str) -> str:
@@ -85,17 +81,11 @@ def validate_value(path: str, value: str, param: str) -> None:
     values = value.split("\\")
     if len(values) > 1 and vr != "UI":
         raise WorklistQueryError(f"parameter {param!r}: several values are only allowed for UIDs")
-    if vr in _TEMPORAL:
-        if value.count("-") > 1 or value == "-":
-            raise WorklistQueryError(f"parameter {param!r}: malformed {vr} range {value!r}")
-        for end in value.split("-"):
-            if end and not _TEMPORAL[vr].match(end):
-                raise WorklistQueryError(f"parameter {param!r}: malformed {vr} value {end!r}")
-    elif vr == "UI":
-        bad = [v for v in values if not (_UI.match(v) and len(v) <= 64)]
-        if bad:
-            raise WorklistQueryError(f"parameter {param!r}: malformed UID {bad[0]!r}")
-    elif vr == "CS" and not _CS.match(value):
+    for single in values:  # the C-FIND rules (worklist.values), named by the HTTP parameter
+        problem = matching_value_problem(vr, single)
+        if problem:
+            raise WorklistQueryError(f"parameter {param!r}: {problem}")
+    if vr == "CS" and not _CS.match(value):
         raise WorklistQueryError(f"parameter {param!r}: malformed CS value {value!r}")
     elif vr == "AE" and (len(value.strip("*")) > 16 or any(ord(c) < 32 for c in value)):
         raise WorklistQueryError(f"parameter {param!r}: malformed AE title {value!r}")

@@ -2,8 +2,9 @@
 
 Each profile restates the draft guide's constraints (spec digest §2) with the completions that
 ``docs/conformance.md`` lists (I-7 identifier slices, I-8/I-11 resolvable discriminators, I-9
-fixed modality input type, I-10 canonical binding, I-14 study based on the RP). Identifier
-systems and codes come from ``fhirmwl.fhir.model`` so the validator and the mappings agree.
+fixed modality input type, I-10 canonical binding, I-14 study based on the RP or the ISR).
+Identifier systems and codes come from ``fhirmwl.fhir.model`` so the validator and the mappings
+agree.
 """
 
 from __future__ import annotations
@@ -226,6 +227,14 @@ def requested_procedure_imaging_study() -> dict[str, Any]:
         "The Study Instance UID is written urn:oid:<DICOM UID> (at most 64 characters)",
         "matches('^urn:oid:[0-2](\\\\.(0|[1-9][0-9]*))+$') and length() <= 72",
     )
+    based_on = constraint(
+        "study-2",
+        "basedOn references the Requested Procedure or the Imaging Service Request (at least "
+        "one; both ServiceRequests, told apart by the basedOn slices)",
+        "basedOn.where(type = 'ServiceRequest' or reference.startsWith('urn:') or "
+        "reference.matches('(^|/)ServiceRequest/[A-Za-z0-9\\\\-\\\\.]{1,64}(/_history/.*)?$'))"
+        ".exists()",
+    )
     return structure_definition(
         "requested-procedure-imaging-study",
         "RequestedProcedureImagingStudyProfile",
@@ -233,13 +242,16 @@ def requested_procedure_imaging_study() -> dict[str, Any]:
         b,
         "The study a Requested Procedure will produce: holds its Study Instance UID.",
         [
+            el(b, constraint=[based_on]),
             el(f"{b}.status", fixedCode="registered"),
             el(f"{b}.identifier", min=1, slicing=slicing("value", "system")),
             el(f"{b}.identifier:studyInstanceUid", min=1, max="1"),
             el(f"{b}.identifier:studyInstanceUid.system", min=1, fixedUri=DICOM_UID_SYSTEM),
             el(f"{b}.identifier:studyInstanceUid.value", min=1, constraint=[uid]),
-            el(f"{b}.basedOn", min=1, slicing=slicing("profile", "resolve()")),
-            *_based_on(b, "requestedProcedureRef", PROFILE_RP, 1),
+            el(f"{b}.basedOn", slicing=slicing("profile", "resolve()")),
+            # I-14 revised: the guide's example points at the ISR only; either slice may carry
+            # the link, study-2 requires at least one of them.
+            *_based_on(b, "requestedProcedureRef", PROFILE_RP, 0),
             *_based_on(b, "imagingServiceRequestRef", PROFILE_ISR, 0),
             el(f"{b}.subject", type=ref_type(PROFILE_PATIENT)),
             el(f"{b}.encounter", type=ref_type(PROFILE_VISIT)),

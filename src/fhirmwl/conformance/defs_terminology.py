@@ -11,59 +11,23 @@ from typing import Any
 from fhirmwl.conformance.defs_common import VS_MODALITY, meta
 from fhirmwl.fhir.model import DCM, ID_TYPE_SYSTEM
 
-# DICOM PS3.16 CID 33 "Modality" (DCM code → display). Acquisition modalities plus the common
-# non-acquisition ones a worklist may carry; SC is listed because sites schedule it.
-CID_33: dict[str, str] = {
-    "AR": "Autorefraction",
-    "BDUS": "Ultrasound Bone Densitometry",
-    "BI": "Biomagnetic Imaging",
-    "BMD": "Bone Mineral Densitometry",
-    "CR": "Computed Radiography",
-    "CT": "Computed Tomography",
-    "DG": "Diaphanography",
-    "DMS": "Dermoscopy",
-    "DOC": "Document",
-    "DX": "Digital Radiography",
-    "ECG": "Electrocardiography",
-    "EPS": "Cardiac Electrophysiology",
-    "ES": "Endoscopy",
-    "GM": "General Microscopy",
-    "HC": "Hard Copy",
-    "HD": "Hemodynamic Waveform",
-    "IO": "Intra-oral Radiography",
-    "IVOCT": "Intravascular Optical Coherence Tomography",
-    "IVUS": "Intravascular Ultrasound",
-    "KER": "Keratometry",
-    "KO": "Key Object Selection",
-    "LEN": "Lensometry",
-    "LS": "Laser Surface Scan",
-    "MG": "Mammography",
-    "MR": "Magnetic Resonance",
-    "NM": "Nuclear Medicine",
-    "OAM": "Ophthalmic Axial Measurements",
-    "OCT": "Optical Coherence Tomography",
-    "OP": "Ophthalmic Photography",
-    "OPM": "Ophthalmic Mapping",
-    "OPT": "Ophthalmic Tomography",
-    "OPV": "Ophthalmic Visual Field",
-    "OSS": "Optical Surface Scanner",
-    "OT": "Other",
-    "PA": "Photoacoustic",
-    "PR": "Presentation State",
-    "PT": "Positron emission tomography",
-    "PX": "Panoramic X-Ray",
-    "RF": "Radio Fluoroscopy",
-    "RG": "Radiographic imaging",
-    "RTIMAGE": "RT Image",
-    "SC": "Secondary Capture",
-    "SM": "Slide Microscopy",
-    "SR": "SR Document",
-    "SRF": "Subjective Refraction",
-    "US": "Ultrasound",
-    "VA": "Visual Acuity",
-    "XA": "X-Ray Angiography",
-    "XC": "External-camera Photography",
-}
+
+# DICOM PS3.16 CID 33 "Modality" (DCM code → code meaning), read from the CID tables pydicom
+# ships (``pydicom.sr.codedict``, generated from the DICOM edition in
+# ``pydicom._version.__concepts_version__``: 2024c for pydicom 3.0.2) instead of typed by hand.
+# One local addition: SC (Secondary Capture), a Defined Term of Modality (0008,0060) in PS3.3
+# C.7.3.1.1.1 that CID 33 does not list, because sites schedule it.
+def _cid_33() -> dict[str, str]:
+    from pydicom.sr.codedict import codes
+
+    found = {
+        c.value: c.meaning for c in codes.cid33.concepts.values() if c.scheme_designator == "DCM"
+    }
+    return dict(sorted({**found, "SC": "Secondary Capture"}.items()))
+
+
+CID_33: dict[str, str] = _cid_33()
+CID_33_EDITION = "2024c"  # pydicom._version.__concepts_version__ (checked by a unit test)
 
 
 def identifier_type_codesystem() -> dict[str, Any]:
@@ -103,7 +67,8 @@ def modality_valueset() -> dict[str, Any]:
         "dicom-cid-33-modality",
         "DicomCid33Modality",
         "DICOM CID 33 Modality",
-        "Modality codes of DICOM PS3.16 CID 33, from the DCM code system.",
+        f"Modality codes of DICOM PS3.16 CID 33 (edition {CID_33_EDITION}), from the DCM code "
+        "system, plus SC (Secondary Capture, a Defined Term of Modality (0008,0060)).",
     )
     vs["url"] = VS_MODALITY
     concepts = [{"code": code, "display": display} for code, display in CID_33.items()]

@@ -36,6 +36,8 @@ RESOURCE_TYPES = (
     "CapabilityStatement",
 )
 _SEARCHABLE = ("url", "name", "status", "id", "version", "title", "type", "code", "base", "kind")
+# What ``search`` accepts, as /metadata lists it (``id`` is searched as ``_id``).
+search_param_names = ("_id", *(p for p in _SEARCHABLE if p != "id"))
 
 
 @lru_cache(maxsize=1)

@@ -42,11 +42,20 @@ RPID = (ID_TYPE_SYSTEM, "RPID")
 SPSID = (ID_TYPE_SYSTEM, "SPSID")
 
 
+# The guide's own example types the Requested Procedure ID by text only (``type.text =
+# "Requested Procedure ID"``, no coding, I-7): an uncoded type with this text counts as the code.
+_TYPE_TEXTS = {RPID: "requested procedure id", SPSID: "scheduled procedure step id"}
+
+
 def has_type(identifier: dict[str, Any], code: tuple[str, str]) -> bool:
-    """True when ``identifier.type`` carries the (system, code) pair."""
-    for coding in (identifier.get("type") or {}).get("coding") or []:
+    """True when ``identifier.type`` carries the (system, code) pair (or, uncoded, its text)."""
+    id_type = identifier.get("type") or {}
+    for coding in id_type.get("coding") or []:
         if coding.get("system") == code[0] and coding.get("code") == code[1]:
             return True
+    text = id_type.get("text")
+    if not id_type.get("coding") and isinstance(text, str) and code in _TYPE_TEXTS:
+        return " ".join(text.lower().split()) == _TYPE_TEXTS[code]
     return False
 
 

@@ -21,6 +21,11 @@ from fhirmwl.fhir.search_params import (
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
+# Limits on what a client may ask (docs/api.md "Limits"): beyond them the answer is 400, never a
+# database error. 100 OR-ed values and 2,048 characters per value are far above any real query.
+MAX_VALUE_LENGTH = 2048
+MAX_OR_VALUES = 100
+MAX_PARAMETERS = 50
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,27 @@ def split_or(value: str) -> tuple[str, ...]:
     """Split on unescaped commas, then unescape ``\\,`` ``\\|`` ``\\$`` ``\\\\``."""
     parts = re.split(r"(?<!\\),", value)
     return tuple(re.sub(r"\\([,|$\\])", r"\1", p) for p in parts)
+
+
+def check_limits(key: str, value: str) -> None:
+    """Refuse over-long values and OR lists (400, naming the parameter and the limit)."""
+    if len(key) > 256:
+        raise BadRequest("a search parameter name has at most 256 characters")
+    if len(value) > MAX_VALUE_LENGTH * MAX_OR_VALUES:
+        raise BadRequest(f"parameter {key!r}: value too long", expression=key)
+    values = split_or(value)
+    if len(values) > MAX_OR_VALUES:
+        raise BadRequest(
+            f"parameter {key!r}: {len(values)} OR-ed values, at most {MAX_OR_VALUES} are accepted",
+            expression=key,
+        )
+    longest = max(len(v) for v in values)
+    if longest > MAX_VALUE_LENGTH:
+        raise BadRequest(
+            f"parameter {key!r}: a value of {longest} characters, at most {MAX_VALUE_LENGTH} are "
+            "accepted",
+            expression=key,
+        )
 
 
 def _int(name: str, value: str, lo: int, hi: int) -> int:
@@ -151,7 +177,10 @@ def parse_search(
 ) -> SearchQuery:
     """Build a query; unknown parameters raise under ``strict`` and are reported otherwise."""
     q = SearchQuery(resource_type)
+    if len(params) > MAX_PARAMETERS:
+        raise BadRequest(f"at most {MAX_PARAMETERS} search parameters are accepted per request")
     for key, value in params:
+        check_limits(key, value)
         base, _, modifier = key.partition(":")
         if base in RESULT_PARAMS:
             _result_param(q, key, value, strict)

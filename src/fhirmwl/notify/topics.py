@@ -97,13 +97,15 @@ FILTER_NAMES = frozenset(name for name, _ in _FILTERS)
 class TopicRegistry:
     """Read-only SubscriptionTopic resources, in the shape ``api.app`` serves read/search from."""
 
+    search_param_names = ("url", "_id", "status", "title")
+
     def get(self, rtype: str, res_id: str) -> dict[str, Any] | None:
         return TOPICS.get(res_id) if rtype == "SubscriptionTopic" else None
 
     def search(self, rtype: str, params: dict[str, str]) -> list[dict[str, Any]]:
         out = list(TOPICS.values()) if rtype == "SubscriptionTopic" else []
         for key, value in params.items():
-            if key not in ("url", "_id", "status", "title"):
+            if key not in self.search_param_names:
                 raise KeyError(key)
             field_name = "id" if key == "_id" else key
             out = [t for t in out if str(t.get(field_name)) == value]

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from fhirmwl.errors import BadRequest, FhirMwlError, NotFound, PreconditionFailed
 from fhirmwl.fhir.outcome import from_error, outcome
+from fhirmwl.fhir.structure import rerooted
 from fhirmwl.services.resources import ResourceService, WriteResult, check_type
 from fhirmwl.services.search import search_bundle
 from fhirmwl.store import Stored, Tx
@@ -106,6 +107,24 @@ class OrderHook(Protocol):
     ) -> list[dict[str, Any]]: ...
 
 
+def _locate_in_entry(err: FhirMwlError, e: _Entry) -> None:
+    """Point the issues of a failed entry at it: expressions become
+    ``Bundle.entry[i].resource…`` and every text names the entry and its request."""
+    root = f"Bundle.entry[{e.index}]"
+    issues = err.issues or from_error(err)["issue"]
+    rtype = (e.resource or {}).get("resourceType")
+    if isinstance(rtype, str):
+        issues = rerooted(issues, rtype, f"{root}.resource")
+    where = f"{root} ({e.method} {e.url})"
+    err.issues = [
+        i
+        if i["diagnostics"].startswith(root)
+        else dict(i, diagnostics=f"{where}: {i['diagnostics']}")
+        for i in issues
+    ]
+    err.message = err.issues[0]["diagnostics"] if err.issues else f"{where}: {err.message}"
+
+
 class BundleProcessor:
     def __init__(self, resources: ResourceService) -> None:
         self.resources = resources
@@ -191,10 +210,7 @@ class BundleProcessor:
             try:
                 results[e.index] = self._run(tx, e, base, prefer)
             except FhirMwlError as err:
-                where = f"Bundle.entry[{e.index}] ({e.method} {e.url})"
-                issues = err.issues or from_error(err)["issue"]
-                err.issues = [dict(i, diagnostics=f"{where}: {i['diagnostics']}") for i in issues]
-                err.message = f"{where}: {err.message}"
+                _locate_in_entry(err, e)
                 raise
         return {
             "resourceType": "Bundle",

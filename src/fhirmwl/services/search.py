@@ -6,6 +6,7 @@ Bundle, the store decides how rows are found.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,18 +22,40 @@ _SUBSETTED = {
 }
 
 
-def _shape(resource: dict[str, Any], q: SearchQuery) -> dict[str, Any]:
-    if q.elements:
-        keep = {"resourceType", "id", "meta", *q.elements}
+@lru_cache(maxsize=256)
+def summary_elements(resource_type: str) -> frozenset[str]:
+    """Top-level elements marked ``isSummary`` in R5 (from the ``fhir.resources`` models)."""
+    from fhir.resources import get_fhir_model_class
+
+    model = get_fhir_model_class(resource_type)
+    names = model.summary_elements_sequence()
+    fields = model.model_fields
+    return frozenset((fields[n].alias or n) if n in fields else n for n in names)
+
+
+def shape(resource: dict[str, Any], summary: str | None, elements: list[str] | None = None) -> Any:
+    """Apply ``_summary`` / ``_elements``; a subsetted resource is tagged SUBSETTED."""
+    if elements:
+        keep = {"resourceType", "id", "meta", *elements}
         resource = {k: v for k, v in resource.items() if k in keep}
-    elif q.summary in ("data", "true"):
+    elif summary == "data":
         resource = {k: v for k, v in resource.items() if k != "text"}
+    elif summary == "true":
+        summary_keep = summary_elements(str(resource.get("resourceType")))
+        resource = {k: v for k, v in resource.items() if k in summary_keep or k == "resourceType"}
+    elif summary == "text":
+        keep = {"resourceType", "id", "meta", "text"}
+        resource = {k: v for k, v in resource.items() if k in keep}
     else:
         return resource
     meta = dict(resource.get("meta") or {})
     meta["tag"] = [*meta.get("tag", []), _SUBSETTED]
     resource["meta"] = meta
     return resource
+
+
+def _shape(resource: dict[str, Any], q: SearchQuery) -> dict[str, Any]:
+    return dict(shape(resource, q.summary, q.elements))
 
 
 def _include_targets(
@@ -94,7 +117,7 @@ def search_bundle(
 ) -> dict[str, Any]:
     q = parse_search(resource_type, params, strict)
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
-    if q.summary == "count":
+    if q.summary == "count" or q.count == 0:  # _count=0 asks for the total only
         bundle["total"] = tx.count(q)
         return bundle
     want = q.count

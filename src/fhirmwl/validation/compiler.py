@@ -47,6 +47,9 @@ class ElementRule:
     slices: dict[str, ElementRule] = field(default_factory=dict)
     children: dict[str, ElementRule] = field(default_factory=dict)
     slice_name: str | None = None
+    max_length: int | None = None
+    min_value: Any = None
+    max_value: Any = None
 
     @property
     def max_int(self) -> int | None:
@@ -79,6 +82,12 @@ def _apply(rule: ElementRule, element: dict[str, Any]) -> None:
             rule.fixed, rule.fixed_kind = value, key[len("fixed") :]
         elif key.startswith("pattern"):
             rule.pattern = value
+        elif key.startswith("minValue"):
+            rule.min_value = value
+        elif key.startswith("maxValue"):
+            rule.max_value = value
+    if "maxLength" in element:
+        rule.max_length = int(element["maxLength"])
     if "type" in element:
         rule.types = element["type"]
     if "binding" in element:

@@ -65,7 +65,7 @@ def _profile_issues(
             )
         ]
     walker = Walker(profile, state)
-    walker.check_value(profile.root, resource, root)
+    walker.check_resource(resource, root)
     state.results[(id(resource), url)] = not any(i.is_error for i in walker.issues)
     return walker.issues
 
@@ -81,9 +81,19 @@ def _validate(
     issues = check_base(resource, root) if base else []
     explicit = profiles is not None
     urls = profiles if profiles is not None else (resource.get("meta") or {}).get("profile", [])
+    broken = [i.expression for i in issues if i.is_error and i.expression]
     for url in dict.fromkeys(urls):
-        issues.extend(_profile_issues(resource, url, explicit, state, root_expr))
+        found = _profile_issues(resource, url, explicit, state, root_expr)
+        issues.extend(i for i in found if not _inside(i.expression, broken))
     return issues
+
+
+def _inside(expression: str | None, broken: list[str]) -> bool:
+    """True when ``expression`` is at or below an element the R5 base check already refused:
+    one issue per root cause, not a profile echo of a malformed element."""
+    if not expression:
+        return False
+    return any(expression == b or expression.startswith((b + ".", b + "[")) for b in broken)
 
 
 def validate(
@@ -150,6 +160,8 @@ def validate_bundle(
     claimed = profiles if profiles is not None else (bundle.get("meta") or {}).get("profile", [])
     order_bundle = any(url in _ORDER_BUNDLES for url in claimed)
     issues = check_base(bundle) if base else []
+    broken = [i.expression for i in issues if i.is_error and i.expression]
+    found: list[Issue] = []
     for i, entry in enumerate(bundle.get("entry") or []):
         res = entry.get("resource")
         if not isinstance(res, dict):
@@ -160,6 +172,6 @@ def validate_bundle(
             entry_profiles = [inferred] if inferred else None
         if entry_profiles:
             root = f"Bundle.entry[{i}].resource"
-            issues.extend(_validate(res, list(entry_profiles), state, False, root))
-    issues.extend(_validate(bundle, list(claimed), state, False, "Bundle"))
-    return issues
+            found.extend(_validate(res, list(entry_profiles), state, False, root))
+    found.extend(_validate(bundle, list(claimed), state, False, "Bundle"))
+    return issues + [i for i in found if not _inside(i.expression, broken)]

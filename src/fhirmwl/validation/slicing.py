@@ -39,15 +39,34 @@ def rule_at(rule: ElementRule, path: str) -> ElementRule | None:
     return node
 
 
-def matches_pattern(value: Any, pattern: Any) -> bool:
-    """FHIR pattern semantics: every element of the pattern is present in the value."""
+# Coding elements that carry no meaning of their own: a coded pattern matches on system + code
+# (+ version where the pattern has one). ``display`` is checked only by ``display_differs``.
+_INSIGNIFICANT = frozenset({"display", "userSelected"})
+
+
+def _is_coding(pattern: dict[str, Any]) -> bool:
+    return "code" in pattern and ("system" in pattern or "display" in pattern)
+
+
+def matches_pattern(value: Any, pattern: Any, *, display: bool = False) -> bool:
+    """FHIR pattern semantics: every element of the pattern is present in the value; in a
+    Coding ``display`` is insignificant unless ``display`` is set (then it must equal the
+    pattern's when the value has one — a missing display never differs)."""
     if isinstance(pattern, dict):
-        return isinstance(value, dict) and all(
-            k in value and matches_pattern(value[k], v) for k, v in pattern.items()
-        )
+        if not isinstance(value, dict):
+            return False
+        coding = _is_coding(pattern)
+        for k, v in pattern.items():
+            if coding and k in _INSIGNIFICANT:
+                if display and k == "display" and k in value and value[k] != v:
+                    return False
+                continue
+            if k not in value or not matches_pattern(value[k], v, display=display):
+                return False
+        return True
     if isinstance(pattern, list):
         items = value if isinstance(value, list) else [value]
-        return all(any(matches_pattern(i, p) for i in items) for p in pattern)
+        return all(any(matches_pattern(i, p, display=display) for i in items) for p in pattern)
     return bool(value == pattern)
 
 
@@ -73,8 +92,36 @@ def literal_type(reference: str) -> str | None:
     return None
 
 
+def exists_discriminator(slice_rule: ElementRule, item: Any, path: str) -> bool | None:
+    """``exists``: the slice requires the element at ``path`` (min >= 1) or forbids it
+    (max = 0); None when the slice says neither."""
+    sub = rule_at(slice_rule, path)
+    if sub is None:
+        return None
+    present = bool(values_at(item, path))
+    if sub.max == "0":
+        return not present
+    if sub.min:
+        return present
+    return None
+
+
+def extension_url(slice_rule: ElementRule) -> str | None:
+    """The URL an extension slice stands for: its fixed ``url``, else its type's profile (an
+    extension slice is defined by ``type.profile`` = the extension's canonical)."""
+    sub = slice_rule.children.get("url")
+    if sub is not None and isinstance(sub.fixed, str):
+        return sub.fixed
+    for t in slice_rule.types:
+        if t.get("code") == "Extension" and t.get("profile"):
+            return str(t["profile"][0]).split("|")[0]
+    return None
+
+
 def value_discriminator(slice_rule: ElementRule, item: Any, path: str) -> bool | None:
     """True/False when the slice fixes a value at ``path``; None when it cannot discriminate."""
+    if path == "url" and (url := extension_url(slice_rule)) is not None:
+        return isinstance(item, dict) and item.get("url") == url
     sub = rule_at(slice_rule, path)
     if sub is None or (sub.fixed is None and sub.pattern is None):
         return None

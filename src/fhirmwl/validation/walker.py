@@ -42,12 +42,21 @@ class State:
         self.in_progress.add(key)
         try:
             walker = Walker(profile, self)
-            walker.check_value(profile.root, resource, profile.type)
+            walker.check_resource(resource, profile.type)
             ok = not any(i.is_error for i in walker.issues)
         finally:
             self.in_progress.discard(key)
         self.results[key] = ok
         return ok
+
+
+def _comparable(value: Any, bound: Any) -> bool:
+    numbers = (int, float)
+    if isinstance(value, bool) or isinstance(bound, bool):
+        return False
+    if isinstance(value, numbers) and isinstance(bound, numbers):
+        return True
+    return isinstance(value, str) and isinstance(bound, str) and len(value) == len(bound)
 
 
 def _short(value: Any) -> str:
@@ -76,6 +85,21 @@ class Walker:
         self.profile = profile
         self.state = state
         self.issues: list[Issue] = []
+        self.contained: dict[str, dict[str, Any]] = {}
+
+    def check_resource(self, resource: dict[str, Any], expr: str) -> None:
+        """Check a whole resource; ``#id`` references resolve among its contained resources."""
+        self.contained = {
+            f"#{c['id']}": c
+            for c in resource.get("contained") or []
+            if isinstance(c, dict) and isinstance(c.get("id"), str)
+        }
+        self.check_value(self.profile.root, resource, expr)
+
+    def resolve(self, reference: str) -> dict[str, Any] | None:
+        if reference.startswith("#"):
+            return self.contained.get(reference)
+        return self.state.resolver(reference) if self.state.resolver else None
 
     def issue(self, severity: str, code: str, expr: str, text: str) -> None:
         msg = f"Profile {self.profile.label}: {expr}: {text}"
@@ -90,13 +114,10 @@ class Walker:
                 expr,
                 f"must have the fixed value {_short(rule.fixed)}, found {_short(value)}",
             )
-        if rule.pattern is not None and not sl.matches_pattern(value, rule.pattern):
-            self.issue(
-                "error",
-                "value",
-                expr,
-                f"must match the pattern {_short(rule.pattern)}, found {_short(value)}",
-            )
+        if rule.pattern is not None:
+            self._check_pattern(rule.pattern, value, expr)
+        if rule.max_length is not None or rule.min_value is not None or rule.max_value is not None:
+            self._check_limits(rule, value, expr)
         if rule.types:
             self._check_types(rule, value, expr)
         if rule.binding and rule.binding.get("strength") in ("required", "extensible"):
@@ -107,13 +128,52 @@ class Walker:
             for child in rule.children.values():
                 self.check_child(child, value, expr)
 
+    def _check_limits(self, rule: ElementRule, value: Any, expr: str) -> None:
+        """``maxLength`` on strings; ``minValue[x]`` / ``maxValue[x]`` on numbers and on dates
+        or times (compared as ISO strings of the same form)."""
+        if rule.max_length is not None and isinstance(value, str) and len(value) > rule.max_length:
+            self.issue(
+                "error",
+                "too-long",
+                expr,
+                f"at most {rule.max_length} characters (maxLength), found {len(value)}",
+            )
+        for bound, below in ((rule.min_value, True), (rule.max_value, False)):
+            if bound is None or not _comparable(value, bound):
+                continue
+            if (value < bound) if below else (value > bound):
+                word = "minValue" if below else "maxValue"
+                self.issue("error", "value", expr, f"{value!r} is outside {word} {bound!r}")
+
+    def _check_pattern(self, pattern: Any, value: Any, expr: str) -> None:
+        if not sl.matches_pattern(value, pattern):
+            self.issue(
+                "error",
+                "value",
+                expr,
+                f"must match the pattern {_short(pattern)}, found {_short(value)}",
+            )
+        elif not sl.matches_pattern(value, pattern, display=True):
+            self.issue(
+                "warning",
+                "value",
+                expr,
+                f"the code matches the pattern {_short(pattern)} but its display differs "
+                f"(found {_short(value)}); display is not significant",
+            )
+
     def check_child(self, rule: ElementRule, parent: dict[str, Any], parent_expr: str) -> None:
         items = _items(parent, rule, parent_expr)
         name = rule.name[:-3] if rule.is_choice else rule.name
-        self._cardinality(rule, len(items), f"{parent_expr}.{name}", f"element '{name}'")
+        what = f"element '{name}'"
+        needed = [f"'{n}' ({self._describe(rule, r)})" for n, r in rule.slices.items() if r.min]
+        if needed and not items:
+            what += " (with the required slice " + ", ".join(needed) + ")"
+        self._cardinality(rule, len(items), f"{parent_expr}.{name}", what)
         for value, expr in items:
             self.check_value(rule, value, expr)
-        if rule.slicing is not None and rule.slices:
+        if rule.slicing is not None and rule.slices and (items or not rule.min):
+            # (an absent element already failed its own minimum: no echo per required slice)
             self._check_slices(rule, items, f"{parent_expr}.{name}")
 
     def _cardinality(self, rule: ElementRule, count: int, expr: str, what: str) -> None:
@@ -170,7 +230,7 @@ class Walker:
         profiles = type_["targetProfile"]
         wanted = " or ".join(profiles)
         resolver = self.state.resolver
-        resolved = resolver(ref) if resolver else None
+        resolved = self.resolve(ref)
         rtype = resolved.get("resourceType") if resolved else None
         rtype = rtype or ref_holder.get("type") or sl.literal_type(ref)
         if rtype is not None and not sl.type_allowed(rtype, profiles):
@@ -182,12 +242,14 @@ class Walker:
             )
             return
         if resolved is None:
-            if resolver is not None and not ref.startswith("#"):
+            if resolver is not None or ref.startswith("#"):
+                where = " among the contained resources" if ref.startswith("#") else ""
                 self.issue(
-                    "warning",
+                    "error" if ref.startswith("#") else "warning",
                     "not-found",
                     ref_expr,
-                    f"reference '{ref}' cannot be resolved; target profile {wanted} not checked",
+                    f"reference '{ref}' cannot be resolved{where}; target profile {wanted} "
+                    "not checked",
                 )
             return
         if not any(self.state.conforms(resolved, p) for p in profiles):
@@ -288,24 +350,37 @@ class Walker:
         kind, path = disc.get("type"), disc.get("path", "$this")
         if kind in ("value", "pattern"):
             return bool(sl.value_discriminator(slice_rule, value, path))
+        if kind == "exists":
+            return bool(sl.exists_discriminator(slice_rule, value, path))
         if kind not in ("profile", "type"):
             return False
         profiles = sl.slice_profiles(slice_rule, path)
-        target, rtype = sl.target_of(value, path, self.state.resolver)
+        target, rtype = sl.target_of(value, path, self.resolve)
         if target is not None:
             if kind == "type":
                 return sl.type_allowed(target.get("resourceType"), profiles)
             return any(self.state.conforms(target, p) for p in profiles)
-        # Unresolvable reference: fall back to the literal type, filling slices in order.
+        # Unresolvable reference: fall back to the literal type (none for a ``urn:`` fullUrl
+        # outside its Bundle), filling slices in order. The reference itself is reported once,
+        # with the same severity as anywhere else, by ``_check_reference``.
         mx = slice_rule.max_int
-        return sl.type_allowed(rtype, profiles) and (mx is None or taken < mx)
+        if mx is not None and taken >= mx:
+            return False
+        if rtype is None:
+            return sl.reference_of(value, path) is not None
+        return sl.type_allowed(rtype, profiles)
 
     @staticmethod
     def _describe(rule: ElementRule, slice_rule: ElementRule) -> str:
         parts = []
         for disc in (rule.slicing or {}).get("discriminator", []):
             path = disc.get("path", "$this")
-            if disc.get("type") in ("value", "pattern"):
+            if path == "url" and (url := sl.extension_url(slice_rule)):
+                parts.append(f"url = {url}")
+            elif disc.get("type") == "exists":
+                sub = sl.rule_at(slice_rule, path)
+                parts.append(f"{path} {'absent' if sub and sub.max == '0' else 'present'}")
+            elif disc.get("type") in ("value", "pattern"):
                 sub = sl.rule_at(slice_rule, path)
                 fixed = (
                     None if sub is None else (sub.fixed if sub.fixed is not None else sub.pattern)

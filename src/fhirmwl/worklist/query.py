@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
 
@@ -21,6 +22,7 @@ from fhirmwl.worklist.values import (
     DATE_TIME_VRS,
     WILDCARD_VRS,
     element_strings,
+    matching_value_problem,
     norm_temporal,
 )
 
@@ -70,8 +72,6 @@ class KeyMatch:
 
     @property
     def keyword(self) -> str:
-        from pydicom.datadict import keyword_for_tag
-
         return keyword_for_tag(self.tag) or f"{self.tag:08X}"
 
 
@@ -170,10 +170,11 @@ def _resolve_tag(name: str) -> BaseTag:
 def _parse_level(ds: Dataset, top: bool) -> WorklistQuery:
     keys: dict[int, KeyMatch] = {}
     unsupported: set[int] = set()
-    for elem in ds:
-        tag = int(elem.tag)
+    for base_tag in list(ds.keys()):
+        tag = int(base_tag)
         if (tag & 0xFFFF) == 0 or (tag >> 16) in (0x0000, 0x0002) or tag in NOT_KEYS:
             continue
+        elem = _element(ds, base_tag)
         if elem.tag.is_private and elem.tag.element < 0x1000:
             continue  # private creator elements are bookkeeping, not keys
         key = _classify(elem)
@@ -182,6 +183,25 @@ def _parse_level(ds: Dataset, top: bool) -> WorklistQuery:
             key = replace(key, kind=MatchKind.UNIVERSAL, values=(), item=None)
         keys[tag] = key
     return WorklistQuery(keys=keys, unsupported=frozenset(unsupported))
+
+
+def _element(ds: Dataset, tag: BaseTag) -> DataElement:
+    """The decoded element; a value pydicom refuses to decode (too long for its VR, bad
+    characters) is peer input that does not fit the model: A900 naming the attribute."""
+    try:
+        return ds[tag]
+    except (ValueError, TypeError, UnicodeError, LookupError, UserWarning) as exc:
+        # (pydicom only warns about an over-long value; where warnings are errors, as under
+        # pytest, the warning arrives here and gets the same verdict as the length check.)
+        raw = ds.get_item(tag)
+        vr = str(getattr(raw, "VR", None) or dictionary_VR(tag))
+        name = keyword_for_tag(tag) or f"({int(tag):08X})"
+        value = getattr(raw, "value", b"")
+        text = value.decode("latin-1").strip(" \x00") if isinstance(value, bytes) else ""
+        problems = (matching_value_problem(vr, v) for v in text.split("\\"))
+        problem = next((p for p in problems if p), None)
+        problem = problem or f"cannot decode the {vr} value ({type(exc).__name__})"
+        raise WorklistQueryError(f"{name}: {problem}", int(tag)) from None
 
 
 def _classify(elem: object) -> KeyMatch:
@@ -201,6 +221,10 @@ def _classify(elem: object) -> KeyMatch:
     values = element_strings(elem)
     if not values or values == ["*"]:
         return KeyMatch(tag, vr, MatchKind.UNIVERSAL)
+    for value in values:
+        problem = matching_value_problem(vr, value)
+        if problem:
+            raise WorklistQueryError(f"{elem.keyword or f'({tag:08X})'}: {problem}", tag)
     if vr == "UI":
         kind = MatchKind.UID_LIST if len(values) > 1 else MatchKind.SINGLE
         return KeyMatch(tag, vr, kind, tuple(values))

@@ -17,6 +17,19 @@ from pydicom.multival import MultiValue
 TEXT_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
 WILDCARD_VRS = TEXT_VRS
 DATE_TIME_VRS = frozenset({"DA", "TM", "DT"})
+# Matching-key value rules shared by C-FIND and the HTTP forms ($mwl-query, DICOMweb), so the
+# same bad value gets the same verdict at every door (A900 / 400).
+_DA = re.compile(r"^(\d{8}|\d{4}\.\d{2}\.\d{2})$")
+_TM = re.compile(r"^\d{2}(:?\d{2}(:?\d{2}(\.\d{1,6})?)?)?$")
+_DT = re.compile(r"^\d{4}(\d{2}){0,5}(\.\d{1,6})?(\+\d{4})?$")
+_UI = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+TEMPORAL_FORMS = {"DA": _DA, "TM": _TM, "DT": _DT}
+# Maximum value lengths of PS3.5 Table 6.2-1 (PN: per component group); LT/ST/UT are return
+# keys in practice but are bounded too, so no peer value reaches SQL unbounded.
+MAX_LENGTH = {
+    "AE": 16, "AS": 4, "CS": 16, "DS": 16, "IS": 12, "LO": 64, "PN": 64, "SH": 16,
+    "UI": 64, "ST": 1024, "LT": 10240, "UC": 1024, "UR": 1024, "UT": 10240,
+}  # fmt: skip
 TIME_MAX = "235959.999999"
 TIME_MIN = "000000"
 
@@ -96,3 +109,25 @@ def wildcard_to_like(pattern: str) -> str:
     for c in pattern:
         out.append("%" if c == "*" else "_" if c == "?" else like_escape(c))
     return "".join(out)
+
+
+def matching_value_problem(vr: str, value: str) -> str | None:
+    """Why ``value`` cannot be a matching key value of ``vr`` (None when it can): a malformed
+    DA/TM/DT (single value or ``low-high`` range), a malformed UID, or a value longer than the
+    VR allows (wildcards included)."""
+    if vr in TEMPORAL_FORMS:
+        if value.count("-") > 1 or value == "-":
+            return f"malformed {vr} range {value[:24]!r}"
+        for end in value.split("-"):
+            if end and not TEMPORAL_FORMS[vr].match(end.strip()):
+                return f"malformed {vr} value {end[:24]!r}"
+        return None
+    if vr == "UI" and not _UI.match(value):
+        return f"malformed UID {value[:24]!r}"
+    limit = MAX_LENGTH.get(vr)
+    if limit is None:
+        return None
+    longest = max(len(g) for g in value.split("=")) if vr == "PN" else len(value)
+    if longest > limit:
+        return f"{vr} value of {longest} characters (at most {limit})"
+    return None

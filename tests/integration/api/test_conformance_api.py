@@ -11,13 +11,11 @@ import httpx
 import pytest
 
 from fhirmwl.fhir.model import PROFILE_ISR
-from tests.conftest import running_broker
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "data" / "ig-example-transaction.json"
+from tests.conftest import ig_examples, running_broker
 
 
 def isr_without_accession() -> dict[str, Any]:
-    isr = json.loads(EXAMPLE.read_text())["entry"][2]["resource"]
+    isr = ig_examples()["entry"][2]["resource"]
     isr["identifier"] = isr["identifier"][1:]  # drop ACSN
     isr["subject"] = {"reference": "Patient/unknown"}
     return isr

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "data" / "ig-example-transaction.json"
+from tests.conftest import ig_examples
 
 
 def patient(mrn: str = "M1", family: str = "Doe") -> dict[str, Any]:
@@ -102,8 +101,13 @@ def test_errors_are_operation_outcomes(client: httpx.Client) -> None:
         client.post(
             "/Patient", content=b"<Patient/>", headers={"Content-Type": "application/fhir+xml"}
         ),
+        400,
+        "namespace http://hl7.org/fhir",
+    )
+    assert_outcome(
+        client.post("/Patient", content=b"Patient", headers={"Content-Type": "text/plain"}),
         415,
-        "xml",
+        "application/fhir+xml",
     )
     assert_outcome(
         client.post("/Patient", json={"resourceType": "Patient", "birthDate": "x"}),
@@ -124,7 +128,7 @@ def test_errors_are_operation_outcomes(client: httpx.Client) -> None:
 
 
 def test_transaction_search_include_and_paging(client: httpx.Client) -> None:
-    r = client.post("", json=json.loads(EXAMPLE.read_text()))
+    r = client.post("", json=ig_examples())
     assert r.status_code == 200, r.text
     assert r.json()["type"] == "transaction-response"
     of_type = "http://terminology.hl7.org/CodeSystem/v2-0203|ACSN|A12345"
@@ -133,7 +137,7 @@ def test_transaction_search_include_and_paging(client: httpx.Client) -> None:
     bundle = client.get(
         "/Task",
         params=[
-            ("identifier", "SPS12345"),
+            ("patient.identifier", "PID12345"),
             ("_include", "Task:based-on"),
             ("_include:iterate", "ServiceRequest:based-on"),
             ("_include", "Task:patient"),
@@ -171,7 +175,7 @@ def test_transaction_search_include_and_paging(client: httpx.Client) -> None:
 
 
 def test_failed_transaction_writes_nothing(client: httpx.Client) -> None:
-    bundle = json.loads(EXAMPLE.read_text())
+    bundle = ig_examples()
     bundle["entry"][3]["resource"]["intent"] = 17
     assert_outcome(client.post("", json=bundle), 422, "entry[3]")
     assert client.get("/Patient", params={"identifier": "PID12345"}).json()["entry"] == []

@@ -5,7 +5,6 @@ same transaction as the FHIR write, so the very next C-FIND sees every change.""
 from __future__ import annotations
 
 import copy
-import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -17,11 +16,9 @@ import pydicom
 import pytest
 from mwl_scu import associate, find
 from pydicom.dataset import Dataset
-from tests.conftest import running_broker
+from tests.conftest import ig_examples, running_broker
 
 from fhirmwl.runtime import Runtime
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "data" / "ig-example-transaction.json"
 
 
 @pytest.fixture
@@ -53,7 +50,7 @@ _KEYS = [
 
 
 def _task(client: httpx.Client) -> dict[str, Any]:
-    bundle = client.get("/Task", params={"identifier": "SPS12345"}).json()
+    bundle = client.get("/Task", params={"patient.identifier": "PID12345"}).json()
     return bundle["entry"][0]["resource"]
 
 
@@ -63,13 +60,15 @@ def test_http_write_then_findscu_sees_it(broker: Runtime, tmp_path: Path) -> Non
     base, port = broker.settings.fhir_base, broker.settings.dicom_port
     with httpx.Client(base_url=base, timeout=30) as client:
         assert _findscu(port, _KEYS, tmp_path) == []
-        assert client.post("", json=json.loads(EXAMPLE.read_text())).status_code == 200
+        # The guide's examples as published; $create-order completes the RP/SPS ids.
+        assert client.post("/$create-order", json=ig_examples()).status_code == 201
         found = _findscu(port, _KEYS, tmp_path)
         assert len(found) == 1
         item = found[0]
         assert str(item.PatientName) == "PLUTONIUM^DANIELLE"
         assert item.AccessionNumber == "A12345"
-        assert item.StudyInstanceUID == "2.25.123456789012345678901234567890"
+        # The guide's ImagingStudy is based on the ImagingServiceRequest only (I-14 revised).
+        assert item.StudyInstanceUID == "2.16.124.113543.1154777499.30246.19789.350343004"
         # 12:00Z is 13:00 on the modality's wall clock (Europe/Berlin, winter)
         assert item.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime == "130000"
 
@@ -99,7 +98,7 @@ def test_http_write_then_findscu_sees_it(broker: Runtime, tmp_path: Path) -> Non
 
 def test_pynetdicom_query_on_serve(broker: Runtime) -> None:
     with httpx.Client(base_url=broker.settings.fhir_base, timeout=30) as client:
-        assert client.post("", json=json.loads(EXAMPLE.read_text())).status_code == 200
+        assert client.post("/$create-order", json=ig_examples()).status_code == 201
     assoc = associate(broker.settings.dicom_port)
     try:
         query = Dataset()
@@ -115,4 +114,4 @@ def test_pynetdicom_query_on_serve(broker: Runtime) -> None:
         assoc.release()
     assert final.Status == 0x0000
     assert [r.PatientID for r in results] == ["PID12345"]
-    assert results[0].ScheduledProcedureStepSequence[0].ScheduledProcedureStepID == "SPS12345"
+    assert results[0].ScheduledProcedureStepSequence[0].ScheduledProcedureStepID == "RP12345.1"

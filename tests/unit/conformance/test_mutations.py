@@ -335,9 +335,18 @@ CASES: list[tuple[str, str, Mutation, str, str, str, tuple[str, ...]]] = [  # no
         STUDY,
         _del(["basedOn"]),
         "error",
-        "required",
-        "ImagingStudy.basedOn",
-        ("requestedProcedureRef",),
+        "invariant",
+        "ImagingStudy",
+        ("study-2", "Requested Procedure or the Imaging Service Request"),
+    ),
+    (
+        "study-based-on-task-only",
+        STUDY,
+        _set(["basedOn"], [{"reference": "Task/t1"}]),
+        "error",
+        "invariant",
+        "ImagingStudy",
+        ("study-2",),
     ),
     # imaging-visit / imaging-patient
     (

@@ -3,10 +3,10 @@
 ``assemble_graph`` is the one rule (spec/ig.md §1): Task → RequestedProcedure (first
 ``basedOn``) → ImagingServiceRequest; Patient from ``Task.for`` (else the RP subject);
 Encounter from Task, else RP, else ISR (I-19); Devices from ``Task.requestedPerformer``; the
-ImagingStudy based on the RP (else the ISR); and the Practitioners/Locations those resources
-name. It is pure: callers pass how references resolve — the store resolves them with reads inside
-a transaction (services/worklist/graph.py), ``graphs_from_bundle`` by ``fullUrl`` within a Bundle
-(``mwl import`` previews, round-trip tests).
+ImagingStudy based on the RP (else one based on the ISR alone, I-14); and the
+Practitioners/Locations those resources name. It is pure: callers pass how references resolve —
+the store resolves them with reads inside a transaction (services/worklist/graph.py),
+``graphs_from_bundle`` by ``fullUrl`` within a Bundle (``mwl import`` previews, round-trip tests).
 """
 
 from __future__ import annotations
@@ -27,6 +27,14 @@ def _ref(obj: Any) -> str | None:
 
 def _of_type(resource: Resource | None, *types: str) -> Resource | None:
     return resource if resource is not None and resource.get("resourceType") in types else None
+
+
+def based_only_on(study: Resource, refs: set[str]) -> bool:
+    """True when every ``basedOn`` of ``study`` is one of ``refs``: a study the guide's way,
+    based on the ImagingServiceRequest alone (I-14), belongs to the order's Requested Procedure
+    only when it names no other request (a study of a sibling RP also names the ISR)."""
+    based = [_ref(b) for b in study.get("basedOn") or []]
+    return bool(based) and all(b in refs for b in based)
 
 
 def assemble_graph(task: Resource, resolve: Resolve, study_for: StudyFor) -> WorklistGraph:
@@ -113,12 +121,12 @@ def graphs_from_bundle(bundle: dict[str, Any]) -> list[WorklistGraph]:
         return by_ref.get(ref) if ref else None
 
     def study_for(rp: Resource | None, isr: Resource | None) -> Resource | None:
-        for target in (rp, isr):
-            keys = {k for k, r in by_ref.items() if r is target} if target is not None else set()
-            for study in studies:
-                if any(_ref(b) in keys for b in study.get("basedOn") or []):
-                    return study
-        return None
+        rp_keys = {k for k, r in by_ref.items() if r is rp} if rp is not None else set()
+        isr_keys = {k for k, r in by_ref.items() if r is isr} if isr is not None else set()
+        for study in studies:
+            if any(_ref(b) in rp_keys for b in study.get("basedOn") or []):
+                return study
+        return next((s for s in studies if isr_keys and based_only_on(s, isr_keys)), None)
 
     tasks = [r for r in by_ref.values() if r.get("resourceType") == "Task"]
     return [assemble_graph(task, resolve, study_for) for task in _unique(tasks)]

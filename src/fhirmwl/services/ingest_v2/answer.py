@@ -128,6 +128,7 @@ _ELEMENTS = (
     ("Patient.birthDate", "PID-7"),
 )
 _ENTRY = re.compile(r"^Bundle\.entry\[(\d+)\]")
+_REROOTED = re.compile(r"^Bundle\.entry\[(\d+)\]\.resource\.(.+)$")
 _PATH = re.compile(r"([A-Za-z]+)(?:\[(\d+)\])?")
 
 
@@ -150,12 +151,18 @@ def refusal(exc: FhirMwlError, message: V2Message | None, om: object) -> V2Error
     if not issue.get("expression"):
         return None
     expression = str(issue["expression"][0])
-    about = next((a for prefix, a in _ELEMENTS if expression.startswith(prefix)), None)
-    found = _ENTRY.match(str(issue.get("diagnostics", "")))
-    if about is None or found is None:
-        return None
     entries = om.bundle.get("entry") or []
+    rerooted = _REROOTED.match(expression)  # Bundle.entry[i].resource.<path>
+    found = rerooted or _ENTRY.match(str(issue.get("diagnostics", "")))
+    if found is None:
+        return None
     entry = entries[int(found.group(1))] if int(found.group(1)) < len(entries) else {}
+    if rerooted:
+        rtype = str((entry.get("resource") or {}).get("resourceType", ""))
+        expression = f"{rtype}.{rerooted.group(2)}"
+    about = next((a for prefix, a in _ELEMENTS if expression.startswith(prefix)), None)
+    if about is None:
+        return None
     value = _value_at(entry.get("resource") or {}, expression)
     reason = str(issue.get("diagnostics", "")).rpartition(" failed: ")[2].split(" (expression:")[0]
     order = next(

@@ -16,6 +16,7 @@ from typing import Any
 from fhirmwl.errors import Unprocessable
 from fhirmwl.fhir import model
 from fhirmwl.fhir.outcome import issue
+from fhirmwl.mapping.fhir_to_dicom.graph import based_only_on
 from fhirmwl.services.orders import ids
 from fhirmwl.services.orders.catalogue import Procedure
 from fhirmwl.services.orders.context import OrderContext
@@ -213,13 +214,15 @@ def complete_procedures(
     now: datetime = ctx.clock()
     found: list[Finding] = [] if findings is None else findings
     stations: dict[str, str] = {}  # AE title → reference, shared by the order's Tasks
+    # A study based on the ISR alone (the guide's example, I-14) serves the first RP without one.
+    isr_only = [s for s in parsed.studies if based_only_on(s["resource"], {isr_ref})]
     for i, rp_entry in enumerate(parsed.rps, start=first_index):
         rp = rp_entry["resource"]
         rpid = _complete_rp(rp, isr, ids.rp_id(accession, i), ctx)
         rp_keys = keys(rp_entry)
         own = [s["resource"] for s in parsed.studies if refs_to(s["resource"], rp_keys)]
-        if not own and len(parsed.rps) == 1:  # a study based on the order only: the RP's study
-            own = [s["resource"] for s in parsed.studies if refs_to(s["resource"], {isr_ref})]
+        if not own and isr_only:  # a study based on the order only serves this RP
+            own = [isr_only.pop(0)["resource"]]
             for res in own:
                 res.setdefault("basedOn", []).insert(0, {"reference": ref_of(rp_entry)})
         stored = id(rp_entry) in parsed.stored_rps  # its study and steps are in the store

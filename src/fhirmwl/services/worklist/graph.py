@@ -13,7 +13,7 @@ from typing import Any
 
 from fhirmwl.fhir.references import split_reference
 from fhirmwl.mapping.fhir_to_dicom import WorklistGraph
-from fhirmwl.mapping.fhir_to_dicom.graph import assemble_graph
+from fhirmwl.mapping.fhir_to_dicom.graph import assemble_graph, based_only_on
 from fhirmwl.store import Tx
 
 Resource = dict[str, Any]
@@ -46,14 +46,17 @@ def load_graph(tx: Tx, task: Resource) -> WorklistGraph:
     """The graph of one Task, read from the store inside the caller's transaction."""
 
     def study_for(rp: Resource | None, isr: Resource | None) -> Resource | None:
-        for source in (rp, isr):
-            if source is not None:
-                found = tx.references_to(
-                    "ServiceRequest", [source["id"]], "ImagingStudy", "based-on"
-                )
-                studies = tx.read_many(found[:1])
-                if studies:
-                    return studies[0].resource()
+        if rp is not None:
+            found = tx.references_to("ServiceRequest", [rp["id"]], "ImagingStudy", "based-on")
+            studies = tx.read_many(found[:1])
+            if studies:
+                return studies[0].resource()
+        if isr is not None:  # the guide's example: the study is based on the ISR alone (I-14)
+            found = tx.references_to("ServiceRequest", [isr["id"]], "ImagingStudy", "based-on")
+            isr_ref = {f"ServiceRequest/{isr['id']}"}
+            for stored in tx.read_many(found):
+                if based_only_on(study := stored.resource(), isr_ref):
+                    return study
         return None
 
     return assemble_graph(task, lambda ref: _read(tx, ref), study_for)

@@ -1,0 +1,217 @@
+"""R5 base rules that the ``fhir.resources`` models do not enforce, checked on every write.
+
+The pydantic models know every element, its datatype and the primitive regexes, but they accept
+``"name": []`` and ``{}`` (ele-1), ``"active": "yes"`` (lax coercion), ids of 65–255 characters
+and any code in ``Patient.gender`` or ``Task.status``. This module walks the JSON once, along the
+model classes, and reports those with a FHIRPath expression per element:
+
+- **ele-1**: no empty arrays, objects or strings;
+- **required bindings** of ``code`` elements: the value lists come from the models' field
+  metadata (``enum_values``); where the generator truncated a list (``+``) we complete it from
+  the R5 value set (``_COMPLETED``) or leave the element unchecked;
+- **id**: ``[A-Za-z0-9\\-.]{1,64}`` (the models allow 255);
+- **JSON types of primitives**: booleans are JSON ``true``/``false``, integers JSON integers;
+- a few **core invariants** that need only the element itself (``fhir.core_invariants``).
+
+The per-class field table is built once per model class (``_fields``) so a write costs one pass
+over the resource.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from fhirmwl.fhir.core_invariants import invariants_for
+from fhirmwl.fhir.outcome import issue
+
+# Required bindings whose value list the model generator cut short with "+" (R5 value sets).
+_COMPLETED: dict[tuple[str, str], tuple[str, ...]] = {
+    ("Task", "status"): (
+        "draft",
+        "requested",
+        "received",
+        "accepted",
+        "rejected",
+        "ready",
+        "cancelled",
+        "in-progress",
+        "on-hold",
+        "failed",
+        "completed",
+        "entered-in-error",
+    ),
+    ("ServiceRequest", "intent"): (
+        "proposal",
+        "plan",
+        "directive",
+        "order",
+        "original-order",
+        "reflex-order",
+        "filler-order",
+        "instance-order",
+        "option",
+    ),
+}
+ID_MAX = 64
+_INTEGERS = frozenset({"Integer", "Integer64", "UnsignedInt", "PositiveInt"})
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What the walker needs to know about one JSON property of a model class."""
+
+    fhir_type: str  # FHIR type name: "boolean", "id", "HumanName", "Resource", ...
+    child: str | None  # model class name of a complex type, "Resource" for contained resources
+    enum: frozenset[str] | None
+    json: str | None  # JSON type of a primitive: boolean, integer, number, string
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        origin = typing.get_origin(annotation)
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if origin in (typing.Union, types.UnionType, list):
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def _spec(owner: str, alias: str, field: Any) -> FieldSpec:
+    inner = _unwrap(field.annotation)
+    meta = [m for m in getattr(inner, "__metadata__", ())]
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    values = extra.get("enum_values")
+    enum = _COMPLETED.get((owner, alias))
+    if enum is None and values and "+" not in values:
+        enum = tuple(values)
+    codes = frozenset(enum) if enum else None
+    if meta:
+        kind = type(meta[0]).__name__
+        json = "integer" if kind in _INTEGERS else "number" if kind == "Decimal" else "string"
+        return FieldSpec(kind[0].lower() + kind[1:], None, codes, json)
+    if inner is bool:
+        return FieldSpec("boolean", None, None, "boolean")
+    name = getattr(inner, "__name__", "")
+    child = name[: -len("Type")] if name.endswith("Type") else None
+    return FieldSpec(child or "string", child, codes, None)
+
+
+@lru_cache(maxsize=1024)
+def fields(model_name: str) -> dict[str, FieldSpec]:
+    """JSON property name → :class:`FieldSpec` for one ``fhir.resources`` model class."""
+    from fhir.resources import get_fhir_model_class
+
+    try:
+        model = get_fhir_model_class(model_name)
+    except (KeyError, ValueError):
+        return {}
+    owner = model_name
+    return {
+        (f.alias or name): _spec(owner, f.alias or name, f)
+        for name, f in model.model_fields.items()
+        if name != "fhir_comments"
+    }
+
+
+def _ele1(expr: str, what: str) -> dict[str, Any]:
+    return issue(
+        "error",
+        "structure",
+        f"{expr}: {what} is not allowed; leave the element out instead (ele-1: "
+        "all FHIR elements must have a value or children)",
+        expr,
+    )
+
+
+def _primitive(spec: FieldSpec, value: Any, expr: str, out: list[dict[str, Any]]) -> None:
+    if spec.json == "boolean" and not isinstance(value, bool):
+        out.append(_bad(expr, value, "a JSON boolean (true or false)"))
+    elif spec.json == "integer" and (isinstance(value, bool) or not isinstance(value, int)):
+        out.append(_bad(expr, value, f"a JSON integer ({spec.fhir_type})"))
+    elif spec.json == "number" and (isinstance(value, bool) or not isinstance(value, int | float)):
+        out.append(_bad(expr, value, "a JSON number (decimal)"))
+    elif spec.json == "string" and not isinstance(value, str):
+        out.append(_bad(expr, value, f"a JSON string ({spec.fhir_type})"))
+    elif isinstance(value, str):
+        if value == "":
+            out.append(_ele1(expr, "an empty string"))
+        elif spec.fhir_type == "id" and len(value) > ID_MAX:
+            out.append(
+                issue(
+                    "error",
+                    "value",
+                    f"{expr}: an id has at most {ID_MAX} characters "
+                    f"([A-Za-z0-9\\-.]{{1,64}}), found {len(value)}",
+                    expr,
+                )
+            )
+        elif spec.enum is not None and value not in spec.enum:
+            allowed = " | ".join(sorted(spec.enum))
+            out.append(
+                issue(
+                    "error",
+                    "code-invalid",
+                    f"{expr}: the code {value[:64]!r} is not in the required value set ({allowed})",
+                    expr,
+                )
+            )
+
+
+def _bad(expr: str, value: Any, wanted: str) -> dict[str, Any]:
+    shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    return issue("error", "structure", f"{expr}: expected {wanted}, found {shown[:64]}", expr)
+
+
+def walk(model_name: str, node: dict[str, Any], expr: str, out: list[dict[str, Any]]) -> None:
+    """Append the base-rule issues of ``node`` (an instance of ``model_name``) to ``out``."""
+    if not node:
+        out.append(_ele1(expr, "an empty object"))
+        return
+    table = fields(model_name)
+    for key, value in node.items():
+        spec = table.get(key)
+        if spec is None:
+            continue  # unknown element or resourceType: the model reports unknown elements
+        path = f"{expr}.{key}"
+        if isinstance(value, list):
+            if not value:
+                out.append(_ele1(path, "an empty array"))
+            for i, item in enumerate(value):
+                _item(spec, item, f"{path}[{i}]", out)
+        else:
+            _item(spec, value, path, out)
+    for inv in invariants_for(model_name, node):
+        if not inv.holds(node):
+            text = (
+                f"{expr}: constraint {inv.key} failed: {inv.human} (expression: {inv.expression})"
+            )
+            out.append(issue("error", "invariant", text, expr))
+
+
+def _item(spec: FieldSpec, value: Any, expr: str, out: list[dict[str, Any]]) -> None:
+    if value is None:
+        return  # null placeholders pair primitive arrays with their ``_x`` extensions
+    if spec.child is None:
+        _primitive(spec, value, expr, out)
+        return
+    if not isinstance(value, dict):
+        return  # the model reports the wrong JSON type
+    if spec.child == "Resource":
+        rtype = value.get("resourceType")
+        if isinstance(rtype, str) and rtype[:1].isupper() and fields(rtype):
+            walk(rtype, value, expr, out)
+        else:
+            text = f"{expr}: unknown resourceType {str(rtype)[:64]!r} (not a FHIR R5 resource)"
+            out.append(issue("error", "structure", text, f"{expr}.resourceType"))
+        return
+    walk(spec.child, value, expr, out)
+
+
+def base_rule_issues(resource_type: str, resource: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    walk(resource_type, resource, resource_type, out)
+    return out
