@@ -287,6 +287,46 @@ class StoreCollector(Collector):
         yield depth
         yield errors
         yield lag
+        yield from self._destinations(last_event)
+
+    def _destinations(self, last_event: int) -> Iterator[GaugeMetricFamily]:
+        """Outbound HL7 destinations: events not yet turned into messages, messages not yet
+        acknowledged, consecutive errors."""
+        with self.services.store.read() as tx:
+            try:
+                dests = tx.conn.execute(
+                    "SELECT name, cursor, error_count FROM hl7_out_dest"
+                ).fetchall()
+                pending = dict(
+                    tx.conn.execute(
+                        "SELECT dest, COUNT(*) FROM hl7_out_log WHERE status = 'pending' "
+                        "GROUP BY dest"
+                    ).fetchall()
+                )
+            except Exception:  # noqa: BLE001 - outbound HL7 not installed in this store
+                return
+        events = GaugeMetricFamily(
+            "fhirmwl_hl7_out_pending_events",
+            "outbox events not yet turned into messages, per outbound HL7 destination",
+            labels=["destination"],
+        )
+        messages = GaugeMetricFamily(
+            "fhirmwl_hl7_out_pending_messages",
+            "outbound HL7 messages waiting for an AA, per destination",
+            labels=["destination"],
+        )
+        errors = GaugeMetricFamily(
+            "fhirmwl_hl7_out_delivery_errors",
+            "consecutive failed sends, per outbound HL7 destination",
+            labels=["destination"],
+        )
+        for name, cursor, error_count in dests:
+            events.add_metric([name], max(0, last_event - int(cursor)))
+            messages.add_metric([name], int(pending.get(name, 0)))
+            errors.add_metric([name], error_count)
+        yield events
+        yield messages
+        yield errors
 
 
 def _age(created: str | None, now: float) -> float:

@@ -3,10 +3,10 @@
 Four independent settings (days; 0 keeps forever):
 
 - ``retention_history_days``: superseded resource versions (the current version always stays);
-- ``retention_v2_log_days``: rows of the HL7 v2 message log (a retransmission older than this is
-  no longer recognised as one);
-- ``retention_outbox_days``: notification events every subscription has already been given
-  (an event some subscription still waits for is kept, however old);
+- ``retention_v2_log_days``: rows of the HL7 v2 message log, inbound and outbound (a
+  retransmission older than this is no longer recognised as one; pending outbound rows stay);
+- ``retention_outbox_days``: notification events every subscription and every outbound HL7
+  destination has already been given (an event a consumer still waits for is kept);
 - ``retention_orders_days``: orders whose ImagingServiceRequest is completed, revoked or
   entered-in-error and unchanged for that long: the request, its requested procedures, steps
   and studies are deleted through the store (index and worklist rows go with them; Patients and
@@ -93,24 +93,40 @@ def _history(tx: Tx, cutoff: datetime, limit: int, apply: bool) -> int:
 
 
 def _v2_log(tx: Tx, cutoff: datetime, limit: int, apply: bool) -> int:
-    if not _table_exists(tx, "v2_message_log"):
-        return 0
-    rows = tx.conn.execute(
-        "SELECT id FROM v2_message_log WHERE received_at < ? ORDER BY id LIMIT ?",
-        (_instant(cutoff), limit),
-    ).fetchall()
-    if apply:
-        tx.conn.executemany("DELETE FROM v2_message_log WHERE id = ?", [(r[0],) for r in rows])
-    return len(rows)
+    """Inbound message log rows, then outbound ones that are no longer pending."""
+    count = 0
+    if _table_exists(tx, "v2_message_log"):
+        rows = tx.conn.execute(
+            "SELECT id FROM v2_message_log WHERE received_at < ? ORDER BY id LIMIT ?",
+            (_instant(cutoff), limit),
+        ).fetchall()
+        if apply:
+            tx.conn.executemany("DELETE FROM v2_message_log WHERE id = ?", [(r[0],) for r in rows])
+        count += len(rows)
+    if count < limit and _table_exists(tx, "hl7_out_log"):
+        rows = tx.conn.execute(
+            "SELECT id FROM hl7_out_log WHERE created < ? AND status <> 'pending' "
+            "ORDER BY id LIMIT ?",
+            (_instant(cutoff), limit - count),
+        ).fetchall()
+        if apply:
+            tx.conn.executemany("DELETE FROM hl7_out_log WHERE id = ?", [(r[0],) for r in rows])
+        count += len(rows)
+    return count
 
 
 def _outbox(tx: Tx, cutoff: datetime, limit: int, apply: bool) -> int:
+    """Events every consumer has passed: each Subscription and each outbound HL7 destination."""
     if not _table_exists(tx, "notify_event"):
         return 0
+    cursors = ["SELECT cursor FROM notify_sub"]
+    if _table_exists(tx, "hl7_out_dest"):
+        cursors.append("SELECT cursor FROM hl7_out_dest")
     rows = tx.conn.execute(
         "SELECT event_no FROM notify_event WHERE created < ? AND event_no <= "
-        "(SELECT COALESCE(MIN(cursor), (SELECT MAX(event_no) FROM notify_event)) FROM notify_sub)"
-        " ORDER BY event_no LIMIT ?",
+        "(SELECT COALESCE(MIN(cursor), (SELECT MAX(event_no) FROM notify_event)) FROM ("
+        + " UNION ALL ".join(cursors)
+        + ") consumers) ORDER BY event_no LIMIT ?",
         (_instant(cutoff), limit),
     ).fetchall()
     if apply:

@@ -6,6 +6,7 @@ Ages are made known by moving the stored timestamps of everything written in the
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,40 @@ def test_backup_on_postgres_prints_pg_dump(pg_url: str) -> None:
     schema = pg_url.rsplit("schema=", 1)[1]
     assert "pg_dump --format=custom" in result.output and f"--schema={schema}" in result.output
     assert "pg_restore" in result.output
+
+
+def test_outbound_hl7_waiting_is_kept_and_measured(tmp_path: Path) -> None:
+    """A destination that is down: its pending message survives every purge and shows in
+    /metrics; the notification events it has not consumed are not purged either."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.conftest import free_port
+
+    db = f"sqlite:///{tmp_path / 'o.db'}"
+    dest = [{"name": "pacs", "host": "127.0.0.1", "port": free_port()}]
+    with running_broker(db, mllp=True, hl7_destinations=dest) as rt:
+        acks = send_messages("127.0.0.1", rt.settings.mllp_port, [orm("NW", "OUT1", "OUT1")])
+        assert b"MSA|AA" in acks[0]
+        base = f"http://127.0.0.1:{rt.settings.http_port}"
+        pending = 0.0
+        for _ in range(100):
+            text = httpx.get(f"{base}/metrics").text
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name == "fhirmwl_hl7_out_pending_messages":
+                        pending = sample.value
+            if pending:
+                break
+            time.sleep(0.1)
+        assert pending == 1
+    _age_everything(db)
+    services = build_services(load_settings(None, db=db))
+    try:
+        with services.store.write() as tx:
+            tx.conn.execute("UPDATE hl7_out_log SET created = ?", (OLD,))
+    finally:
+        services.close()
+    done = _purge(db)
+    assert done["v2_log"] == 1  # the inbound row; the pending outbound one stays
+    assert _count(db, "SELECT COUNT(*) FROM hl7_out_log WHERE status = 'pending'") == 1
