@@ -64,6 +64,7 @@ def install(services: Services) -> None:
     wrappers.setdefault("mllp", []).append(lambda h: doors.audited_mllp(h, writer))
     wrappers.setdefault("dicom_find", []).append(lambda h: doors.audited_find(h, writer, called))
     wrappers.setdefault("dicom_dimse", []).append(lambda h: doors.audited_dimse(h, writer, called))
+    wrappers.setdefault("dicom_tls_failure", []).append(doors.tls_refused(writer, called))
     from pynetdicom import evt
 
     wrappers.setdefault("dicom_events", []).append(

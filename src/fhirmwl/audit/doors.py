@@ -54,7 +54,7 @@ def mllp_context(raw: bytes, peer: Any) -> AccessContext:
         code=category,
         agent_id=sender or "unknown-sender",
         agent_network=f"{getattr(peer, 'host', '')}:{getattr(peer, 'port', '')}",
-        agent_cert=str(getattr(peer, "cert_subject", "") or ""),
+        agent_cert=str(getattr(peer, "tls_subject", "") or ""),
         details={"msh10": field(10), "message_type": message_type, "patient_id": pid},
     )
 
@@ -186,6 +186,9 @@ def audited_dimse(
 
 def peer_certificate_subject(assoc: Any) -> str:
     """Subject of the peer's TLS client certificate, when the association runs over TLS."""
+    known = getattr(assoc, "tls_subject", None)  # set by dicom.admission after the handshake
+    if known:
+        return str(known)
     try:
         sock = assoc.dul.socket.socket
         cert = sock.getpeercert() if hasattr(sock, "getpeercert") else None
@@ -195,6 +198,24 @@ def peer_certificate_subject(assoc: Any) -> str:
         return ""
     parts = [f"{k}={v}" for rdn in cert.get("subject", ()) for k, v in rdn]
     return ",".join(parts)
+
+
+def tls_refused(writer: AuditWriter, called_ae: str) -> Callable[[str, str], None]:
+    """A refused DICOM TLS handshake (no, foreign or expired client certificate)."""
+
+    def hook(peer: str, reason: str) -> None:
+        ctx = AccessContext(
+            door="dicom",
+            action="E",
+            category=ev.SECURITY_ALERT,
+            code=ev.NODE_AUTHENTICATION,
+            agent_id="unauthenticated",
+            agent_network=peer,
+            details={"called_ae": called_ae, "tls": reason},
+        )
+        writer.submit(ctx.record(ev.MINOR_FAILURE, "TLS handshake refused"))
+
+    return hook
 
 
 def association_rejected(writer: AuditWriter, called_ae: str) -> Callable[[Any], None]:

@@ -31,7 +31,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,6 +133,8 @@ class AdmissionServer(ThreadedAssociationServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._admitted: list[_Admitted] = []
         self._lock = threading.Lock()
+        # Called with (peer address, reason) when a TLS handshake is refused (the audit trail).
+        self.tls_failure_hooks: list[Callable[[str, str], None]] = []
         super().__init__(*args, **kwargs)
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
@@ -189,6 +191,8 @@ class AdmissionServer(ThreadedAssociationServer):
                 request.settimeout(None)
             except (OSError, ValueError) as exc:
                 LOG.warning("DICOM TLS handshake with %s failed: %s", client_address[0], exc)
+                for hook in self.tls_failure_hooks:
+                    hook(f"{client_address[0]}:{client_address[1]}", str(exc)[:200])
                 self.shutdown_request(request)
                 return
         super().finish_request(request, client_address)

@@ -117,6 +117,7 @@ class WorklistSCP:
         self.find_wrappers: list[Callable[[Any], Any]] = []  # e.g. the audit trail's
         self.extra_handlers: list[tuple[Any, Any]] = []
         self.dimse_wrappers: list[Callable[[Any], Any]] = []  # around the extensions' handlers
+        self.tls_failure_hooks: list[Callable[[str, str], None]] = []  # (peer, reason)
         self.extensions = list(extensions)
         self.source_factory = source_factory
         self.ae_title = ae_title
@@ -167,6 +168,7 @@ class WorklistSCP:
             server_class=AdmissionServer,
         )
         server.max_per_peer = self.limits.max_per_peer
+        server.tls_failure_hooks = list(self.tls_failure_hooks)
         server.handshake_timeout = self.limits.artim_timeout
         threading.Thread(target=server.serve_forever, name="dicom-accept", daemon=True).start()
         ae._servers.append(server)  # pynetdicom's shutdown() removes it from there

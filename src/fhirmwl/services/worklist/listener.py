@@ -52,6 +52,7 @@ class DicomListener:
         self.scp.find_wrappers += services.door_wrappers.get("dicom_find", [])
         self.scp.extra_handlers += services.door_wrappers.get("dicom_events", [])
         self.scp.dimse_wrappers += services.door_wrappers.get("dicom_dimse", [])
+        self.scp.tls_failure_hooks += services.door_wrappers.get("dicom_tls_failure", [])
 
     def start(self) -> None:
         self.scp.start()
