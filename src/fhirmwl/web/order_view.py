@@ -111,6 +111,42 @@ class OrderView:
     steps: list[StepView]
     history: list[HistoryRow]
     messages: list[v2log.LogRecord]
+    access: list[AccessRow] = field(default_factory=list)  # the patient's audit trail, newest first
+
+
+@dataclass(frozen=True)
+class AccessRow:
+    """One AuditEvent about the order's patient, as the desk lists it (docs/audit.md)."""
+
+    recorded: str
+    action: str
+    event: str
+    agent: str
+    network: str
+    outcome: str
+
+
+def patient_access(tx: Tx, patient_id: str, limit: int = 25) -> list[AccessRow]:
+    """Who read or changed this patient's data, newest first (the audit trail)."""
+    from fhirmwl.audit import store as audit_store
+
+    rows: list[AccessRow] = []
+    for e in audit_store.search(tx.conn, [("patient", f"Patient/{patient_id}")], limit):
+        agent = (e.get("agent") or [{}])[0]
+        kind = ((e.get("category") or [{}])[0].get("coding") or [{}])[0]
+        coding = ((e.get("code") or {}).get("coding") or [{}])[0]
+        names = [str(c.get("display") or c.get("code") or "") for c in (kind, coding)]
+        rows.append(
+            AccessRow(
+                recorded=str(e.get("recorded", "")),
+                action=str(e.get("action", "")),
+                event=" / ".join(dict.fromkeys(n for n in names if n)),
+                agent=str(((agent.get("who") or {}).get("identifier") or {}).get("value", "")),
+                network=str(agent.get("networkString", "")),
+                outcome=str(((e.get("outcome") or {}).get("code") or {}).get("code", "")),
+            )
+        )
+    return rows
 
 
 def fingerprint(graph: OrderGraph) -> str:
@@ -283,6 +319,8 @@ def load_order_view(services: Any, isr_id: str) -> OrderView:
         entries, history = _entries(graph), _history(tx, graph)
         refs = [f"{s.res_type}/{s.res_id}" for s in [graph.isr, *graph.rps, *graph.tasks]]
         messages = order_messages(tx, refs)
+        patient_ids = [s.res_id for s in graph.others if s.res_type == "Patient"]
+        access = patient_access(tx, patient_ids[0]) if patient_ids else []
     source = services.worklist()
     items: dict[str, Dataset | None] = {t.res_id: source.item(t.res_id) for t in graph.tasks}
     reasons = _reasons(services, graph, items)
@@ -305,4 +343,5 @@ def load_order_view(services: Any, isr_id: str) -> OrderView:
         steps=steps,
         history=history,
         messages=messages,
+        access=access,
     )

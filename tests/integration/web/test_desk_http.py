@@ -133,6 +133,9 @@ def test_order_page_shows_graph_item_messages_and_history(desk: Desk) -> None:
     assert "on the worklist" in html and "Why not on the worklist" not in html
     assert cid in html and "OMI^O23" in html and "a-AA" in html
     assert "POST" in html  # history
+    # The patient's access history: the HL7 message that created the order (DCM Order Record).
+    access = html.split('id="h-access"', 1)[1].split("</section>", 1)[0]
+    assert "Order Record" in access and "RIS" in access
 
 
 def _post(desk: Desk, url: str, **form: str) -> object:
