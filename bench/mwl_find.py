@@ -28,6 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import mwl_data
 from _common import Server, free_port, pct
 from mwl_data import (
     MODALITIES,
@@ -40,7 +41,7 @@ from mwl_data import (
 )
 from mwl_http import measure_http
 from pydicom.dataset import Dataset
-from pynetdicom import AE
+from pynetdicom import AE, _config
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 Keys = list[tuple[str, str]]  # (top keyword or "SPS.keyword", value) — one spec, two clients
@@ -79,10 +80,24 @@ def broad_queries(count: int) -> list[Keys]:
     rnd = random.Random(13)
     out = []
     for _ in range(count):
-        first = YEAR_START + timedelta(days=rnd.randrange(358))
+        first = YEAR_START + timedelta(days=rnd.randrange(max(1, mwl_data.DAYS - 7)))
         span = f"{first:%Y%m%d}-{first + timedelta(days=6):%Y%m%d}"
         out.append(query_keys({"PatientName": "SM*", "SPS.Modality": "CT",
                                "SPS.ScheduledProcedureStepStartDate": span}))  # fmt: skip
+    return out
+
+
+def large_queries(n: int, count: int, size: int = 1000) -> list[Keys]:
+    """Modality CT over as many days as hold about ``size`` CT steps (a whole-day answer)."""
+    rnd = random.Random(17)
+    span = max(1, min(mwl_data.DAYS, round(size * 8 * mwl_data.DAYS / max(n, 1))))
+    out = []
+    for _ in range(count):
+        first = YEAR_START + timedelta(days=rnd.randrange(max(1, mwl_data.DAYS - span + 1)))
+        last = first + timedelta(days=span - 1)
+        out.append(query_keys({"SPS.Modality": "CT",
+                               "SPS.ScheduledProcedureStepStartDate":
+                                   f"{first:%Y%m%d}-{last:%Y%m%d}"}))  # fmt: skip
     return out
 
 
@@ -106,6 +121,9 @@ def to_findscu(keys: Keys) -> list[str]:
 
 
 def in_association(port: int, queries: list[Keys]) -> tuple[list[float], list[int]]:
+    # A client that does not pretty-print every received identifier into its debug log (as
+    # pynetdicom does by default): same client for both servers, and no patient data in logs.
+    _config.LOG_RESPONSE_IDENTIFIERS = False
     ae = AE(ae_title="BENCHSCU")
     ae.add_requested_context(ModalityWorklistInformationFind)
     assoc = ae.associate("127.0.0.1", port, ae_title="FHIRMWL")
@@ -212,8 +230,12 @@ def run_wlmscpfs(db: str, tmp: Path, queries: dict[str, list[Keys]], runs: int) 
 def bench_n(n: int, args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="fhirmwl-mwl-"))
     db = f"sqlite:///{tmp}/bench.db"
-    result: dict[str, Any] = {"n": n, "load": load(db, n, args)}
+    per_day = args.per_station_day
+    mwl_data.DAYS = max(1, round(n / (mwl_data.STATIONS * per_day))) if per_day else 365
+    result: dict[str, Any] = {"n": n, "days": mwl_data.DAYS, "load": load(db, n, args)}
     queries = {"typical": typical_queries(n, args.queries), "broad": broad_queries(args.queries)}
+    if args.large_queries:
+        queries["large"] = large_queries(n, args.large_queries)
     dicom = free_port()
     server = Server(db, "--no-mllp", "--dicom-port", str(dicom))
     try:
@@ -235,6 +257,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, nargs="+", default=[0, 10000, 100000, 1000000])
     ap.add_argument("--queries", type=int, default=50)
+    ap.add_argument(
+        "--per-station-day",
+        type=int,
+        default=0,
+        help="spread the N steps over N/(40*K) days so a station-day holds K steps"
+        " (0: one year, as in the first runs)",
+    )
+    ap.add_argument("--large-queries", type=int, default=0, help="also time ~1,000-item answers")
     ap.add_argument("--runs", type=int, default=1, help="repeat each measurement (noisy host)")
     ap.add_argument(
         "--store-max-n",

@@ -29,7 +29,7 @@ from fhirmwl.mapping.fhir_to_dicom.ups import workitem
 from fhirmwl.services.container import Services
 from fhirmwl.worklist.jsoncodec import dataset_to_dict
 from fhirmwl.worklist.match import matches
-from fhirmwl.worklist.project import project
+from fhirmwl.worklist.project import project_json
 from fhirmwl.worklist.query import WorklistQuery
 
 DICOM_JSON = "application/dicom+json"
@@ -135,11 +135,11 @@ def mwl_query(search: Search) -> WorklistQuery:
 def mwl_search(services: Services, search: Search) -> tuple[list[dict[str, Any]], bool]:
     source = services.extra["worklist_source"]
     q = mwl_query(search)
-    found = [item for _, item in source.find_with_ids(q, search.offset + search.limit + 1)]
+    found = [item for _, item in source.find_json_with_ids(q, search.offset + search.limit + 1)]
     page, more = _page(found, search)
     if "all" in search.includes:
-        return [dataset_to_dict(i) for i in page], more
-    return [dataset_to_dict(project(i, q)) for i in page], more
+        return page, more
+    return [project_json(i, q) for i in page], more
 
 
 _UPS_TO_MWL = {

@@ -27,8 +27,7 @@ from fhirmwl.fhir.model import CANON
 from fhirmwl.fhir.search import parse_search
 from fhirmwl.services.container import Operation, Services
 from fhirmwl.services.search import resolve_includes
-from fhirmwl.worklist.jsoncodec import dataset_to_dict
-from fhirmwl.worklist.project import project
+from fhirmwl.worklist.project import project_json
 from fhirmwl.worklist.query import WorklistQuery, WorklistQueryError
 
 DICOM_JSON = "application/dicom+json"
@@ -94,15 +93,15 @@ def _page(
     services: Services, q: WorklistQuery, offset: int, count: int
 ) -> tuple[list[tuple[str, Any]], bool]:
     source = services.extra["worklist_source"]
-    found = list(source.find_with_ids(q, offset + count + 1))
+    found = list(source.find_json_with_ids(q, offset + count + 1))
     return found[offset : offset + count], len(found) > offset + count
 
 
-def dicom_items(q: WorklistQuery, items: list[Any]) -> list[dict[str, Any]]:
-    """DICOM JSON of the items as C-FIND returns them: projected onto the query's keys."""
+def dicom_items(q: WorklistQuery, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stored DICOM JSON items as C-FIND returns them: projected onto the query's keys."""
     if not q.keys:
-        return [dataset_to_dict(item) for item in items]
-    return [dataset_to_dict(project(item, q)) for item in items]
+        return items
+    return [project_json(item, q) for item in items]
 
 
 def _link(base: str, pairs: list[tuple[str, str]], offset: int, count: int) -> str:

@@ -18,8 +18,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from fhirmwl.worklist.query import SPECIFIC_CHARACTER_SET, WorklistQuery
+from fhirmwl.worklist.values import PN_GROUPS, pn_text
 
-_PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
 _INT_VRS = frozenset({"US", "UL", "SS", "SL", "SV", "UV", "IS"})
 _FLOAT_VRS = frozenset({"FL", "FD", "DS"})
 
@@ -60,19 +60,12 @@ def _element(tag: int, entry: dict[str, Any]) -> DataElement:
     if not values:
         return DataElement(tag, vr, empty_value_for_VR(vr))
     if vr == "PN":
-        values = [_pn(v) for v in values]
+        values = [pn_text(v) for v in values]
     elif vr in ("IS", "DS"):
         values = [str(v) for v in values]
     elif vr == "AT":
         values = [int(v, 16) for v in values]
     return DataElement(tag, vr, values[0] if len(values) == 1 else values)
-
-
-def _pn(value: dict[str, str] | str) -> str:
-    if isinstance(value, str):
-        return value
-    groups = [value.get(g, "") for g in _PN_GROUPS]
-    return "=".join(groups).rstrip("=")
 
 
 def item_to_json(ds: Dataset) -> str:
@@ -115,7 +108,7 @@ def _entry(elem: DataElement) -> dict[str, Any]:
 
 def _pn_dict(value: str) -> dict[str, str]:
     groups = value.split("=")
-    return {name: g for name, g in zip(_PN_GROUPS, groups, strict=False) if g}
+    return {name: g for name, g in zip(PN_GROUPS, groups, strict=False) if g}
 
 
 def _number(value: Any) -> int | float:

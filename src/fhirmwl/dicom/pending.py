@@ -1,0 +1,83 @@
+"""Send Pending C-FIND responses whose identifier is already encoded.
+
+Why not yield datasets to pynetdicom: its C-FIND service class encodes every identifier with
+pydicom and re-encodes the same command set for every Pending response (measured: about 1 ms of
+CPU per response on this project's 2-core host, more than the rest of the answer). All Pending
+responses of one request share one command set (same Message ID Being Responded To, SOP class,
+status), so it is encoded once here with pynetdicom's own message class, and each response is
+handed to the association's DUL queue as P-DATA primitives — the same primitives, in the same
+order and fragmentation (PS3.8 Annex D.1), that ``DIMSEServiceProvider.send_msg`` produces. The
+final status is still sent by pynetdicom when the handler returns. ``EVT_DIMSE_SENT`` is not
+triggered for these responses.
+"""
+
+from __future__ import annotations
+
+import time
+from io import BytesIO
+from math import ceil
+from typing import Any
+
+from pydicom.uid import UID
+from pynetdicom.dimse_messages import C_FIND_RSP
+from pynetdicom.dimse_primitives import C_FIND
+from pynetdicom.dsutils import encode
+from pynetdicom.pdu_primitives import P_DATA
+
+COMMAND_MORE, COMMAND_LAST = b"\x01", b"\x03"
+DATA_MORE, DATA_LAST = b"\x00", b"\x02"
+DUL_TURN = 0.002  # pynetdicom's DUL sleeps 1 ms when idle; let it read the socket once
+
+
+class PendingSender:
+    """One per C-FIND request (``event`` is pynetdicom's ``EVT_C_FIND`` event)."""
+
+    def __init__(self, event: Any, status: int) -> None:
+        self.dul = event.assoc.dul
+        self.context_id = int(event.context.context_id)
+        syntax = UID(event.context.transfer_syntax)
+        self.implicit = bool(syntax.is_implicit_VR)
+        # Big Endian and deflated identifiers stay with pynetdicom's encoder.
+        self.usable = bool(syntax.is_little_endian) and not syntax.is_deflated
+        rsp = C_FIND()
+        rsp.MessageIDBeingRespondedTo = event.request.MessageID
+        rsp.AffectedSOPClassUID = event.request.AffectedSOPClassUID
+        rsp.Status = status
+        rsp.Identifier = BytesIO(b"\x00")  # marks "data set present" in the command set
+        message = C_FIND_RSP()
+        message.primitive_to_message(rsp)
+        command = encode(message.command_set, True, True)
+        if command is None:
+            raise RuntimeError("cannot encode the C-FIND-RSP command set")
+        self.max_pdu = int(event.assoc.dimse.maximum_pdu_size)
+        self.command = self._fragments(command)
+
+    def _fragments(self, data: bytes) -> list[bytes]:
+        if self.max_pdu == 0:
+            return [data]
+        size = self.max_pdu - 6  # PDV item header: length (4) + context id (1) + control (1)
+        return [data[i * size : (i + 1) * size] for i in range(ceil(len(data) / size))]
+
+    def _pdata(self, control: bytes, fragment: bytes) -> P_DATA:
+        pdata = P_DATA()
+        pdata.presentation_data_value_list.append((self.context_id, control + fragment))
+        return pdata
+
+    def send(self, identifier: bytes) -> None:
+        """Queue one Pending C-FIND-RSP carrying ``identifier`` (encoded per the context)."""
+        self._send(self.command, COMMAND_MORE, COMMAND_LAST)
+        self._send(self._fragments(identifier), DATA_MORE, DATA_LAST)
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait until the DUL has sent everything queued, then give it one run-loop turn.
+        pynetdicom's DUL reads incoming PDUs (a C-CANCEL) only while it has nothing to send,
+        so a caller that checks for cancellation calls this between batches of responses."""
+        deadline = time.monotonic() + timeout
+        while self.dul.to_provider_queue.qsize() and time.monotonic() < deadline:
+            time.sleep(0.0002)
+        time.sleep(DUL_TURN)
+
+    def _send(self, fragments: list[bytes], more: bytes, last: bytes) -> None:
+        for index, fragment in enumerate(fragments):
+            control = last if index == len(fragments) - 1 else more
+            self.dul.send_pdu(self._pdata(control, fragment))
