@@ -30,6 +30,9 @@ DCM_MODALITY_CODE = "121139"
 DEVICE_NAMETYPE = "http://hl7.org/fhir/device-nametype"
 DICOM_UID_SYSTEM = "urn:dicom:uid"
 GENERATED_TAG_SYSTEM = "urn:fhirmwl:generated"
+# Task extension keeping DICOM attributes of an imported worklist item that have no FHIR home
+# (mapping/fhir_to_dicom/residual.py).
+DICOM_ATTRIBUTES_EXT = "urn:fhirmwl:extension:dicom-attributes"
 
 ACSN = (V2_0203, "ACSN")
 PLAC = (V2_0203, "PLAC")

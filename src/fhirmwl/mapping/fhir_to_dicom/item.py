@@ -41,6 +41,8 @@ from fhirmwl.mapping.fhir_to_dicom.datatypes import (
     issuer_item,
     local_da_tm,
 )
+from fhirmwl.mapping.fhir_to_dicom.residual import apply_residual, residual_of
+from fhirmwl.worklist.jsoncodec import dataset_from_dict, dataset_to_dict
 
 TOP_TYPE2 = (
     "AccessionNumber",
@@ -102,6 +104,9 @@ def build_worklist_item_result(graph: WorklistGraph, ctx: DicomMappingContext) -
         ds.ScheduledProcedureStepSequence = [_sps(graph, ctx)]
     except Incomplete as exc:
         return ItemResult(None, str(exc))
+    kept = residual_of(graph.task)
+    if kept is not None:  # an imported item: re-emit what FHIR has no home for
+        ds = dataset_from_dict(apply_residual(dataset_to_dict(ds), *kept))
     return ItemResult(ds)
 
 
