@@ -325,8 +325,13 @@ def _task(
         _text(sps, "ScheduledProcedureStepStartTime"),
         ctx.timezone,
     )
+    end = da_tm_to_fhir(
+        _text(sps, "ScheduledProcedureStepEndDate"),
+        _text(sps, "ScheduledProcedureStepEndTime"),
+        ctx.timezone,
+    )
     if start:
-        task["requestedPeriod"] = {"start": start}
+        task["requestedPeriod"] = {"start": start, **({"end": end} if end else {})}
     modality = _text(sps, "Modality")
     if modality:
         # the profile binds CID 33; another value (RTPLAN …) is kept with the Task's residual

@@ -28,6 +28,7 @@ from fhirmwl.fhir.model import (
     VN,
     identifier_of_type,
 )
+from fhirmwl.mapping.fhir_to_dicom.clinical import add_clinical
 from fhirmwl.mapping.fhir_to_dicom.context import (
     SPS_STATUS_FOR_TASK,
     DicomMappingContext,
@@ -98,6 +99,7 @@ def build_worklist_item_result(graph: WorklistGraph, ctx: DicomMappingContext) -
     ds.ReferencedPatientSequence = []
     try:
         _patient(ds, graph)
+        add_clinical(ds, list(graph.clinical))
         _visit(ds, graph)
         _service_request(ds, graph)
         _requested_procedure(ds, graph)

@@ -1,0 +1,75 @@
+"""A clinical resource written through the FHIR API changes the patient's worklist items in the
+same transaction: the next ``$mwl-query`` and C-FIND show the new allergy and weight (a running
+broker on SQLite, an item imported from DCMTK's example worklist)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from mwl_scu import associate, find
+from pydicom.dataset import Dataset
+from tests.conftest import running_broker
+
+from fhirmwl.dicom.dumpfile import read_worklist_file
+from fhirmwl.mapping.fhir_to_dicom import DicomMappingContext, worklist_item_to_fhir
+from fhirmwl.worklist.values import json_strings
+
+
+def _items(http: httpx.Client, **keys: str) -> list[dict[str, Any]]:
+    r = http.get(
+        "Task/$mwl-query",
+        params={"PatientID": "AV35674", "Allergies": "", "PatientWeight": "", **keys},
+        headers={"Accept": "application/dicom+json"},
+    )
+    assert r.status_code == 200, r.text
+    return list(r.json())
+
+
+def _cfind(port: int) -> list[Dataset]:
+    identifier = Dataset()
+    identifier.PatientID, identifier.Allergies, identifier.PatientWeight = "AV35674", "", ""
+    assoc = associate(port)
+    try:
+        found, final = find(assoc, identifier)
+    finally:
+        assoc.release()
+    assert final.Status == 0x0000
+    return found
+
+
+def test_new_allergy_and_weight_reach_the_worklist(mwl_corpus: Path, tmp_path: Path) -> None:
+    bundle = worklist_item_to_fhir(
+        read_worklist_file(mwl_corpus / "dcmtk_wklist1.dump"),
+        DicomMappingContext(timezone=ZoneInfo("UTC")),
+    )
+    with running_broker(f"sqlite:///{tmp_path / 'c.db'}", dicom=True, timezone="UTC") as rt:
+        with httpx.Client(base_url=rt.settings.fhir_base, timeout=30) as http:
+            assert http.post("", json=bundle).status_code == 200
+            (item,) = _items(http)
+            assert json_strings(item["00102110"]) == ["TANTAL"]  # kept from the import
+            patient = http.get("Patient", params={"identifier": "AV35674"}).json()
+            ref = {"reference": f"Patient/{patient['entry'][0]['resource']['id']}"}
+            allergy = {
+                "resourceType": "AllergyIntolerance",
+                "patient": ref,
+                "code": {"text": "Iodinated contrast"},
+            }
+            assert http.post("AllergyIntolerance", json=allergy).status_code == 201
+            weight = {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+                "subject": ref,
+                "effectiveDateTime": "2025-01-01T10:00:00Z",
+                "valueQuantity": {"value": 71, "unit": "kg", "code": "kg"},
+            }
+            assert http.post("Observation", json=weight).status_code == 201
+            (item,) = _items(http)
+            assert json_strings(item["00102110"]) == ["Iodinated contrast"]
+            assert json_strings(item["00101030"]) == ["71"]
+        (answer,) = _cfind(rt.settings.dicom_port)
+        assert answer.Allergies == "Iodinated contrast"
+        assert str(answer.PatientWeight) == "71"
