@@ -66,7 +66,11 @@ MWL_CLINICAL_ROWS: dict[str, list[tuple[str, str, str, str, bool, str]]] = {
 # target resource → rows of (v2 field, FHIR element, comment)
 V2_CLINICAL_ROWS: dict[str, list[tuple[str, str, str]]] = {
     f"{BASE}AllergyIntolerance": [
-        ("AL1-2", "AllergyIntolerance.category", "DA, MA → medication; FA → food; EA → environment"),
+        (
+            "AL1-2",
+            "AllergyIntolerance.category",
+            "DA, MA → medication; FA → food; EA → environment",
+        ),
         ("AL1-3", "AllergyIntolerance.code", "CWE; the worklist shows its text"),
         ("AL1-4", "AllergyIntolerance.criticality", "SV → high; MO, MI → low"),
         ("AL1-5", "AllergyIntolerance.reaction.manifestation", "text"),

@@ -5,8 +5,9 @@ pydicom and re-encodes the same command set for every Pending response (measured
 CPU per response on this project's 2-core host, more than the rest of the answer). All Pending
 responses of one request share one command set (same Message ID Being Responded To, SOP class,
 status), so it is encoded once here with pynetdicom's own message class, and each response is
-handed to the association's DUL queue as P-DATA primitives — the same primitives, in the same
-order and fragmentation (PS3.8 Annex D.1), that ``DIMSEServiceProvider.send_msg`` produces. The
+handed to the association's DUL queue as P-DATA primitives — the fragmentation of PS3.8
+Annex D.1 that ``DIMSEServiceProvider.send_msg`` produces, except that a command set and an
+identifier that fit one PDU together share one P-DATA-TF. The
 final status is still sent by pynetdicom when the handler returns. ``EVT_DIMSE_SENT`` is not
 triggered for these responses.
 """
@@ -64,7 +65,19 @@ class PendingSender:
         return pdata
 
     def send(self, identifier: bytes) -> None:
-        """Queue one Pending C-FIND-RSP carrying ``identifier`` (encoded per the context)."""
+        """Queue one Pending C-FIND-RSP carrying ``identifier`` (encoded per the context).
+        When command and identifier fit the peer's maximum PDU together, both PDVs travel in
+        one P-DATA-TF (PS3.8 9.3.5 allows several PDVs per PDU): half the DUL work."""
+        if len(self.command) == 1 and (
+            self.max_pdu == 0 or len(self.command[0]) + len(identifier) + 12 <= self.max_pdu
+        ):
+            pdata = P_DATA()
+            pdata.presentation_data_value_list.append(
+                (self.context_id, COMMAND_LAST + self.command[0])
+            )
+            pdata.presentation_data_value_list.append((self.context_id, DATA_LAST + identifier))
+            self.dul.send_pdu(pdata)
+            return
         self._send(self.command, COMMAND_MORE, COMMAND_LAST)
         self._send(self._fragments(identifier), DATA_MORE, DATA_LAST)
 
