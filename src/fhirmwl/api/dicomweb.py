@@ -1,8 +1,9 @@
 """Read-only DICOMweb worklist: MWL-RS search (PS3.18 ch. 14) and UPS-RS search (ch. 11).
 
 ``GET /dicomweb/modality-scheduled-procedure-steps`` answers exactly like the C-FIND SCP — same
-index, same matcher, same projection — but as ``application/dicom+json``; return keys are the
-type 1/2 keys of Table K.6-1, the matched keys and ``includefield`` ones (``all`` = whole item).
+index, same matcher, same projection — but as ``application/dicom+json``; results are whole
+worklist items unless ``includefield`` names attributes: then the type 1/2 keys of Table K.6-1,
+the matched keys and those (``includefield=all``: whole items).
 ``GET /dicomweb/workitems`` re-expresses the same steps as UPS workitems
 (``mapping.fhir_to_dicom.ups``) and matches UPS attributes on them; the pre-filter on the
 index is derived from the UPS keys that have an MWL equivalent, so the index still bounds the
@@ -125,9 +126,15 @@ def _page(found: list[Any], search: Search) -> tuple[list[Any], bool]:
     return found[search.offset : end], len(found) > end
 
 
+def whole_items(search: Search) -> bool:
+    """Without ``includefield`` (or with ``includefield=all``) results are whole items."""
+    return not search.includes or "all" in search.includes
+
+
 def mwl_query(search: Search) -> WorklistQuery:
-    """The C-FIND-equivalent query: match keys plus the default and ``includefield`` keys."""
-    if "all" in search.includes:
+    """The C-FIND-equivalent query: match keys plus the Table K.6-1 type 1/2 keys and the
+    ``includefield`` keys (used for matching always, for the projection with includefield)."""
+    if whole_items(search):
         return to_query(search.keys)
     return to_query(add_return_keys(search.keys, [*MWL_RETURN_KEYS, *search.include_paths]))
 
@@ -137,7 +144,7 @@ def mwl_search(services: Services, search: Search) -> tuple[list[dict[str, Any]]
     q = mwl_query(search)
     found = [item for _, item in source.find_json_with_ids(q, search.offset + search.limit + 1)]
     page, more = _page(found, search)
-    if "all" in search.includes:
+    if whole_items(search):
         return page, more
     return [project_json(i, q) for i in page], more
 

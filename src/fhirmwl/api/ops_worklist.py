@@ -6,8 +6,9 @@ with C-FIND matching syntax verbatim. The query is answered by the same worklist
 same matcher as the C-FIND SCP: matching steps come from ``StoreWorklistSource``; for the FHIR
 form their Tasks and context resources are then read in one batch per include level (not by
 walking each Task's graph); for ``Accept: application/dicom+json`` the answer is the array of
-worklist items C-FIND would return (projected onto the requested keys, or whole when none are
-given). No side effects (``affectsState=false``).
+whole worklist items (the attributes of docs/dicom-conformance.md §4), or, with
+``_elements=Keyword,…``, what C-FIND returns for the query's keys plus those. No side effects
+(``affectsState=false``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fhirmwl.api import http
-from fhirmwl.api.worklist_params import parse_keys, to_query
+from fhirmwl.api.worklist_params import add_return_keys, parse_keys, to_query
 from fhirmwl.errors import BadRequest
 from fhirmwl.fhir.model import CANON
 from fhirmwl.fhir.search import parse_search
@@ -33,7 +34,7 @@ from fhirmwl.worklist.query import WorklistQuery, WorklistQueryError
 DICOM_JSON = "application/dicom+json"
 DEFAULT_COUNT = 100
 MAX_COUNT = 1000
-RESULT_PARAMS = frozenset({"_count", "_offset", "_format"})
+RESULT_PARAMS = frozenset({"_count", "_offset", "_format", "_elements"})
 # Context of one step: RequestedProcedure, ImagingServiceRequest, Patient, Encounter, Device,
 # ImagingStudy (the same graph the worklist item is built from).
 CONTEXT_INCLUDES: list[tuple[str, str]] = [
@@ -89,6 +90,22 @@ def parse_inputs(pairs: list[tuple[str, str]], strict: bool) -> tuple[WorklistQu
         raise BadRequest(exc.message, expression=name) from None
 
 
+def returned_keys(pairs: list[tuple[str, str]], strict: bool) -> WorklistQuery | None:
+    """``_elements=Keyword,…`` restricts the DICOM JSON answer to the query's keys plus these
+    (C-FIND's projection); without it the answer is the whole worklist item."""
+    lists = [v for k, v in pairs if k == "_elements"]
+    if not lists:
+        return None
+    elements = [(e.strip(), "") for v in lists for e in v.split(",") if e.strip()]
+    keys = [(k, v) for k, v in pairs if k not in RESULT_PARAMS]
+    try:
+        parsed, _ = parse_keys(keys, strict=strict)
+        extra, _ = parse_keys(elements, strict=True)
+        return to_query(add_return_keys(parsed, list(extra)))
+    except WorklistQueryError as exc:
+        raise BadRequest(exc.message, expression="_elements") from None
+
+
 def _page(
     services: Services, q: WorklistQuery, offset: int, count: int
 ) -> tuple[list[tuple[str, Any]], bool]:
@@ -97,9 +114,9 @@ def _page(
     return found[offset : offset + count], len(found) > offset + count
 
 
-def dicom_items(q: WorklistQuery, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The stored DICOM JSON items as C-FIND returns them: projected onto the query's keys."""
-    if not q.keys:
+def dicom_items(q: WorklistQuery | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stored DICOM JSON items, whole, or projected onto ``q`` as C-FIND would."""
+    if q is None or not q.keys:
         return items
     return [project_json(item, q) for item in items]
 
@@ -146,7 +163,8 @@ async def mwl_query_op(
     offset = _int(pairs, "_offset", 0)
     page, has_next = await run_in_threadpool(_page, services, q, offset, count)
     if _wants_dicom(request, pairs):
-        body = orjson.dumps(dicom_items(q, [item for _, item in page]))
+        shown = returned_keys(pairs, strict)
+        body = orjson.dumps(dicom_items(shown, [item for _, item in page]))
         headers = {"Warning": f'299 fhirmwl "ignored: {", ".join(ignored)}"'} if ignored else None
         return Response(body, 200, headers, media_type=DICOM_JSON)
     base = services.settings.fhir_base

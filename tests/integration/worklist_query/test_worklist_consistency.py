@@ -110,10 +110,15 @@ def test_transports_agree(case: Case, broker: Runtime, http: httpx.Client) -> No
     _check_values(cfind, {s.sps_id: s for s in ALL_STEPS})
 
     params = {_bare(k): v for k, v in keys.items()} | {"_count": "1000"}
-    r = http.get("/Task/$mwl-query", params=params, headers={"Accept": "application/dicom+json"})
+    dicom_json = {"Accept": "application/dicom+json"}
+    r = http.get("/Task/$mwl-query", params=params | {"_elements": ""}, headers=dicom_json)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/dicom+json")
-    assert _by_id(r.json()) == cfind
+    assert _by_id(r.json()) == cfind  # restricted to the query's keys: C-FIND's answer
+    r = http.get("/Task/$mwl-query", params=params, headers=dicom_json)
+    whole = _by_id(r.json())  # by default the whole item, C-FIND's keys among them
+    assert {k: _restrict(v, cfind[k]) for k, v in whole.items()} == cfind
+    assert all("00080050" in i and "00100010" in i for i in whole.values())
 
     r = http.post("/Task/$mwl-query", data=params)
     assert r.status_code == 200, r.text
@@ -175,3 +180,26 @@ def test_workitems_search_matches_the_same_steps(broker: Runtime, http: httpx.Cl
     )
     assert found == expected and found
     assert {i["00741000"]["Value"][0] for i in r.json()} == {"SCHEDULED"}
+
+
+def test_http_forms_return_whole_items_by_default(broker: Runtime, http: httpx.Client) -> None:
+    """Without ``includefield``/``_elements`` both HTTP forms answer whole worklist items (the
+    same ones); with them, C-FIND's projection."""
+    base = broker.settings.fhir_base.rsplit("/fhir", 1)[0]
+    web = http.get(f"{base}/dicomweb/modality-scheduled-procedure-steps", params={"Modality": "CT"})
+    assert web.status_code == 200, web.text
+    mwl = http.get(
+        "/Task/$mwl-query",
+        params={"Modality": "CT", "_count": "1000"},
+        headers={"Accept": "application/dicom+json"},
+    )
+    assert _by_id(web.json()) == _by_id(mwl.json())
+    for item in web.json():
+        assert {"00080050", "00100010", "00100020", "0020000D", "00401001"} <= set(item)
+        assert "00400020" in item[SPS_TAG]["Value"][0]  # SPS Status, never asked for
+    narrowed = http.get(
+        "/Task/$mwl-query",
+        params={"Modality": "CT", "_elements": "PatientID"},
+        headers={"Accept": "application/dicom+json"},
+    )
+    assert all(set(i) <= {"00080005", "00100020", SPS_TAG} for i in narrowed.json())
