@@ -1,6 +1,7 @@
 """A clinical resource written through the FHIR API changes the patient's worklist items in the
-same transaction: the next ``$mwl-query`` and C-FIND show the new allergy and weight (a running
-broker on SQLite, an item imported from DCMTK's example worklist)."""
+same transaction: the next ``$mwl-query`` and C-FIND show the new allergy and weight; and the
+FHIR ``station-aet`` search finds a step scheduled on several stations, as C-FIND does (a
+running broker on SQLite and PostgreSQL, an item imported from DCMTK's example worklist)."""
 
 from __future__ import annotations
 
@@ -40,12 +41,16 @@ def _cfind(port: int) -> list[Dataset]:
     return found
 
 
-def test_new_allergy_and_weight_reach_the_worklist(mwl_corpus: Path, tmp_path: Path) -> None:
-    bundle = worklist_item_to_fhir(
-        read_worklist_file(mwl_corpus / "dcmtk_wklist1.dump"),
+def _bundle(mwl_corpus: Path) -> dict[str, Any]:
+    return worklist_item_to_fhir(
+        read_worklist_file(mwl_corpus / "dcmtk_wklist1.dump"),  # AA32\AA33, TANTAL
         DicomMappingContext(timezone=ZoneInfo("UTC")),
     )
-    with running_broker(f"sqlite:///{tmp_path / 'c.db'}", dicom=True, timezone="UTC") as rt:
+
+
+def test_new_allergy_and_weight_reach_the_worklist(mwl_corpus: Path, db_url: str) -> None:
+    bundle = _bundle(mwl_corpus)
+    with running_broker(db_url, dicom=True, timezone="UTC") as rt:
         with httpx.Client(base_url=rt.settings.fhir_base, timeout=30) as http:
             assert http.post("", json=bundle).status_code == 200
             (item,) = _items(http)
@@ -73,3 +78,15 @@ def test_new_allergy_and_weight_reach_the_worklist(mwl_corpus: Path, tmp_path: P
         (answer,) = _cfind(rt.settings.dicom_port)
         assert answer.Allergies == "Iodinated contrast"
         assert str(answer.PatientWeight) == "71"
+
+
+def test_station_aet_search_finds_multi_station_steps(mwl_corpus: Path, db_url: str) -> None:
+    with (
+        running_broker(db_url, timezone="UTC") as rt,
+        httpx.Client(base_url=rt.settings.fhir_base, timeout=30) as http,
+    ):
+        assert http.post("", json=_bundle(mwl_corpus)).status_code == 200
+        for station, found in (("AA32", 1), ("AA33", 1), ("AA34", 0)):
+            r = http.get("Task", params={"station-aet": station})
+            assert r.status_code == 200, r.text
+            assert len(r.json().get("entry", [])) == found, station
