@@ -13,6 +13,7 @@ whole worklist items (the attributes of docs/dicom-conformance.md §4), or, with
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,13 +29,14 @@ from fhirmwl.fhir.model import CANON
 from fhirmwl.fhir.search import parse_search
 from fhirmwl.services.container import Operation, Services
 from fhirmwl.services.search import resolve_includes
+from fhirmwl.services.worklist.source import Cursor, cursor_of
 from fhirmwl.worklist.project import project_json
 from fhirmwl.worklist.query import WorklistQuery, WorklistQueryError
 
 DICOM_JSON = "application/dicom+json"
 DEFAULT_COUNT = 100
 MAX_COUNT = 1000
-RESULT_PARAMS = frozenset({"_count", "_offset", "_format", "_elements"})
+RESULT_PARAMS = frozenset({"_count", "_offset", "_format", "_elements", "_cursor"})
 # Context of one step: RequestedProcedure, ImagingServiceRequest, Patient, Encounter, Device,
 # ImagingStudy (the same graph the worklist item is built from).
 CONTEXT_INCLUDES: list[tuple[str, str]] = [
@@ -107,11 +109,28 @@ def returned_keys(pairs: list[tuple[str, str]], strict: bool) -> WorklistQuery |
 
 
 def _page(
-    services: Services, q: WorklistQuery, offset: int, count: int
+    services: Services, q: WorklistQuery, offset: int, count: int, after: Cursor | None
 ) -> tuple[list[tuple[str, Any]], bool]:
     source = services.extra["worklist_source"]
-    found = list(source.find_json_with_ids(q, offset + count + 1))
+    found = list(source.find_json_with_ids(q, offset + count + 1, after))
     return found[offset : offset + count], len(found) > offset + count
+
+
+def _encode_cursor(cursor: Cursor) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(cursor))).decode("ascii")
+
+
+def _decode_cursor(pairs: list[tuple[str, str]]) -> Cursor | None:
+    raw = next((v for k, v in pairs if k == "_cursor"), None)
+    if raw is None:
+        return None
+    try:
+        d, t, task = orjson.loads(base64.urlsafe_b64decode(raw.encode("ascii")))
+        return str(d), str(t), str(task)
+    except (ValueError, TypeError, UnicodeError):
+        raise BadRequest(
+            "parameter '_cursor' is not a cursor of this server", expression="_cursor"
+        ) from None
 
 
 def dicom_items(q: WorklistQuery | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -121,9 +140,9 @@ def dicom_items(q: WorklistQuery | None, items: list[dict[str, Any]]) -> list[di
     return [project_json(item, q) for item in items]
 
 
-def _link(base: str, pairs: list[tuple[str, str]], offset: int, count: int) -> str:
-    kept = [(k, v) for k, v in pairs if k not in ("_count", "_offset")]
-    query = urlencode([*kept, ("_count", str(count)), ("_offset", str(offset))])
+def _link(base: str, pairs: list[tuple[str, str]], count: int, page: list[tuple[str, str]]) -> str:
+    kept = [(k, v) for k, v in pairs if k not in ("_count", "_offset", "_cursor")]
+    query = urlencode([*kept, ("_count", str(count)), *page])
     return f"{base}/Task/$mwl-query?{query}"
 
 
@@ -161,7 +180,8 @@ async def mwl_query_op(
     q, ignored = parse_inputs(pairs, strict)
     count = min(_int(pairs, "_count", DEFAULT_COUNT), MAX_COUNT)
     offset = _int(pairs, "_offset", 0)
-    page, has_next = await run_in_threadpool(_page, services, q, offset, count)
+    after = _decode_cursor(pairs)
+    page, has_next = await run_in_threadpool(_page, services, q, offset, count, after)
     if _wants_dicom(request, pairs):
         shown = returned_keys(pairs, strict)
         body = orjson.dumps(dicom_items(shown, [item for _, item in page]))
@@ -169,16 +189,17 @@ async def mwl_query_op(
         return Response(body, 200, headers, media_type=DICOM_JSON)
     base = services.settings.fhir_base
     kept = [(k, v) for k, v in pairs if k not in ignored]
-    links = [{"relation": "self", "url": _link(base, kept, offset, count)}]
-    if has_next:
-        links.append({"relation": "next", "url": _link(base, kept, offset + count, count)})
-    if offset > 0:
-        links.append(
-            {"relation": "previous", "url": _link(base, kept, max(offset - count, 0), count)}
-        )
+    here = [("_cursor", _encode_cursor(after))] if after else [("_offset", str(offset))]
+    links = [{"relation": "self", "url": _link(base, kept, count, here)}]
+    if has_next:  # a keyset cursor: stable while steps are added or removed meanwhile
+        last = [("_cursor", _encode_cursor(cursor_of(*page[-1])))]
+        links.append({"relation": "next", "url": _link(base, kept, count, last)})
+    if offset > 0 and after is None:
+        back = [("_offset", str(max(offset - count, 0)))]
+        links.append({"relation": "previous", "url": _link(base, kept, count, back)})
     entries = await run_in_threadpool(_bundle, services, [t for t, _ in page])
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
-    if offset == 0 and not has_next:
+    if offset == 0 and after is None and not has_next:
         bundle["total"] = len(page)
     bundle["link"] = links
     bundle["entry"] = entries
