@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from fhirmwl.api.dicomxml import XML_MEDIA, multipart_related, native_xml
 from fhirmwl.api.worklist_params import SPS, add_return_keys, parse_keys, to_query
 from fhirmwl.errors import FhirMwlError
 from fhirmwl.mapping.fhir_to_dicom.ups import workitem
@@ -80,6 +81,8 @@ class Search:
 
     def __init__(self, request: Request) -> None:
         pairs = list(request.query_params.multi_items())
+        accept = request.headers.get("accept", "").lower()
+        self.xml = "multipart/related" in accept and XML_MEDIA in accept
         self.warnings: list[str] = []
         self.includes: list[str] = []
         for name in UNSUPPORTED_FLAGS:
@@ -110,6 +113,8 @@ class Search:
         return list(keys)
 
     def response(self, results: list[dict[str, Any]], more: bool) -> Response:
+        """DICOM JSON, or ``multipart/related; type="application/dicom+xml"`` when the
+        ``Accept`` header asks for it (PS3.18 10.6, PS3.19 Native DICOM Model)."""
         headers: dict[str, str] = {}
         warnings = [f'299 fhirmwl "{w}"' for w in self.warnings]
         if more:
@@ -118,6 +123,9 @@ class Search:
             headers["Warning"] = ", ".join(warnings)
         if not results:
             return Response(None, 204, headers)
+        if self.xml:
+            body, media = multipart_related([native_xml(r) for r in results])
+            return Response(body, 206 if more else 200, headers, media)
         return Response(orjson.dumps(results), 206 if more else 200, headers, DICOM_JSON)
 
 

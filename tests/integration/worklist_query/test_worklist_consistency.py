@@ -9,6 +9,7 @@ and is also checked against an expectation computed from the generated data.
 from __future__ import annotations
 
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -203,3 +204,39 @@ def test_http_forms_return_whole_items_by_default(broker: Runtime, http: httpx.C
         headers={"Accept": "application/dicom+json"},
     )
     assert all(set(i) <= {"00080005", "00100020", SPS_TAG} for i in narrowed.json())
+
+
+def _xml_parts(response: httpx.Response) -> list[ElementTree.Element]:
+    ctype = response.headers["content-type"]
+    assert ctype.startswith('multipart/related; type="application/dicom+xml"')
+    boundary = ctype.rsplit("boundary=", 1)[1].encode()
+    chunks = response.content.split(b"--" + boundary)[1:-1]
+    out = []
+    for chunk in chunks:
+        head, _, body = chunk.partition(b"\r\n\r\n")
+        assert b"Content-Type: application/dicom+xml" in head
+        out.append(ElementTree.fromstring(body.rstrip(b"\r\n")))
+    return out
+
+
+def test_dicomweb_answers_native_dicom_xml(broker: Runtime, http: httpx.Client) -> None:
+    """PS3.18 multipart/related; type="application/dicom+xml": the same items as DICOM JSON."""
+    base = broker.settings.fhir_base.rsplit("/fhir", 1)[0]
+    url = f"{base}/dicomweb/modality-scheduled-procedure-steps"
+    params = {"Modality": "MR"}
+    as_json = http.get(url, params=params).json()
+    accept = 'multipart/related; type="application/dicom+xml"'
+    parts = _xml_parts(http.get(url, params=params, headers={"Accept": accept}))
+    assert len(parts) == len(as_json) > 0
+    for doc, item in zip(parts, as_json, strict=True):
+        assert doc.tag == "NativeDicomModel"
+        tags = [a.get("tag") for a in doc.findall("DicomAttribute")]
+        assert tags == sorted(item)
+        name = doc.find("DicomAttribute[@keyword='PatientName']/PersonName/Alphabetic")
+        assert name is not None
+        family = name.findtext("FamilyName")
+        assert family == item["00100010"]["Value"][0]["Alphabetic"].split("^")[0]
+        step = doc.find("DicomAttribute[@tag='00400100']/Item[@number='1']")
+        assert step is not None
+        modality = step.findtext("DicomAttribute[@keyword='Modality']/Value[@number='1']")
+        assert modality == "MR"
