@@ -59,7 +59,7 @@ MWL_CLINICAL_ROWS: dict[str, list[tuple[str, str, str, str, bool, str]]] = {
     PROFILE_SPS: [
         ("Task.extension", "RequestedContrastAgent", "00321070", "LO", True, KEPT),
         ("Task.extension", "PreMedication", "00400012", "LO", True, KEPT),
-        ("Task.extension", "CommentsOnTheScheduledProcedureStep", "00400400", "LT", True, KEPT),
+        ("Task.note.text", "CommentsOnTheScheduledProcedureStep", "00400400", "LT", True, ""),
     ],
 }
 

@@ -4,8 +4,9 @@ Answers are matched and projected on the stored ``item_json`` itself; a Dataset 
 where one is needed (``mwl export``/``show``, UPS workitems, the import round trip). pydicom's
 generic ``Dataset.from_json`` costs about 0.5 ms per worklist item (bulk-data hooks,
 per-element validation); this decoder handles exactly what :func:`worklist_row` stores
-(strings, PN objects, numbers, sequences, inline binary) about twice as fast. The encoder used by the row builder
-produces the same JSON as pydicom's ``to_json_dict`` (tested on the corpus).
+(strings, PN objects, numbers, sequences, inline binary) about twice as fast. The encoder
+used by the row builder produces the same JSON as pydicom's ``to_json_dict`` (tested on the
+corpus).
 """
 
 from __future__ import annotations

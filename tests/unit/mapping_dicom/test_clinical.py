@@ -142,7 +142,11 @@ def _rebuild(bundle: dict[str, Any]) -> Dataset:
 
 def test_dicom_to_fhir_to_dicom_keeps_clinical_attributes() -> None:
     original = _imported_item()
-    item = _rebuild(worklist_item_to_fhir(original, _dicom_ctx()))
+    bundle = worklist_item_to_fhir(original, _dicom_ctx())
+    task = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Task")
+    assert task["note"] == [{"text": "Drink 1 l water"}]  # (0040,0400) has a FHIR home
+    assert task["requestedPeriod"]["end"] == "2025-01-02T09:30:00+01:00"
+    item = _rebuild(bundle)
     for keyword in ("MedicalAlerts", "Allergies", "PregnancyStatus", "PatientState"):
         assert item[keyword].value == original[keyword].value, keyword
     assert (str(item.PatientWeight), str(item.PatientSize)) == ("72.5", "1.68")

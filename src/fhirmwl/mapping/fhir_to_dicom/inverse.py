@@ -347,4 +347,7 @@ def _task(
     owner = b.practitioner(_text(sps, "ScheduledPerformingPhysicianName"))
     if owner:
         task["owner"] = owner
+    comments = _text(sps, "CommentsOnTheScheduledProcedureStep")
+    if comments:
+        task["note"] = [{"text": comments}]
     return task

@@ -272,6 +272,9 @@ def _sps(graph: WorklistGraph, ctx: DicomMappingContext) -> Dataset:
     sps_id = identifier_of_type(task, SPSID)
     sps.ScheduledProcedureStepID = _require((sps_id or {}).get("value"), "SPS ID")
     sps.ScheduledProcedureStepStatus = SPS_STATUS_FOR_TASK.get(task.get("status") or "", "")
+    comments = "\n".join(str(n["text"]) for n in task.get("note") or [] if n.get("text"))
+    if comments:  # (0040,0400) Comments on the Scheduled Procedure Step, LT
+        sps.CommentsOnTheScheduledProcedureStep = comments[:10240]
     return sps
 
 
