@@ -9,6 +9,8 @@ from typing import Any
 
 from mwl_scu import associate, find
 from pydicom.dataset import Dataset
+from pynetdicom import AE
+from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from fhirmwl.dicom.scp import AccessPolicy, WorklistSCP
 from fhirmwl.worklist import InMemorySource, WorklistQuery
@@ -218,3 +220,27 @@ def test_accepted_sockets_have_nodelay(dcmtk_scp: WorklistSCP) -> None:
     finally:
         assoc.release()
     assert len(results) >= 5
+
+
+def test_identifier_larger_than_the_peer_pdu_is_fragmented(
+    start_scp: StartSCP, dcmtk_items: list[Dataset]
+) -> None:
+    """A peer with a small maximum PDU gets the identifier in several P-DATA-TF fragments."""
+    item = dcmtk_items[0].copy()
+    item.ImagingServiceRequestComments = "x" * 9000
+    scp = start_scp(InMemorySource([item]))
+    ae = AE(ae_title="SMALLPDU")
+    ae.maximum_pdu_size = 4096
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    assoc = ae.associate("127.0.0.1", scp.port, ae_title="FHIRMWL")
+    identifier = Dataset()
+    identifier.ImagingServiceRequestComments = ""
+    identifier.PatientID = ""
+    try:
+        results, final = find(assoc, identifier)
+    finally:
+        assoc.release()
+    assert final.Status == 0x0000
+    (answer,) = results
+    assert answer.ImagingServiceRequestComments == "x" * 9000
+    assert answer.PatientID == item.PatientID
