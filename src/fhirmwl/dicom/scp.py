@@ -169,11 +169,13 @@ class WorklistSCP:
                 sender.drain()
             if event.is_cancelled:
                 LOG.info("C-FIND from %s cancelled after %d responses", calling, count)
+                sender.flush()
                 yield STATUS_CANCEL, None
                 return
             if limit is not None and count >= limit:
                 LOG.warning("C-FIND from %s truncated at %d responses", calling, limit)
                 comment = f"more than {limit} matches; first {limit} returned"
+                sender.flush()
                 yield _status(self.policy.truncation_status, comment), None
                 return
             response, replaced = prepare_json(project_json(item, q), charset)
@@ -187,9 +189,11 @@ class WorklistSCP:
             count += 1
             encoded = _encoded(response, sender, codec)
             if encoded is None:  # ISO 2022, Big Endian, …: pydicom encodes it
+                sender.flush()
                 yield pending, dataset_from_dict(response)
             else:
                 sender.send(encoded)
+        sender.flush()
         LOG.info("C-FIND from %s: %d responses", calling, count)
 
 
