@@ -7,7 +7,8 @@ index rows computed directly with the pure mapping (``build_worklist_item`` + ``
 from one in-memory FHIR graph per step and bulk inserted.
 
 Station ``k`` always has modality ``MODALITIES[k % 8]`` (5 stations per modality); steps are
-spread uniformly over 365 days from ``YEAR_START``, 07:00–18:45 in 15-minute slots.
+spread uniformly over ``DAYS`` days from ``YEAR_START`` (365, or set by ``mwl_find.py
+--per-station-day``), 07:00–18:45 in 15-minute slots.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import socket
@@ -28,6 +29,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import mwl_data
 from _common import Server, free_port, pct
 from mwl_data import (
     MODALITIES,
@@ -40,7 +42,7 @@ from mwl_data import (
 )
 from mwl_http import measure_http
 from pydicom.dataset import Dataset
-from pynetdicom import AE
+from pynetdicom import AE, _config
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 Keys = list[tuple[str, str]]  # (top keyword or "SPS.keyword", value) — one spec, two clients
@@ -79,10 +81,24 @@ def broad_queries(count: int) -> list[Keys]:
     rnd = random.Random(13)
     out = []
     for _ in range(count):
-        first = YEAR_START + timedelta(days=rnd.randrange(358))
+        first = YEAR_START + timedelta(days=rnd.randrange(max(1, mwl_data.DAYS - 7)))
         span = f"{first:%Y%m%d}-{first + timedelta(days=6):%Y%m%d}"
         out.append(query_keys({"PatientName": "SM*", "SPS.Modality": "CT",
                                "SPS.ScheduledProcedureStepStartDate": span}))  # fmt: skip
+    return out
+
+
+def large_queries(n: int, count: int, size: int = 1000) -> list[Keys]:
+    """Modality CT over as many days as hold about ``size`` CT steps (a whole-day answer)."""
+    rnd = random.Random(17)
+    span = max(1, min(mwl_data.DAYS, round(size * 8 * mwl_data.DAYS / max(n, 1))))
+    out = []
+    for _ in range(count):
+        first = YEAR_START + timedelta(days=rnd.randrange(max(1, mwl_data.DAYS - span + 1)))
+        last = first + timedelta(days=span - 1)
+        out.append(query_keys({"SPS.Modality": "CT",
+                               "SPS.ScheduledProcedureStepStartDate":
+                                   f"{first:%Y%m%d}-{last:%Y%m%d}"}))  # fmt: skip
     return out
 
 
@@ -106,6 +122,9 @@ def to_findscu(keys: Keys) -> list[str]:
 
 
 def in_association(port: int, queries: list[Keys]) -> tuple[list[float], list[int]]:
+    # A client that does not pretty-print every received identifier into its debug log (as
+    # pynetdicom does by default): same client for both servers, and no patient data in logs.
+    _config.LOG_RESPONSE_IDENTIFIERS = False
     ae = AE(ae_title="BENCHSCU")
     ae.add_requested_context(ModalityWorklistInformationFind)
     assoc = ae.associate("127.0.0.1", port, ae_title="FHIRMWL")
@@ -140,22 +159,68 @@ def findscu_runs(port: int, queries: list[Keys]) -> tuple[list[float], list[int]
     return times, counts
 
 
-def measure(label: str, port: int, queries: dict[str, list[Keys]], runs: int) -> dict[str, Any]:
-    """``{query: {client: {p50, p95, matches}}}`` in ms; ``runs`` > 1 repeats the whole set."""
+REPEAT = 4  # extra queries per findscu run for the DCMTK in-association figure
+DCMTK_ASSOC_QUERIES = 12
+
+
+def findscu_in_association(port: int, queries: list[Keys]) -> tuple[list[float], list[int]]:
+    """In-association time with DCMTK's C++ client: ``findscu --repeat`` sends the query again
+    in the same association, so (t(1 + REPEAT) - t(1)) / REPEAT is one query's round trip
+    without process start and association set-up (a client that decodes 1,000 responses far
+    faster than pynetdicom does)."""
+    times, counts = [], []
+    for keys in queries[:DCMTK_ASSOC_QUERIES]:
+        base = ["findscu", "-W", "-aet", "BENCHSCU", "-aec", "FHIRMWL", *to_findscu(keys)]
+        started = time.perf_counter()
+        one = subprocess.run([*base, "127.0.0.1", str(port)], capture_output=True, text=True)
+        single = time.perf_counter() - started
+        started = time.perf_counter()
+        subprocess.run([*base, "--repeat", str(1 + REPEAT), "127.0.0.1", str(port)],
+                       capture_output=True, check=True)  # fmt: skip
+        times.append(max(0.0, (time.perf_counter() - started - single) / REPEAT))
+        counts.append(one.stderr.count("Find Response:") + one.stdout.count("Find Response:"))
+    return times, counts
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its reaped children (wlmscpfs forks one per association):
+    a figure the other users of a shared machine do not inflate the way they inflate latency."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    label: str, port: int, queries: dict[str, list[Keys]], runs: int, pid: int
+) -> dict[str, Any]:
+    """``{query: {client: {p50, p95, matches, server_cpu_ms}}}`` in ms (server CPU per query);
+    ``runs`` > 1 repeats the whole set."""
     out: dict[str, Any] = {}
+    clients = (
+        ("assoc", in_association),
+        ("findscu", findscu_runs),
+        ("dcmtk-assoc", findscu_in_association),
+    )
     for qname, qs in queries.items():
         out[qname] = {}
-        for client, fn in (("assoc", in_association), ("findscu", findscu_runs)):
-            rounds = [fn(port, qs) for _ in range(runs)]
-            for i, (times, counts) in enumerate(rounds):
+        for client, fn in clients:
+            rounds = []
+            for _ in range(runs):
+                before = cpu_seconds(pid)
+                times, counts = fn(port, qs)
+                cpu = (cpu_seconds(pid) - before) * 1000 / max(1, len(times))
+                if client == "dcmtk-assoc":  # 1 + (1 + REPEAT) queries per sample
+                    cpu = cpu / (2 + REPEAT)
+                rounds.append((times, counts, cpu))
+            for i, (times, counts, cpu) in enumerate(rounds):
                 ms = [t * 1000 for t in times]
                 entry = {"p50": pct(ms, 50), "p95": pct(ms, 95), "n": len(ms),
-                         "matches_mean": sum(counts) / max(1, len(counts))}  # fmt: skip
+                         "matches_mean": sum(counts) / max(1, len(counts)),
+                         "server_cpu_ms": cpu}  # fmt: skip
                 out[qname].setdefault(client, []).append(entry)
                 print(
-                    f"  {label:9} {qname:8} {client:8} run {i + 1}: p50 {entry['p50']:8.1f} ms"
+                    f"  {label:9} {qname:8} {client:11} run {i + 1}: p50 {entry['p50']:8.1f} ms"
                     f"  p95 {entry['p95']:8.1f} ms  ({len(ms)} queries,"
-                    f" {entry['matches_mean']:.1f} matches/query)",
+                    f" {entry['matches_mean']:.1f} matches/query, server CPU {cpu:.1f} ms/query)",
                     flush=True,
                 )
     return out
@@ -202,7 +267,7 @@ def run_wlmscpfs(db: str, tmp: Path, queries: dict[str, list[Keys]], runs: int) 
     proc = subprocess.Popen(["wlmscpfs", "-dfp", str(out), "-csk", "-dhl", str(port)])
     try:
         wait_port(port)
-        return {"export_seconds": export_s, **measure("wlmscpfs", port, queries, runs)}
+        return {"export_seconds": export_s, **measure("wlmscpfs", port, queries, runs, proc.pid)}
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -212,13 +277,17 @@ def run_wlmscpfs(db: str, tmp: Path, queries: dict[str, list[Keys]], runs: int) 
 def bench_n(n: int, args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="fhirmwl-mwl-"))
     db = f"sqlite:///{tmp}/bench.db"
-    result: dict[str, Any] = {"n": n, "load": load(db, n, args)}
+    per_day = args.per_station_day
+    mwl_data.DAYS = max(1, round(n / (mwl_data.STATIONS * per_day))) if per_day else 365
+    result: dict[str, Any] = {"n": n, "days": mwl_data.DAYS, "load": load(db, n, args)}
     queries = {"typical": typical_queries(n, args.queries), "broad": broad_queries(args.queries)}
+    if args.large_queries:
+        queries["large"] = large_queries(n, args.large_queries)
     dicom = free_port()
     server = Server(db, "--no-mllp", "--dicom-port", str(dicom))
     try:
         wait_port(dicom)
-        result["fhirmwl"] = measure("fhirmwl", dicom, queries, args.runs)
+        result["fhirmwl"] = measure("fhirmwl", dicom, queries, args.runs, server.proc.pid)
         result["http"] = measure_http(server.port, queries, args.runs)  # issue 7: HTTP forms
     finally:
         server.stop()
@@ -235,6 +304,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, nargs="+", default=[0, 10000, 100000, 1000000])
     ap.add_argument("--queries", type=int, default=50)
+    ap.add_argument(
+        "--per-station-day",
+        type=int,
+        default=0,
+        help="spread the N steps over N/(40*K) days so a station-day holds K steps"
+        " (0: one year, as in the first runs)",
+    )
+    ap.add_argument("--large-queries", type=int, default=0, help="also time ~1,000-item answers")
     ap.add_argument("--runs", type=int, default=1, help="repeat each measurement (noisy host)")
     ap.add_argument(
         "--store-max-n",

@@ -1,8 +1,9 @@
 """Read-only DICOMweb worklist: MWL-RS search (PS3.18 ch. 14) and UPS-RS search (ch. 11).
 
 ``GET /dicomweb/modality-scheduled-procedure-steps`` answers exactly like the C-FIND SCP — same
-index, same matcher, same projection — but as ``application/dicom+json``; return keys are the
-type 1/2 keys of Table K.6-1, the matched keys and ``includefield`` ones (``all`` = whole item).
+index, same matcher, same projection — but as ``application/dicom+json``; results are whole
+worklist items unless ``includefield`` names attributes: then the type 1/2 keys of Table K.6-1,
+the matched keys and those (``includefield=all``: whole items).
 ``GET /dicomweb/workitems`` re-expresses the same steps as UPS workitems
 (``mapping.fhir_to_dicom.ups``) and matches UPS attributes on them; the pre-filter on the
 index is derived from the UPS keys that have an MWL equivalent, so the index still bounds the
@@ -24,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from fhirmwl.api.dicomxml import XML_MEDIA, multipart_related, native_xml
 from fhirmwl.api.ups_rs import routes as ups_state_routes
 from fhirmwl.api.worklist_params import SPS, add_return_keys, parse_keys, to_query
 from fhirmwl.errors import FhirMwlError, StoreError
@@ -31,7 +33,7 @@ from fhirmwl.mapping.fhir_to_dicom.ups import workitem
 from fhirmwl.services.container import Services
 from fhirmwl.worklist.jsoncodec import dataset_to_dict
 from fhirmwl.worklist.match import matches
-from fhirmwl.worklist.project import project
+from fhirmwl.worklist.project import project_json
 from fhirmwl.worklist.query import WorklistQuery
 
 DICOM_JSON = "application/dicom+json"
@@ -81,6 +83,8 @@ class Search:
 
     def __init__(self, request: Request) -> None:
         pairs = list(request.query_params.multi_items())
+        accept = request.headers.get("accept", "").lower()
+        self.xml = "multipart/related" in accept and XML_MEDIA in accept
         self.warnings: list[str] = []
         self.includes: list[str] = []
         for name in UNSUPPORTED_FLAGS:
@@ -111,6 +115,8 @@ class Search:
         return list(keys)
 
     def response(self, results: list[dict[str, Any]], more: bool) -> Response:
+        """DICOM JSON, or ``multipart/related; type="application/dicom+xml"`` when the
+        ``Accept`` header asks for it (PS3.18 10.6, PS3.19 Native DICOM Model)."""
         headers: dict[str, str] = {}
         warnings = [f'299 fhirmwl "{w}"' for w in self.warnings]
         if more:
@@ -119,6 +125,9 @@ class Search:
             headers["Warning"] = ", ".join(warnings)
         if not results:
             return Response(None, 204, headers)
+        if self.xml:
+            body, media = multipart_related([native_xml(r) for r in results])
+            return Response(body, 206 if more else 200, headers, media)
         return Response(orjson.dumps(results), 206 if more else 200, headers, DICOM_JSON)
 
 
@@ -127,9 +136,15 @@ def _page(found: list[Any], search: Search) -> tuple[list[Any], bool]:
     return found[search.offset : end], len(found) > end
 
 
+def whole_items(search: Search) -> bool:
+    """Without ``includefield`` (or with ``includefield=all``) results are whole items."""
+    return not search.includes or "all" in search.includes
+
+
 def mwl_query(search: Search) -> WorklistQuery:
-    """The C-FIND-equivalent query: match keys plus the default and ``includefield`` keys."""
-    if "all" in search.includes:
+    """The C-FIND-equivalent query: match keys plus the Table K.6-1 type 1/2 keys and the
+    ``includefield`` keys (used for matching always, for the projection with includefield)."""
+    if whole_items(search):
         return to_query(search.keys)
     return to_query(add_return_keys(search.keys, [*MWL_RETURN_KEYS, *search.include_paths]))
 
@@ -137,11 +152,11 @@ def mwl_query(search: Search) -> WorklistQuery:
 def mwl_search(services: Services, search: Search) -> tuple[list[dict[str, Any]], bool]:
     source = services.worklist()
     q = mwl_query(search)
-    found = [item for _, item in source.find_with_ids(q, search.offset + search.limit + 1)]
+    found = [item for _, item in source.find_json_with_ids(q, search.offset + search.limit + 1)]
     page, more = _page(found, search)
-    if "all" in search.includes:
-        return [dataset_to_dict(i) for i in page], more
-    return [dataset_to_dict(project(i, q)) for i in page], more
+    if whole_items(search):
+        return page, more
+    return [project_json(i, q) for i in page], more
 
 
 _UPS_TO_MWL = {

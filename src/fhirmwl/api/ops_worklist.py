@@ -6,12 +6,14 @@ with C-FIND matching syntax verbatim. The query is answered by the same worklist
 same matcher as the C-FIND SCP: matching steps come from ``StoreWorklistSource``; for the FHIR
 form their Tasks and context resources are then read in one batch per include level (not by
 walking each Task's graph); for ``Accept: application/dicom+json`` the answer is the array of
-worklist items C-FIND would return (projected onto the requested keys, or whole when none are
-given). No side effects (``affectsState=false``).
+whole worklist items (the attributes of docs/dicom-conformance.md §4), or, with
+``_elements=Keyword,…``, what C-FIND returns for the query's keys plus those. No side effects
+(``affectsState=false``).
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,20 +23,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from fhirmwl.api import http
-from fhirmwl.api.worklist_params import parse_keys, to_query
+from fhirmwl.api.worklist_params import add_return_keys, parse_keys, to_query
 from fhirmwl.errors import BadRequest
 from fhirmwl.fhir.model import CANON
 from fhirmwl.fhir.search import parse_search
 from fhirmwl.services.container import Operation, Services
 from fhirmwl.services.search import resolve_includes
-from fhirmwl.worklist.jsoncodec import dataset_to_dict
-from fhirmwl.worklist.project import project
+from fhirmwl.services.worklist.source import Cursor, cursor_of
+from fhirmwl.worklist.project import project_json
 from fhirmwl.worklist.query import WorklistQuery, WorklistQueryError
 
 DICOM_JSON = "application/dicom+json"
 DEFAULT_COUNT = 100
 MAX_COUNT = 1000
-RESULT_PARAMS = frozenset({"_count", "_offset", "_format"})
+RESULT_PARAMS = frozenset({"_count", "_offset", "_format", "_elements", "_cursor"})
 # Context of one step: RequestedProcedure, ImagingServiceRequest, Patient, Encounter, Device,
 # ImagingStudy (the same graph the worklist item is built from).
 CONTEXT_INCLUDES: list[tuple[str, str]] = [
@@ -90,24 +92,57 @@ def parse_inputs(pairs: list[tuple[str, str]], strict: bool) -> tuple[WorklistQu
         raise BadRequest(exc.message, expression=name) from None
 
 
+def returned_keys(pairs: list[tuple[str, str]], strict: bool) -> WorklistQuery | None:
+    """``_elements=Keyword,…`` restricts the DICOM JSON answer to the query's keys plus these
+    (C-FIND's projection); without it the answer is the whole worklist item."""
+    lists = [v for k, v in pairs if k == "_elements"]
+    if not lists:
+        return None
+    elements = [(e.strip(), "") for v in lists for e in v.split(",") if e.strip()]
+    keys = [(k, v) for k, v in pairs if k not in RESULT_PARAMS]
+    try:
+        parsed, _ = parse_keys(keys, strict=strict)
+        extra, _ = parse_keys(elements, strict=True)
+        return to_query(add_return_keys(parsed, list(extra)))
+    except WorklistQueryError as exc:
+        raise BadRequest(exc.message, expression="_elements") from None
+
+
 def _page(
-    services: Services, q: WorklistQuery, offset: int, count: int
+    services: Services, q: WorklistQuery, offset: int, count: int, after: Cursor | None
 ) -> tuple[list[tuple[str, Any]], bool]:
     source = services.worklist()
-    found = list(source.find_with_ids(q, offset + count + 1))
+    found = list(source.find_json_with_ids(q, offset + count + 1, after))
     return found[offset : offset + count], len(found) > offset + count
 
 
-def dicom_items(q: WorklistQuery, items: list[Any]) -> list[dict[str, Any]]:
-    """DICOM JSON of the items as C-FIND returns them: projected onto the query's keys."""
-    if not q.keys:
-        return [dataset_to_dict(item) for item in items]
-    return [dataset_to_dict(project(item, q)) for item in items]
+def _encode_cursor(cursor: Cursor) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(cursor))).decode("ascii")
 
 
-def _link(base: str, pairs: list[tuple[str, str]], offset: int, count: int) -> str:
-    kept = [(k, v) for k, v in pairs if k not in ("_count", "_offset")]
-    query = urlencode([*kept, ("_count", str(count)), ("_offset", str(offset))])
+def _decode_cursor(pairs: list[tuple[str, str]]) -> Cursor | None:
+    raw = next((v for k, v in pairs if k == "_cursor"), None)
+    if raw is None:
+        return None
+    try:
+        d, t, task = orjson.loads(base64.urlsafe_b64decode(raw.encode("ascii")))
+        return str(d), str(t), str(task)
+    except (ValueError, TypeError, UnicodeError):
+        raise BadRequest(
+            "parameter '_cursor' is not a cursor of this server", expression="_cursor"
+        ) from None
+
+
+def dicom_items(q: WorklistQuery | None, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stored DICOM JSON items, whole, or projected onto ``q`` as C-FIND would."""
+    if q is None or not q.keys:
+        return items
+    return [project_json(item, q) for item in items]
+
+
+def _link(base: str, pairs: list[tuple[str, str]], count: int, page: list[tuple[str, str]]) -> str:
+    kept = [(k, v) for k, v in pairs if k not in ("_count", "_offset", "_cursor")]
+    query = urlencode([*kept, ("_count", str(count)), *page])
     return f"{base}/Task/$mwl-query?{query}"
 
 
@@ -145,23 +180,26 @@ async def mwl_query_op(
     q, ignored = parse_inputs(pairs, strict)
     count = min(_int(pairs, "_count", DEFAULT_COUNT), MAX_COUNT)
     offset = _int(pairs, "_offset", 0)
-    page, has_next = await run_in_threadpool(_page, services, q, offset, count)
+    after = _decode_cursor(pairs)
+    page, has_next = await run_in_threadpool(_page, services, q, offset, count, after)
     if _wants_dicom(request, pairs):
-        body = orjson.dumps(dicom_items(q, [item for _, item in page]))
+        shown = returned_keys(pairs, strict)
+        body = orjson.dumps(dicom_items(shown, [item for _, item in page]))
         headers = {"Warning": f'299 fhirmwl "ignored: {", ".join(ignored)}"'} if ignored else None
         return Response(body, 200, headers, media_type=DICOM_JSON)
     base = services.settings.fhir_base
     kept = [(k, v) for k, v in pairs if k not in ignored]
-    links = [{"relation": "self", "url": _link(base, kept, offset, count)}]
-    if has_next:
-        links.append({"relation": "next", "url": _link(base, kept, offset + count, count)})
-    if offset > 0:
-        links.append(
-            {"relation": "previous", "url": _link(base, kept, max(offset - count, 0), count)}
-        )
+    here = [("_cursor", _encode_cursor(after))] if after else [("_offset", str(offset))]
+    links = [{"relation": "self", "url": _link(base, kept, count, here)}]
+    if has_next:  # a keyset cursor: stable while steps are added or removed meanwhile
+        last = [("_cursor", _encode_cursor(cursor_of(*page[-1])))]
+        links.append({"relation": "next", "url": _link(base, kept, count, last)})
+    if offset > 0 and after is None:
+        back = [("_offset", str(max(offset - count, 0)))]
+        links.append({"relation": "previous", "url": _link(base, kept, count, back)})
     entries = await run_in_threadpool(_bundle, services, [t for t, _ in page])
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
-    if offset == 0 and not has_next:
+    if offset == 0 and after is None and not has_next:
         bundle["total"] = len(page)
     bundle["link"] = links
     bundle["entry"] = entries

@@ -117,6 +117,7 @@ def audited_find(
                     final = f"{code:04X}"
                 yield status, identifier
         finally:
+            items = int(getattr(event, "fhirmwl_items", items))  # answers sent in bursts
             ctx = AccessContext(
                 door="dicom",
                 action="E",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhirmwl.conformance.defs_common import DICOM_PART6, meta
+from fhirmwl.conformance.defs_maps_clinical import MWL_CLINICAL_ROWS
 from fhirmwl.fhir.model import (
     PROFILE_ISR,
     PROFILE_PATIENT,
@@ -372,7 +373,7 @@ def fhir_to_dicom_conceptmap() -> dict[str, Any]:
         ]
     )
     groups = []
-    for profile, rows in MWL_ROWS.items():
+    for profile, rows in [*MWL_ROWS.items(), *MWL_CLINICAL_ROWS.items()]:
         elements: dict[str, dict[str, Any]] = {}
         for path, keyword, tag, vr, in_sps, comment in rows:
             target: dict[str, Any] = {"code": keyword, "relationship": "equivalent"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhirmwl.conformance.defs_common import meta
+from fhirmwl.conformance.defs_maps_clinical import V2_CLINICAL_ROWS
 from fhirmwl.fhir.model import (
     PROFILE_ISR,
     PROFILE_PATIENT,
@@ -90,7 +91,7 @@ def v2_to_fhir_conceptmap() -> dict[str, Any]:
         "One row per v2 field: ORM^O01, OMG^O19, OMI^O23 and ADT fields → profiled element.",
     )
     groups = []
-    for profile, rows in V2_ROWS.items():
+    for profile, rows in [*V2_ROWS.items(), *V2_CLINICAL_ROWS.items()]:
         elements = []
         for field, path, comment in rows:
             target: dict[str, Any] = {"code": path, "relationship": "equivalent"}

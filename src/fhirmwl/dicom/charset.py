@@ -2,22 +2,26 @@
 
 Worklist items are Unicode inside the broker. Responses go out in UTF-8 (``ISO_IR 192``) unless
 the calling AE is configured for a legacy set (``ISO_IR 100``, ``\\ISO 2022 IR 87`` …). Text
-that the chosen set cannot represent is replaced by ``?`` before pydicom encodes the identifier,
-and the attributes concerned are reported so the caller can log them (keywords only: no patient
-data in logs).
+that the chosen set cannot represent is replaced by ``?`` before the identifier is encoded, and
+the attributes concerned are reported so the caller can log them (keywords only: no patient
+data in logs). The policy works on the projected answer in DICOM JSON form, like the rest of the
+answer path.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydicom.charset import convert_encodings
-from pydicom.dataset import Dataset
-from pydicom.valuerep import PersonName
+from pydicom.datadict import keyword_for_tag
 
 from fhirmwl.worklist.values import TEXT_VRS
 
 DEFAULT_CHARSET = "ISO_IR 192"
 UNICODE_SETS = frozenset({"ISO_IR 192", "GB18030", "GBK"})
 ASCII_TERMS = frozenset({"", "ISO_IR 6", "ISO 2022 IR 6"})
+SPECIFIC_CHARACTER_SET = "00080005"
+JsonItem = dict[str, Any]
 
 
 def parse_charset(value: str) -> list[str]:
@@ -25,18 +29,29 @@ def parse_charset(value: str) -> list[str]:
     return [v.strip() for v in value.split("\\")]
 
 
-def prepare_response(ds: Dataset, terms: list[str]) -> list[str]:
-    """Make ``ds`` encodable in ``terms`` and set (0008,0005); returns replaced keywords."""
+def python_codec(terms: list[str]) -> str | None:
+    """The one Python codec that encodes text in ``terms``; ``None`` for ISO 2022 code
+    extensions (several terms), which need pydicom's escape-sequence encoder."""
+    if len(terms) != 1:
+        return None
+    if terms[0] in ASCII_TERMS:
+        return "ascii"
+    return str(convert_encodings([terms[0]])[0])
+
+
+def prepare_json(item: JsonItem, terms: list[str]) -> tuple[JsonItem, list[str]]:
+    """``item`` made encodable in ``terms``, with (0008,0005) set; and the replaced keywords.
+    Entries that change are copied, so the stored item is never modified."""
     replaced: list[str] = []
+    out = item
     if not any(t in UNICODE_SETS for t in terms):
         encodings = ["ascii" if t in ASCII_TERMS else convert_encodings([t])[0] for t in terms]
-        _replace(ds, encodings, replaced)
-    if terms in ([""], ["ISO_IR 6"]):
-        if "SpecificCharacterSet" in ds:
-            del ds.SpecificCharacterSet
-    else:
-        ds.SpecificCharacterSet = terms if len(terms) > 1 else terms[0]
-    return replaced
+        out = _replace(item, encodings, replaced)
+    out = {k: v for k, v in out.items() if k != SPECIFIC_CHARACTER_SET}
+    if terms not in ([""], ["ISO_IR 6"]):
+        out[SPECIFIC_CHARACTER_SET] = {"vr": "CS", "Value": list(terms)}
+        out = dict(sorted(out.items()))
+    return out, replaced
 
 
 def _encodable(text: str, encodings: list[str]) -> bool:
@@ -59,17 +74,24 @@ def _clean(text: str, encodings: list[str]) -> str:
     return "".join(c if c.isascii() or _encodable(c, encodings) else "?" for c in text)
 
 
-def _replace(ds: Dataset, encodings: list[str], replaced: list[str]) -> None:
-    for elem in ds:
-        if elem.VR == "SQ":
-            for item in elem.value or []:
-                _replace(item, encodings, replaced)
-            continue
-        if elem.VR not in TEXT_VRS or elem.value in (None, ""):
-            continue
-        values = elem.value if elem.VM > 1 else [elem.value]
-        cleaned = [_clean(str(v), encodings) for v in values]
-        if cleaned != [str(v) for v in values]:
-            replaced.append(elem.keyword or str(elem.tag))
-            new = [PersonName(c) for c in cleaned] if elem.VR == "PN" else cleaned
-            elem.value = new if elem.VM > 1 else new[0]
+def _clean_value(value: Any, encodings: list[str]) -> Any:
+    if isinstance(value, dict):  # PN groups
+        return {group: _clean(str(text), encodings) for group, text in value.items()}
+    return _clean(value, encodings) if isinstance(value, str) else value
+
+
+def _replace(item: JsonItem, encodings: list[str], replaced: list[str]) -> JsonItem:
+    out: JsonItem = {}
+    for key, entry in item.items():
+        vr, values = entry.get("vr"), entry.get("Value")
+        if vr == "SQ" and values:
+            out[key] = {"vr": "SQ", "Value": [_replace(i, encodings, replaced) for i in values]}
+        elif vr in TEXT_VRS and values:
+            cleaned = [_clean_value(v, encodings) for v in values]
+            if cleaned != values:
+                replaced.append(keyword_for_tag(int(key, 16)) or key)
+                entry = {**entry, "Value": cleaned}
+            out[key] = entry
+        else:
+            out[key] = entry
+    return out

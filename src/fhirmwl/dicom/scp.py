@@ -2,10 +2,13 @@
 
 Listener code stays thin: parse the identifier into a :class:`WorklistQuery`, apply the access
 policy, ask a :class:`WorklistSource` (built per request by ``source_factory`` so it can open a
-store session in the association's thread), project each item onto the requested keys, encode it
-in the calling AE's character set and yield it as a Pending response. Status mapping lives here
-and only here: A900 for identifiers that do not fit the model, FE00 on C-CANCEL, C001 with an
-error comment for internal failures, FF01 when a key was ignored for matching.
+store session in the association's thread) for the matching items in their stored DICOM JSON
+form, project each onto the requested keys, apply the calling AE's character set, encode it
+straight to bytes (``jsonencode``) and queue it as a Pending response (``pending``); pydicom
+datasets are built only when that fast path cannot encode an answer (ISO 2022 sets). Status
+mapping lives here and only here: A900 for identifiers that do not fit the model, FE00 on
+C-CANCEL, C001 with an error comment for internal failures, FF01 when a key was ignored for
+matching.
 
 Who may associate (called-AE check, ``[[dicom_peers]]`` rules binding titles to addresses and
 client certificates, per-peer caps, ARTIM/idle timers, TLS) is decided in ``admission``.
@@ -28,10 +31,13 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 
 from fhirmwl.dicom.admission import AdmissionServer, AssociationLimits, PeerRule, check_peer
-from fhirmwl.dicom.charset import DEFAULT_CHARSET, parse_charset, prepare_response
+from fhirmwl.dicom.charset import DEFAULT_CHARSET, parse_charset, prepare_json, python_codec
+from fhirmwl.dicom.jsonencode import NotEncodable, encode_item
+from fhirmwl.dicom.pending import PendingSender
 from fhirmwl.ops.metrics import timed_find
+from fhirmwl.worklist.jsoncodec import dataset_from_dict
 from fhirmwl.worklist.match import matches
-from fhirmwl.worklist.project import project
+from fhirmwl.worklist.project import project_json
 from fhirmwl.worklist.query import (
     SCHEDULED_STATION_AE,
     MatchKind,
@@ -51,6 +57,8 @@ STATUS_CANCEL = 0xFE00
 STATUS_IDENTIFIER_MISMATCH = 0xA900
 STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_UNABLE_TO_PROCESS = 0xC001
+# Responses queued between two looks for a C-CANCEL (see PendingSender.drain).
+CANCEL_CHECK_EVERY = 64
 
 
 @dataclass(frozen=True)
@@ -233,21 +241,26 @@ class WorklistSCP:
     ) -> Iterator[tuple[int | Dataset, Dataset | None]]:
         pending = STATUS_PENDING_WARNING if q.has_unsupported() else STATUS_PENDING
         charset = self.policy.charset_for(calling)
+        codec = python_codec(charset)
+        sender = PendingSender(event, pending)
         limit = self.policy.max_responses
         source = self.source_factory()
         count = 0
-        for item in source.find(q, None if limit is None else limit + 1):
+        for item in source.find_json(q, None if limit is None else limit + 1):
+            if count and count % CANCEL_CHECK_EVERY == 0:
+                sender.drain()
             if event.is_cancelled:
                 LOG.info("C-FIND from %s cancelled after %d responses", calling, count)
+                sender.flush()
                 yield STATUS_CANCEL, None
                 return
             if limit is not None and count >= limit:
                 LOG.warning("C-FIND from %s truncated at %d responses", calling, limit)
                 comment = f"more than {limit} matches; first {limit} returned"
+                sender.flush()
                 yield _status(self.policy.truncation_status, comment), None
                 return
-            response = project(item, q)
-            replaced = prepare_response(response, charset)
+            response, replaced = prepare_json(project_json(item, q), charset)
             if replaced:
                 LOG.warning(
                     "C-FIND to %s: characters not representable in %s replaced in %s",
@@ -256,7 +269,14 @@ class WorklistSCP:
                     ",".join(sorted(set(replaced))),
                 )
             count += 1
-            yield pending, response
+            encoded = _encoded(response, sender, codec)
+            if encoded is None:  # ISO 2022, Big Endian, …: pydicom encodes it
+                sender.flush()
+                yield pending, dataset_from_dict(response)
+            else:
+                sender.send(encoded)
+        sender.flush()
+        setattr(event, "fhirmwl_items", count)  # noqa: B010 - answers the PendingSender sent
         LOG.info("C-FIND from %s: %d responses", calling, count)
 
 
@@ -274,3 +294,12 @@ def own_station_query(q: WorklistQuery, calling: str) -> WorklistQuery | None:
     if not matches(WorklistQuery(keys={SCHEDULED_STATION_AE: current}), probe):
         return None
     return q.with_station(calling, force=True)
+
+
+def _encoded(response: dict[str, Any], sender: PendingSender, codec: str | None) -> bytes | None:
+    if codec is None or not sender.usable:
+        return None
+    try:
+        return encode_item(response, sender.implicit, codec)
+    except NotEncodable:
+        return None

@@ -33,6 +33,23 @@ GENERATED_TAG_SYSTEM = "urn:fhirmwl:generated"
 # Identifier.system of a station Device's AE title (the v2 mapping's IdentifierSystems.station_ae)
 STATION_AE_SYSTEM = "urn:fhirmwl:id:ae-title"
 
+# Task extension keeping DICOM attributes of an imported worklist item that have no FHIR home
+# (mapping/fhir_to_dicom/residual.py).
+DICOM_ATTRIBUTES_EXT = "urn:fhirmwl:extension:dicom-attributes"
+
+# Clinical content of the worklist item (mapping/fhir_to_dicom/clinical.py, docs/resource-model.md)
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+UCUM = "http://unitsofmeasure.org"
+# Flag.category codes routing a Flag to Patient State or Special Needs instead of Medical Alerts
+# (the FHIR flag-category system has no such codes; ours, documented in docs/resource-model.md).
+WORKLIST_FLAG_CATEGORY = "urn:fhirmwl:CodeSystem:worklist-flag"
+PATIENT_STATE_CATEGORY = (WORKLIST_FLAG_CATEGORY, "patient-state")
+SPECIAL_NEEDS_CATEGORY = (WORKLIST_FLAG_CATEGORY, "special-needs")
+BODY_WEIGHT = ("29463-7", "3141-9")
+BODY_HEIGHT = ("8302-2", "3137-7")
+PREGNANCY_STATUS = ("82810-3", "11449-6")
+
 ACSN = (V2_0203, "ACSN")
 PLAC = (V2_0203, "PLAC")
 FILL = (V2_0203, "FILL")

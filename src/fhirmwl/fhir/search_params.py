@@ -210,6 +210,34 @@ _register(
     _p("name", "string", "name"),
     _p("status", "token", "status"),
 )
+# Patient-level clinical content of the worklist item (Medical Alerts, Allergies, Pregnancy
+# Status, Weight, Size — docs/resource-model.md "Clinical content").
+_register(
+    "AllergyIntolerance",
+    _p("identifier", "token", "identifier"),
+    _p("patient", "reference", "patient", targets=_PATIENT),
+    _p("clinical-status", "token", "clinicalStatus"),
+    _p("verification-status", "token", "verificationStatus"),
+    _p("code", "token", "code"),
+)
+_register(
+    "Flag",
+    _p("identifier", "token", "identifier"),
+    _p("subject", "reference", "subject", targets=_PATIENT),
+    _p("patient", "reference", "subject[Patient]", targets=_PATIENT),
+    _p("status", "token", "status"),
+    _p("category", "token", "category"),
+    _p("code", "token", "code"),
+)
+_register(
+    "Observation",
+    _p("identifier", "token", "identifier"),
+    _p("subject", "reference", "subject", targets=_PATIENT),
+    _p("patient", "reference", "subject[Patient]", targets=_PATIENT),
+    _p("status", "token", "status"),
+    _p("code", "token", "code"),
+    _p("date", "date", "effectiveDateTime", "effectivePeriod", "issued"),
+)
 _register(
     "Subscription",
     _p("status", "token", "status"),

@@ -209,6 +209,7 @@ def timed_find(handler: Callable[[Any], Iterator[Any]]) -> Callable[[Any], Itera
                 yield status, identifier
         finally:
             CFIND_SECONDS.observe(time.perf_counter() - start)
+            items = int(getattr(event, "fhirmwl_items", items))  # answers sent in bursts
             CFIND_ITEMS.observe(items)
             CFIND_REQUESTS.labels(final).inc()
             if final.startswith("C"):

@@ -158,12 +158,19 @@ def _worklist_sql(
     column: str, modifier: str | None, values: tuple[str, ...], name: str
 ) -> tuple[str, list[Any]]:
     """Task ids from the worklist index; a token's system part is ignored (AE titles have none).
-    Rows of steps on several stations hold a sentinel and are not found this way."""
+    Steps on several stations are found through ``worklist_station`` (their row holds a
+    sentinel), as C-FIND finds them."""
     if modifier is not None:
         raise NotSupported(f"modifier :{modifier} is not supported on {name}")
     codes = [v.partition("|")[2] if "|" in v else v for v in values]
     marks = ", ".join("?" for _ in codes)
-    return f"SELECT task_id AS res_id FROM worklist WHERE {column} IN ({marks})", codes
+    sql = f"SELECT task_id AS res_id FROM worklist WHERE {column} IN ({marks})"
+    if column == "station_aet":
+        sql += (
+            f" UNION SELECT task_id AS res_id FROM worklist_station WHERE station_aet IN ({marks})"
+        )
+        return sql, [*codes, *codes]
+    return sql, codes
 
 
 _TABLE = {

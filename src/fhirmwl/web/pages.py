@@ -74,9 +74,7 @@ class Desk:
         self.s = services
         self.feed = feed
         self.tz = ZoneInfo(services.settings.timezone)
-        self.source = StoreWorklistSource(
-            services.store, services.settings.worklist_retention_days, sparse=True
-        )
+        self.source = StoreWorklistSource(services.store, services.settings.worklist_retention_days)
 
     def _read(self, fn: Callable[[Any], Any]) -> Awaitable[Any]:
         def run() -> Any:

@@ -1,10 +1,12 @@
 """Fast DICOM JSON ↔ Dataset conversion for stored worklist items.
 
-Every C-FIND answer decodes the stored ``item_json`` of each candidate row. pydicom's generic
-``Dataset.from_json`` costs about 0.5 ms per worklist item (bulk-data hooks, per-element
-validation); this decoder handles exactly what :func:`worklist_row` stores (strings, PN objects,
-numbers, sequences, inline binary) about twice as fast. The encoder used by the row builder
-produces the same JSON as pydicom's ``to_json_dict`` (tested on the corpus).
+Answers are matched and projected on the stored ``item_json`` itself; a Dataset is decoded only
+where one is needed (``mwl export``/``show``, UPS workitems, the import round trip). pydicom's
+generic ``Dataset.from_json`` costs about 0.5 ms per worklist item (bulk-data hooks,
+per-element validation); this decoder handles exactly what :func:`worklist_row` stores
+(strings, PN objects, numbers, sequences, inline binary) about twice as fast. The encoder
+used by the row builder produces the same JSON as pydicom's ``to_json_dict`` (tested on the
+corpus).
 """
 
 from __future__ import annotations
@@ -17,36 +19,22 @@ from pydicom.dataelem import DataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from fhirmwl.worklist.query import SPECIFIC_CHARACTER_SET, WorklistQuery
+from fhirmwl.worklist.values import PN_GROUPS, pn_text
 
-_PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
 _INT_VRS = frozenset({"US", "UL", "SS", "SL", "SV", "UV", "IS"})
 _FLOAT_VRS = frozenset({"FL", "FD", "DS"})
 
 
-def item_from_json(text: str, only: WorklistQuery | None = None) -> Dataset:
-    """Decode a stored item; with ``only``, just the keys that query matches or returns (plus
-    Specific Character Set) — a C-FIND answer needs no more, and decoding every element of
-    every candidate row was most of the per-item cost on large worklists."""
-    return dataset_from_dict(json.loads(text), only)
+def item_from_json(text: str) -> Dataset:
+    """Decode a stored item (``mwl show``/``export`` and other callers that need a Dataset;
+    answers are projected from the JSON itself, see ``worklist.project``)."""
+    return dataset_from_dict(json.loads(text))
 
 
-def dataset_from_dict(data: dict[str, Any], only: WorklistQuery | None = None) -> Dataset:
+def dataset_from_dict(data: dict[str, Any]) -> Dataset:
     ds = Dataset()
-    if only is None or not only.keys:
-        for key, entry in data.items():
-            ds.add(_element(int(key, 16), entry))
-        return ds
-    for tag in sorted({SPECIFIC_CHARACTER_SET, *only.keys}):
-        found = data.get(f"{tag:08X}")
-        if found is None:
-            continue
-        wanted = only.keys.get(tag)
-        if wanted is not None and wanted.item is not None and found.get("vr") == "SQ":
-            items = [dataset_from_dict(i, wanted.item) for i in found.get("Value") or []]
-            ds.add(DataElement(tag, "SQ", Sequence(items)))
-        else:
-            ds.add(_element(tag, found))
+    for key, entry in data.items():
+        ds.add(_element(int(key, 16), entry))
     return ds
 
 
@@ -60,19 +48,12 @@ def _element(tag: int, entry: dict[str, Any]) -> DataElement:
     if not values:
         return DataElement(tag, vr, empty_value_for_VR(vr))
     if vr == "PN":
-        values = [_pn(v) for v in values]
+        values = [pn_text(v) for v in values]
     elif vr in ("IS", "DS"):
         values = [str(v) for v in values]
     elif vr == "AT":
         values = [int(v, 16) for v in values]
     return DataElement(tag, vr, values[0] if len(values) == 1 else values)
-
-
-def _pn(value: dict[str, str] | str) -> str:
-    if isinstance(value, str):
-        return value
-    groups = [value.get(g, "") for g in _PN_GROUPS]
-    return "=".join(groups).rstrip("=")
 
 
 def item_to_json(ds: Dataset) -> str:
@@ -115,7 +96,7 @@ def _entry(elem: DataElement) -> dict[str, Any]:
 
 def _pn_dict(value: str) -> dict[str, str]:
     groups = value.split("=")
-    return {name: g for name, g in zip(_PN_GROUPS, groups, strict=False) if g}
+    return {name: g for name, g in zip(PN_GROUPS, groups, strict=False) if g}
 
 
 def _number(value: Any) -> int | float:

@@ -1,7 +1,10 @@
 """The one worklist matcher (PS3.4 C.2.2.2 applied to Table K.6-1).
 
 ``matches`` is authoritative: the SQL pre-filter only narrows the candidates, and every row it
-returns is decided here. Rules implemented (and documented in docs/dicom-conformance.md):
+returns is decided here. It works on the stored form of an item, DICOM JSON (PS3.18 F.2), so a
+C-FIND or HTTP answer never builds pydicom datasets to decide a match (a pydicom dataset per
+item cost about 1 ms; design.md "A worklist answer is a projection"). Rules implemented (and
+documented in docs/dicom-conformance.md):
 
 * zero-length / absent entity values fail every non-universal key (K.2.2.1);
 * multi-valued entity values match when any value matches; several values in a non-UID key
@@ -14,6 +17,7 @@ returns is decided here. Rules implemented (and documented in docs/dicom-conform
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from pydicom.dataset import Dataset
 
@@ -28,7 +32,7 @@ from fhirmwl.worklist.values import (
     DATE_TIME_VRS,
     TIME_MAX,
     TIME_MIN,
-    element_strings,
+    json_strings,
     norm_date,
     norm_pn,
     norm_temporal,
@@ -37,9 +41,19 @@ from fhirmwl.worklist.values import (
     wildcard_regex,
 )
 
+JsonItem = dict[str, Any]  # one item (or sequence item) in DICOM JSON form
 
-def matches(q: WorklistQuery, item: Dataset) -> bool:
-    """True when ``item`` (one worklist item) satisfies every key of ``q``."""
+
+def matches(q: WorklistQuery, item: JsonItem | Dataset) -> bool:
+    """True when ``item`` (one worklist item, DICOM JSON or a Dataset) satisfies every key."""
+    if isinstance(item, Dataset):
+        from fhirmwl.worklist.jsoncodec import dataset_to_dict
+
+        item = dataset_to_dict(item)
+    return matches_json(q, item)
+
+
+def matches_json(q: WorklistQuery, item: JsonItem) -> bool:
     combined = _combined_keys(q)
     for tag, key in q.keys.items():
         if key.kind is MatchKind.UNIVERSAL or (combined and tag in combined):
@@ -58,18 +72,18 @@ def _combined_keys(q: WorklistQuery) -> dict[int, KeyMatch] | None:
     return {SPS_START_DATE: date, SPS_START_TIME: time}
 
 
-def _match_key(key: KeyMatch, item: Dataset) -> bool:
-    elem = item.get(key.tag)
+def _match_key(key: KeyMatch, item: JsonItem) -> bool:
+    entry = item.get(key.hex)
     if key.kind is MatchKind.SEQUENCE:
         if key.item is None or key.item.is_universal():
             return True
-        if elem is None or elem.VR != "SQ":
+        if entry is None or entry.get("vr") != "SQ":
             return False
-        return any(matches(key.item, sub) for sub in elem.value or [])
-    values = element_strings(elem)
+        return any(matches_json(key.item, sub) for sub in entry.get("Value") or [])
+    values = json_strings(entry)
     if not values:
         return False
-    vr = elem.VR if elem is not None else key.vr
+    vr = entry.get("vr", key.vr) if entry is not None else key.vr
     return any(match_value(key, vr, v) for v in values)
 
 
@@ -119,9 +133,9 @@ def _bounds(key: KeyMatch) -> tuple[str | None, str | None]:
     return key.values[0], key.values[0]
 
 
-def _match_combined(date: KeyMatch, time: KeyMatch, item: Dataset) -> bool:
-    dates = element_strings(item.get(SPS_START_DATE))
-    times = element_strings(item.get(SPS_START_TIME))
+def _match_combined(date: KeyMatch, time: KeyMatch, item: JsonItem) -> bool:
+    dates = json_strings(item.get(date.hex))
+    times = json_strings(item.get(time.hex))
     if not dates or not times:
         return False
     point = (norm_date(dates[0]), norm_time(times[0]))

@@ -5,44 +5,59 @@ items projected recursively; a zero-length sequence or an empty item asks for th
 Absent non-sequence keys come back zero length (type 2 behaviour); absent sequences come back
 empty only when Table K.6-1 makes them type 2, otherwise they are left out — which is also what
 DCMTK's ``wlmscpfs`` answers for the corpus queries.
+
+The projection works on the stored DICOM JSON (``project_json``): the answer of every transport
+is cut straight out of the stored item, without building a pydicom dataset per item. The
+returned dict shares attribute entries with the input; callers must not mutate them.
 """
 
 from __future__ import annotations
 
-import copy
+from typing import Any
 
-from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence
 
-from fhirmwl.worklist.match import matches
+from fhirmwl.worklist.match import JsonItem, matches_json
 from fhirmwl.worklist.query import KeyMatch, MatchKind, WorklistQuery
 
 # Referenced Study Sequence, Referenced Patient Sequence: return key type 2.
 TYPE2_SEQUENCES = frozenset({0x00081110, 0x00081120})
 
 
-def project(item: Dataset, request: WorklistQuery | Dataset) -> Dataset:
-    """Return a new dataset holding exactly the requested keys of ``item``."""
-    q = request if isinstance(request, WorklistQuery) else WorklistQuery.from_dataset(request)
-    out = Dataset()
+def project_json(item: JsonItem, q: WorklistQuery) -> JsonItem:
+    """A new DICOM JSON dict holding exactly the keys of ``q`` (in tag order)."""
+    out: JsonItem = {}
     for key in q.keys.values():
-        elem = _project_key(item, key)
-        if elem is not None:
-            out.add(elem)
-    return out
+        entry = _project_key(item, key)
+        if entry is not None:
+            out[key.hex] = entry
+    return out if _sorted(out) else dict(sorted(out.items()))
 
 
-def _project_key(item: Dataset, key: KeyMatch) -> DataElement | None:
-    elem = item.get(key.tag)
+def _sorted(out: JsonItem) -> bool:
+    keys = list(out)
+    return all(a < b for a, b in zip(keys, keys[1:], strict=False))
+
+
+def _project_key(item: JsonItem, key: KeyMatch) -> dict[str, Any] | None:
+    entry = item.get(key.hex)
     if key.kind is MatchKind.SEQUENCE or key.vr == "SQ":
-        if elem is None or elem.VR != "SQ":
-            return DataElement(key.tag, "SQ", Sequence()) if key.tag in TYPE2_SEQUENCES else None
+        if entry is None or entry.get("vr") != "SQ":
+            return {"vr": "SQ", "Value": []} if key.tag in TYPE2_SEQUENCES else None
         if key.item is None:
-            return DataElement(key.tag, "SQ", Sequence([copy.deepcopy(d) for d in elem.value]))
+            return entry
         sub = key.item
-        items = [project(d, sub) for d in elem.value if matches(sub, d)]
-        return DataElement(key.tag, "SQ", Sequence(items))
-    if elem is None:
-        return DataElement(key.tag, key.vr, None)
-    return DataElement(key.tag, elem.VR, copy.deepcopy(elem.value))
+        items = [project_json(d, sub) for d in entry.get("Value") or [] if matches_json(sub, d)]
+        return {"vr": "SQ", "Value": items}
+    if entry is None:
+        return {"vr": key.vr}
+    return entry
+
+
+def project(item: Dataset | JsonItem, request: WorklistQuery | Dataset) -> Dataset:
+    """``project_json`` for callers holding datasets (tests, file previews): a new Dataset."""
+    from fhirmwl.worklist.jsoncodec import dataset_from_dict, dataset_to_dict
+
+    q = request if isinstance(request, WorklistQuery) else WorklistQuery.from_dataset(request)
+    data = dataset_to_dict(item) if isinstance(item, Dataset) else item
+    return dataset_from_dict(project_json(data, q))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from functools import cached_property
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import DataElement
@@ -69,6 +70,11 @@ class KeyMatch:
     low: str | None = None
     high: str | None = None
     item: WorklistQuery | None = None
+
+    @cached_property
+    def hex(self) -> str:
+        """The tag as a DICOM JSON attribute name (``"00100010"``)."""
+        return f"{self.tag:08X}"
 
     @property
     def keyword(self) -> str:

@@ -77,6 +77,13 @@ def _all(ds: Dataset, keyword: str) -> list[str]:
     return element_strings(ds.data_element(keyword)) if keyword in ds else []
 
 
+def station_titles(item: Dataset) -> list[str]:
+    """Scheduled Station AE Titles of the item's (first) Scheduled Procedure Step."""
+    sps_seq = item.get(SPS_SEQUENCE)
+    sps = sps_seq.value[0] if sps_seq is not None and sps_seq.value else Dataset()
+    return _all(sps, "ScheduledStationAETitle")
+
+
 def worklist_row(
     item: Dataset,
     task_id: str,
@@ -92,7 +99,7 @@ def worklist_row(
     """
     sps_seq = item.get(SPS_SEQUENCE)
     sps = sps_seq.value[0] if sps_seq is not None and sps_seq.value else Dataset()
-    stations = _all(sps, "ScheduledStationAETitle")
+    stations = station_titles(item)
     date = norm_date(_first(sps, "ScheduledProcedureStepStartDate"))
     raw_time = _first(sps, "ScheduledProcedureStepStartTime")
     time = norm_time(raw_time) if raw_time else ""

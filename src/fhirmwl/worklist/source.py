@@ -12,10 +12,11 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
+import orjson
 from pydicom.dataset import Dataset
 
-from fhirmwl.worklist.jsoncodec import item_from_json
-from fhirmwl.worklist.match import matches
+from fhirmwl.worklist.jsoncodec import dataset_from_dict, dataset_to_dict
+from fhirmwl.worklist.match import JsonItem, matches_json
 from fhirmwl.worklist.query import WorklistQuery
 from fhirmwl.worklist.row import WORKLIST_DDL, worklist_row
 from fhirmwl.worklist.sql import query_to_sql
@@ -27,21 +28,34 @@ class WorklistSource(Protocol):
         """Yield complete worklist items matching ``q`` (at most ``limit``)."""
         ...
 
+    def find_json(self, q: WorklistQuery, limit: int | None = None) -> Iterator[JsonItem]:
+        """The same items in their stored DICOM JSON form (the fast path of every answer)."""
+        ...
+
 
 class InMemorySource:
     """A list of worklist items, matched in Python."""
 
     def __init__(self, items: Iterable[Dataset]) -> None:
         self.items = list(items)
+        self.json_items = [dataset_to_dict(item) for item in self.items]
 
     def find(self, q: WorklistQuery, limit: int | None = None) -> Iterator[Dataset]:
+        for index in self._found(q, limit):
+            yield self.items[index]
+
+    def find_json(self, q: WorklistQuery, limit: int | None = None) -> Iterator[JsonItem]:
+        for index in self._found(q, limit):
+            yield self.json_items[index]
+
+    def _found(self, q: WorklistQuery, limit: int | None) -> Iterator[int]:
         count = 0
-        for item in self.items:
+        for index, item in enumerate(self.json_items):
             if limit is not None and count >= limit:
                 return
-            if matches(q, item):
+            if matches_json(q, item):
                 count += 1
-                yield item
+                yield index
 
 
 class SqlWorklistSource:
@@ -57,6 +71,10 @@ class SqlWorklistSource:
         self.connection = connection
 
     def find(self, q: WorklistQuery, limit: int | None = None) -> Iterator[Dataset]:
+        for item in self.find_json(q, limit):
+            yield dataset_from_dict(item)
+
+    def find_json(self, q: WorklistQuery, limit: int | None = None) -> Iterator[JsonItem]:
         where, params = query_to_sql(q)
         sql = (
             f"SELECT item_json FROM worklist WHERE {where}"
@@ -68,8 +86,8 @@ class SqlWorklistSource:
             count = 0
             while rows := cursor.fetchmany(self.batch_size):
                 for (item_json,) in rows:
-                    item = item_from_json(item_json)
-                    if matches(q, item):
+                    item = orjson.loads(item_json)
+                    if matches_json(q, item):
                         yield item
                         count += 1
                         if limit is not None and count >= limit:

@@ -8,6 +8,7 @@ what Python accepts.
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 
@@ -32,6 +33,7 @@ MAX_LENGTH = {
 }  # fmt: skip
 TIME_MAX = "235959.999999"
 TIME_MIN = "000000"
+PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
 
 
 def element_strings(elem: DataElement | None) -> list[str]:
@@ -48,6 +50,33 @@ def element_strings(elem: DataElement | None) -> list[str]:
         text = text.rstrip(" \x00") if elem.VR in ("LT", "ST", "UT") else text.strip(" \x00")
         out.append(text)
     return [v for v in out if v != ""] if len(out) == 1 else out
+
+
+def json_strings(entry: dict[str, Any] | None) -> list[str]:
+    """:func:`element_strings` for one DICOM JSON attribute (``{"vr": …, "Value": […]}``):
+    PN objects become ``Alphabetic=Ideographic=Phonetic``, numbers their text."""
+    if entry is None:
+        return []
+    vr = entry.get("vr")
+    values = entry.get("Value")
+    if not values or vr == "SQ":
+        if "InlineBinary" in entry:
+            return [base64.b64decode(entry["InlineBinary"]).decode("latin-1").strip(" \x00")]
+        return []
+    out: list[str] = []
+    for item in values:
+        text = pn_text(item) if isinstance(item, dict) else str(item)
+        text = text.rstrip(" \x00") if vr in ("LT", "ST", "UT") else text.strip(" \x00")
+        out.append(text)
+    return [v for v in out if v != ""] if len(out) == 1 else out
+
+
+def pn_text(value: dict[str, str] | str) -> str:
+    """A DICOM JSON PN value (``{"Alphabetic": …}``) as the DICOM string form."""
+    if isinstance(value, str):
+        return value
+    groups = [value.get(g, "") for g in PN_GROUPS]
+    return "=".join(groups).rstrip("=")
 
 
 def norm_date(value: str) -> str:

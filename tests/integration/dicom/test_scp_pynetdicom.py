@@ -5,9 +5,12 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from mwl_scu import associate, find
 from pydicom.dataset import Dataset
+from pynetdicom import AE
+from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from fhirmwl.dicom.scp import AccessPolicy, WorklistSCP
 from fhirmwl.worklist import InMemorySource, WorklistQuery
@@ -70,6 +73,9 @@ class _Failing:
     def find(self, q: WorklistQuery, limit: int | None = None) -> Iterator[Dataset]:
         raise RuntimeError("database is gone")
 
+    def find_json(self, q: WorklistQuery, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        raise RuntimeError("database is gone")
+
 
 def test_internal_failure_is_c001(start_scp: StartSCP) -> None:
     scp = start_scp(_Failing())
@@ -84,8 +90,8 @@ def test_internal_failure_is_c001(start_scp: StartSCP) -> None:
 
 
 class _Slow(InMemorySource):
-    def find(self, q: WorklistQuery, limit: int | None = None) -> Iterator[Dataset]:
-        for item in super().find(q, limit):
+    def find_json(self, q: WorklistQuery, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        for item in super().find_json(q, limit):
             time.sleep(0.05)
             yield item
 
@@ -106,6 +112,24 @@ def test_c_cancel_stops_with_fe00(start_scp: StartSCP, dcmtk_items: list[Dataset
     assert statuses[-1] == 0xFE00
     assert len(statuses) < 20
     assert echo.Status == 0x0000
+
+
+def test_c_cancel_stops_a_fast_long_answer(start_scp: StartSCP, dcmtk_items: list[Dataset]) -> None:
+    """Answers are queued faster than they are sent; the SCP still sees a C-CANCEL between
+    batches (the DUL reads incoming PDUs only when its send queue is empty)."""
+    scp = start_scp(InMemorySource(dcmtk_items * 300))
+    assoc = associate(scp.port)
+    statuses = []
+    try:
+        responses = assoc.send_c_find(_sps_query(), "1.2.840.10008.5.1.4.31", msg_id=9)
+        for status, _ds in responses:
+            statuses.append(status.Status)
+            if len(statuses) == 1:
+                assoc.send_c_cancel(9, 1)
+    finally:
+        assoc.release()
+    assert statuses[-1] == 0xFE00
+    assert len(statuses) < 3000
 
 
 def test_access_policy(start_scp: StartSCP, dcmtk_items: list[Dataset]) -> None:
@@ -196,3 +220,27 @@ def test_accepted_sockets_have_nodelay(dcmtk_scp: WorklistSCP) -> None:
     finally:
         assoc.release()
     assert len(results) >= 5
+
+
+def test_identifier_larger_than_the_peer_pdu_is_fragmented(
+    start_scp: StartSCP, dcmtk_items: list[Dataset]
+) -> None:
+    """A peer with a small maximum PDU gets the identifier in several P-DATA-TF fragments."""
+    item = dcmtk_items[0].copy()
+    item.ImagingServiceRequestComments = "x" * 9000
+    scp = start_scp(InMemorySource([item]))
+    ae = AE(ae_title="SMALLPDU")
+    ae.maximum_pdu_size = 4096
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    assoc = ae.associate("127.0.0.1", scp.port, ae_title="FHIRMWL")
+    identifier = Dataset()
+    identifier.ImagingServiceRequestComments = ""
+    identifier.PatientID = ""
+    try:
+        results, final = find(assoc, identifier)
+    finally:
+        assoc.release()
+    assert final.Status == 0x0000
+    (answer,) = results
+    assert answer.ImagingServiceRequestComments == "x" * 9000
+    assert answer.PatientID == item.PatientID

@@ -9,6 +9,7 @@ and is also checked against an expectation computed from the generated data.
 from __future__ import annotations
 
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -110,10 +111,15 @@ def test_transports_agree(case: Case, broker: Runtime, http: httpx.Client) -> No
     _check_values(cfind, {s.sps_id: s for s in ALL_STEPS})
 
     params = {_bare(k): v for k, v in keys.items()} | {"_count": "1000"}
-    r = http.get("/Task/$mwl-query", params=params, headers={"Accept": "application/dicom+json"})
+    dicom_json = {"Accept": "application/dicom+json"}
+    r = http.get("/Task/$mwl-query", params=params | {"_elements": ""}, headers=dicom_json)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/dicom+json")
-    assert _by_id(r.json()) == cfind
+    assert _by_id(r.json()) == cfind  # restricted to the query's keys: C-FIND's answer
+    r = http.get("/Task/$mwl-query", params=params, headers=dicom_json)
+    whole = _by_id(r.json())  # by default the whole item, C-FIND's keys among them
+    assert {k: _restrict(v, cfind[k]) for k, v in whole.items()} == cfind
+    assert all("00080050" in i and "00100010" in i for i in whole.values())
 
     r = http.post("/Task/$mwl-query", data=params)
     assert r.status_code == 200, r.text
@@ -175,3 +181,62 @@ def test_workitems_search_matches_the_same_steps(broker: Runtime, http: httpx.Cl
     )
     assert found == expected and found
     assert {i["00741000"]["Value"][0] for i in r.json()} == {"SCHEDULED"}
+
+
+def test_http_forms_return_whole_items_by_default(broker: Runtime, http: httpx.Client) -> None:
+    """Without ``includefield``/``_elements`` both HTTP forms answer whole worklist items (the
+    same ones); with them, C-FIND's projection."""
+    base = broker.settings.fhir_base.rsplit("/fhir", 1)[0]
+    web = http.get(f"{base}/dicomweb/modality-scheduled-procedure-steps", params={"Modality": "CT"})
+    assert web.status_code == 200, web.text
+    mwl = http.get(
+        "/Task/$mwl-query",
+        params={"Modality": "CT", "_count": "1000"},
+        headers={"Accept": "application/dicom+json"},
+    )
+    assert _by_id(web.json()) == _by_id(mwl.json())
+    for item in web.json():
+        assert {"00080050", "00100010", "00100020", "0020000D", "00401001"} <= set(item)
+        assert "00400020" in item[SPS_TAG]["Value"][0]  # SPS Status, never asked for
+    narrowed = http.get(
+        "/Task/$mwl-query",
+        params={"Modality": "CT", "_elements": "PatientID"},
+        headers={"Accept": "application/dicom+json"},
+    )
+    assert all(set(i) <= {"00080005", "00100020", SPS_TAG} for i in narrowed.json())
+
+
+def _xml_parts(response: httpx.Response) -> list[ElementTree.Element]:
+    ctype = response.headers["content-type"]
+    assert ctype.startswith('multipart/related; type="application/dicom+xml"')
+    boundary = ctype.rsplit("boundary=", 1)[1].encode()
+    chunks = response.content.split(b"--" + boundary)[1:-1]
+    out = []
+    for chunk in chunks:
+        head, _, body = chunk.partition(b"\r\n\r\n")
+        assert b"Content-Type: application/dicom+xml" in head
+        out.append(ElementTree.fromstring(body.rstrip(b"\r\n")))
+    return out
+
+
+def test_dicomweb_answers_native_dicom_xml(broker: Runtime, http: httpx.Client) -> None:
+    """PS3.18 multipart/related; type="application/dicom+xml": the same items as DICOM JSON."""
+    base = broker.settings.fhir_base.rsplit("/fhir", 1)[0]
+    url = f"{base}/dicomweb/modality-scheduled-procedure-steps"
+    params = {"Modality": "MR"}
+    as_json = http.get(url, params=params).json()
+    accept = 'multipart/related; type="application/dicom+xml"'
+    parts = _xml_parts(http.get(url, params=params, headers={"Accept": accept}))
+    assert len(parts) == len(as_json) > 0
+    for doc, item in zip(parts, as_json, strict=True):
+        assert doc.tag == "NativeDicomModel"
+        tags = [a.get("tag") for a in doc.findall("DicomAttribute")]
+        assert tags == sorted(item)
+        name = doc.find("DicomAttribute[@keyword='PatientName']/PersonName/Alphabetic")
+        assert name is not None
+        family = name.findtext("FamilyName")
+        assert family == item["00100010"]["Value"][0]["Alphabetic"].split("^")[0]
+        step = doc.find("DicomAttribute[@tag='00400100']/Item[@number='1']")
+        assert step is not None
+        modality = step.findtext("DicomAttribute[@keyword='Modality']/Value[@number='1']")
+        assert modality == "MR"

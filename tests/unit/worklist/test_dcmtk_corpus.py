@@ -1,5 +1,6 @@
 """The ten DCMTK example worklist items answer the thirteen DCMTK example queries exactly as the
-reference SCP did (Orthanc's integration-test expectations), attribute for attribute.
+reference SCP did (Orthanc's integration-test expectations), attribute for attribute — as read
+from the files, and after ``mwl import`` turned them into FHIR resources ("imported").
 
 Justified difference: the expectations were recorded against Orthanc's copy of wklist4-6 whose
 PatientBirthDate is 17320431 (an invalid date); the current DCMTK dumps carry 17320331, so the
@@ -11,11 +12,18 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydicom.dataset import Dataset
 
 from fhirmwl.dicom.dumpfile import read_worklist_file
+from fhirmwl.mapping.fhir_to_dicom import (
+    DicomMappingContext,
+    build_worklist_item_result,
+    graphs_from_bundle,
+    worklist_item_to_fhir,
+)
 from fhirmwl.worklist import InMemorySource, WorklistQuery, WorklistSource, project
 from fhirmwl.worklist.source import sqlite_source_from_items
 from fhirmwl.worklist.values import element_strings
@@ -55,15 +63,28 @@ def _expected_lines(answer: list[str]) -> set[str]:
     return lines
 
 
+def _imported(items: list[tuple[str, Dataset]]) -> list[tuple[str, Dataset]]:
+    """The items as ``mwl import`` turns them into FHIR and the broker rebuilds them."""
+    ctx = DicomMappingContext(timezone=ZoneInfo("UTC"))
+    out = []
+    for name, ds in items:
+        (graph,) = graphs_from_bundle(worklist_item_to_fhir(ds, ctx))
+        rebuilt = build_worklist_item_result(graph, ctx).dataset
+        assert rebuilt is not None, name
+        out.append((name, rebuilt))
+    return out
+
+
 def _sources(corpus: Path) -> dict[str, WorklistSource]:
     items = _items(corpus)
     return {
         "memory": InMemorySource(ds for _, ds in items),
         "sqlite": sqlite_source_from_items(items),
+        "imported": sqlite_source_from_items(_imported(items)),
     }
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "imported"])
 @pytest.mark.parametrize("number", range(13))
 def test_dcmtk_query_answers(mwl_corpus: Path, number: int, backend: str) -> None:
     query_path = mwl_corpus / f"dcmtk_wlistqry{number}.query.dump"

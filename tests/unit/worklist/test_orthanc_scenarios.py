@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 from pydicom.dataset import Dataset
 
-from fhirmwl.dicom.charset import parse_charset, prepare_response
+from fhirmwl.dicom.charset import parse_charset, prepare_json
 from fhirmwl.dicom.dumpfile import read_worklist_file
 from fhirmwl.worklist import InMemorySource, WorklistQuery, project
+from fhirmwl.worklist.project import project_json
 from fhirmwl.worklist.source import sqlite_source_from_items
+from fhirmwl.worklist.values import pn_text
 
 
 def _load(corpus: Path, *names: str) -> list[Dataset]:
@@ -85,8 +87,10 @@ def test_issue49_latin1(mwl_corpus: Path, charset: str, name: str) -> None:
     q = WorklistQuery.from_dataset(
         read_worklist_file(mwl_corpus / "orthanc_issue49-latin1.query.dump")
     )
-    (item,) = InMemorySource(items).find(q)
-    answer = project(item, q)
-    prepare_response(answer, parse_charset(charset))
-    assert str(answer.PatientName) == name
-    assert [e.keyword for e in answer if e.keyword != "SpecificCharacterSet"] == ["PatientName"]
+    (item,) = InMemorySource(items).find_json(q)
+    answer, replaced = prepare_json(project_json(item, q), parse_charset(charset))
+    assert pn_text(answer["00100010"]["Value"][0]) == name
+    assert replaced == (["PatientName"] if charset == "ISO_IR 6" else [])
+    assert [k for k in answer if k != "00080005"] == ["00100010"]
+    # the stored item is never modified
+    assert pn_text(item["00100010"]["Value"][0]) == "VANILLÉ^LAURA^^^Mme"

@@ -56,6 +56,8 @@ class WorklistGraph:
     imaging_study: Resource | None = None
     practitioners: dict[str, Resource] = field(default_factory=dict)
     locations: dict[str, Resource] = field(default_factory=dict)
+    # AllergyIntolerance, Flag and Observation resources of the patient (clinical.py)
+    clinical: tuple[Resource, ...] = ()
 
     def practitioner(self, ref: dict[str, Any] | None) -> Resource | None:
         key = (ref or {}).get("reference")

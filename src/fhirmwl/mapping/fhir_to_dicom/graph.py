@@ -18,7 +18,9 @@ from fhirmwl.mapping.fhir_to_dicom.context import Resource, WorklistGraph
 
 Resolve = Callable[[str | None], Resource | None]
 StudyFor = Callable[[Resource | None, Resource | None], Resource | None]
+ClinicalFor = Callable[[Resource], list[Resource]]
 _PEOPLE = ("Practitioner", "PractitionerRole")
+CLINICAL_TYPES = ("AllergyIntolerance", "Flag", "Observation")
 
 
 def _ref(obj: Any) -> str | None:
@@ -37,7 +39,12 @@ def based_only_on(study: Resource, refs: set[str]) -> bool:
     return bool(based) and all(b in refs for b in based)
 
 
-def assemble_graph(task: Resource, resolve: Resolve, study_for: StudyFor) -> WorklistGraph:
+def assemble_graph(
+    task: Resource,
+    resolve: Resolve,
+    study_for: StudyFor,
+    clinical_for: ClinicalFor = lambda patient: [],
+) -> WorklistGraph:
     rp = _of_type(resolve(_ref(next(iter(task.get("basedOn") or []), None))), "ServiceRequest")
     isr = None
     if rp is not None:
@@ -75,6 +82,7 @@ def assemble_graph(task: Resource, resolve: Resolve, study_for: StudyFor) -> Wor
         imaging_study=study_for(rp, isr),
         practitioners=_resolved(resolve, _people_refs(task, rp, isr, encounter), _PEOPLE),
         locations=_resolved(resolve, _place_refs(task, encounter), ("Location",)),
+        clinical=tuple(clinical_for(patient)) if patient is not None else (),
     )
 
 
@@ -128,8 +136,17 @@ def graphs_from_bundle(bundle: dict[str, Any]) -> list[WorklistGraph]:
                 return study
         return next((s for s in studies if isr_keys and based_only_on(s, isr_keys)), None)
 
+    def clinical_for(patient: Resource) -> list[Resource]:
+        keys = {k for k, r in by_ref.items() if r is patient}
+        return [
+            r
+            for r in _unique(list(by_ref.values()))
+            if r.get("resourceType") in CLINICAL_TYPES
+            and _ref(r.get("patient") or r.get("subject")) in keys
+        ]
+
     tasks = [r for r in by_ref.values() if r.get("resourceType") == "Task"]
-    return [assemble_graph(task, resolve, study_for) for task in _unique(tasks)]
+    return [assemble_graph(task, resolve, study_for, clinical_for) for task in _unique(tasks)]
 
 
 def _unique(resources: list[Resource]) -> list[Resource]:

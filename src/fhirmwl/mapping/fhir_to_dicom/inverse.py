@@ -9,10 +9,12 @@ that repeated imports and several items of one patient converge on one resource.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from pydicom.dataset import Dataset
 
+from fhirmwl.conformance.defs_terminology import CID_33
 from fhirmwl.fhir.model import (
     ACSN,
     DICOM_UID_SYSTEM,
@@ -37,6 +39,8 @@ from fhirmwl.mapping.fhir_to_dicom.datatypes import (
     item_to_coding,
     pn_to_human_names,
 )
+from fhirmwl.mapping.fhir_to_dicom.residual import residual, residual_extension
+from fhirmwl.worklist.jsoncodec import dataset_to_dict
 from fhirmwl.worklist.values import element_strings
 
 TASK_STATUS_FOR_SPS = {
@@ -118,9 +122,36 @@ def worklist_item_to_fhir(ds: Dataset, ctx: DicomMappingContext) -> dict[str, An
     study_uid = _text(ds, "StudyInstanceUID")
     if study_uid:
         b.add(_study(study_uid, patient_ref, rp_ref, isr_ref))
-    for sps in ds.get("ScheduledProcedureStepSequence") or []:
+    tasks = [
         b.add(_task(sps, ctx, b, patient_ref, rp_ref, encounter_ref))
-    return {"resourceType": "Bundle", "type": "transaction", "entry": b.entries}
+        for sps in ds.get("ScheduledProcedureStepSequence") or []
+    ]
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": b.entries}
+    _keep_residuals(ds, bundle, tasks, ctx)
+    return bundle
+
+
+def _keep_residuals(
+    ds: Dataset, bundle: dict[str, Any], task_urls: list[str], ctx: DicomMappingContext
+) -> None:
+    """Rebuild each Task's item from the new resources and keep, on the Task, every attribute
+    of the original that the rebuilt item does not reproduce (lossless import)."""
+    from fhirmwl.mapping.fhir_to_dicom.graph import graphs_from_bundle
+    from fhirmwl.mapping.fhir_to_dicom.item import build_worklist_item_result
+
+    original = dataset_to_dict(ds)
+    steps = (original.get("00400100") or {}).get("Value") or [{}]
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    graphs = {id(g.task): g for g in graphs_from_bundle(bundle)}
+    for url, sps in zip(task_urls, steps, strict=False):
+        task = by_url[url]
+        graph = graphs.get(id(task))
+        built = build_worklist_item_result(graph, ctx).dataset if graph else None
+        one_step = {**original, "00400100": {"vr": "SQ", "Value": [sps]}}
+        kept, derived = residual(one_step, dataset_to_dict(built) if built is not None else {})
+        extension = residual_extension(kept, derived)
+        if extension is not None:
+            task.setdefault("extension", []).append(extension)
 
 
 def _patient(ds: Dataset, ctx: DicomMappingContext) -> tuple[Resource, str | None]:
@@ -139,13 +170,20 @@ def _patient(ds: Dataset, ctx: DicomMappingContext) -> tuple[Resource, str | Non
     names = pn_to_human_names(_text(ds, "PatientName"))
     if names:
         patient["name"] = names
-    birth = _text(ds, "PatientBirthDate")
-    if len(birth) == 8:
-        patient["birthDate"] = f"{birth[:4]}-{birth[4:6]}-{birth[6:]}"
+    birth = _iso_date(_text(ds, "PatientBirthDate"))
+    if birth:  # an invalid date (17320431) is kept with the Task's residual instead
+        patient["birthDate"] = birth
     gender = GENDER_FOR_SEX.get(_text(ds, "PatientSex").upper())
     if gender:
         patient["gender"] = gender
     return patient, condition
+
+
+def _iso_date(da: str) -> str | None:
+    try:
+        return date(int(da[:4]), int(da[4:6]), int(da[6:8])).isoformat() if len(da) == 8 else None
+    except ValueError:
+        return None
 
 
 def _encounter(
@@ -287,11 +325,17 @@ def _task(
         _text(sps, "ScheduledProcedureStepStartTime"),
         ctx.timezone,
     )
+    end = da_tm_to_fhir(
+        _text(sps, "ScheduledProcedureStepEndDate"),
+        _text(sps, "ScheduledProcedureStepEndTime"),
+        ctx.timezone,
+    )
     if start:
-        task["requestedPeriod"] = {"start": start}
+        task["requestedPeriod"] = {"start": start, **({"end": end} if end else {})}
     modality = _text(sps, "Modality")
     if modality:
-        task["input"] = [modality_input(modality)]
+        # the profile binds CID 33; another value (RTPLAN …) is kept with the Task's residual
+        task["input"] = [modality_input(modality if modality in CID_33 else "OT")]
     performers = _stations(sps, ctx, b)
     if performers:
         task["requestedPerformer"] = performers
@@ -303,4 +347,7 @@ def _task(
     owner = b.practitioner(_text(sps, "ScheduledPerformingPhysicianName"))
     if owner:
         task["owner"] = owner
+    comments = _text(sps, "CommentsOnTheScheduledProcedureStep")
+    if comments:
+        task["note"] = [{"text": comments}]
     return task

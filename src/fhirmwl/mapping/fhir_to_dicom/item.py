@@ -28,6 +28,7 @@ from fhirmwl.fhir.model import (
     VN,
     identifier_of_type,
 )
+from fhirmwl.mapping.fhir_to_dicom.clinical import add_clinical
 from fhirmwl.mapping.fhir_to_dicom.context import (
     SPS_STATUS_FOR_TASK,
     DicomMappingContext,
@@ -41,6 +42,8 @@ from fhirmwl.mapping.fhir_to_dicom.datatypes import (
     issuer_item,
     local_da_tm,
 )
+from fhirmwl.mapping.fhir_to_dicom.residual import apply_residual, residual_of
+from fhirmwl.worklist.jsoncodec import dataset_from_dict, dataset_to_dict
 
 TOP_TYPE2 = (
     "AccessionNumber",
@@ -96,12 +99,16 @@ def build_worklist_item_result(graph: WorklistGraph, ctx: DicomMappingContext) -
     ds.ReferencedPatientSequence = []
     try:
         _patient(ds, graph)
+        add_clinical(ds, list(graph.clinical))
         _visit(ds, graph)
         _service_request(ds, graph)
         _requested_procedure(ds, graph)
         ds.ScheduledProcedureStepSequence = [_sps(graph, ctx)]
     except Incomplete as exc:
         return ItemResult(None, str(exc))
+    kept = residual_of(graph.task)
+    if kept is not None:  # an imported item: re-emit what FHIR has no home for
+        ds = dataset_from_dict(apply_residual(dataset_to_dict(ds), *kept))
     return ItemResult(ds)
 
 
@@ -265,6 +272,9 @@ def _sps(graph: WorklistGraph, ctx: DicomMappingContext) -> Dataset:
     sps_id = identifier_of_type(task, SPSID)
     sps.ScheduledProcedureStepID = _require((sps_id or {}).get("value"), "SPS ID")
     sps.ScheduledProcedureStepStatus = SPS_STATUS_FOR_TASK.get(task.get("status") or "", "")
+    comments = "\n".join(str(n["text"]) for n in task.get("note") or [] if n.get("text"))
+    if comments:  # (0040,0400) Comments on the Scheduled Procedure Step, LT
+        sps.CommentsOnTheScheduledProcedureStep = comments[:10240]
     return sps
 
 

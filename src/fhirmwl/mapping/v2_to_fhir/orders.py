@@ -28,6 +28,7 @@ from fhirmwl.mapping.v2_to_fhir.bundle import (
     put_entry,
     transaction,
 )
+from fhirmwl.mapping.v2_to_fhir.clinical import clinical_entries
 from fhirmwl.mapping.v2_to_fhir.context import MappingContext
 from fhirmwl.mapping.v2_to_fhir.datatypes import ts_to_fhir
 from fhirmwl.mapping.v2_to_fhir.groups import OrderKeys, RawGroup, order_keys, split_groups
@@ -176,6 +177,10 @@ def map_order_message(msg: V2Message, ctx: MappingContext) -> OrderMessage:
                 entries.append(put_entry(enc_url, encounter, visit))
                 entries.extend(_practitioner_entries(practitioners))
                 encounter_ref = {"reference": enc_url}
+    if update_patient:  # AL1, OBX, PV1-15, OBR-12/13 → the patient's clinical resources
+        entries += clinical_entries(
+            msg, patient_ref, (primary.get("system", ""), primary["value"]), ctx
+        )
     refs = GroupRefs(patient_ref, encounter_ref)
     mapped = [_map_group(i, g, refs, ctx, entries) for i, g in enumerate(groups, 1)]
     return OrderMessage(

@@ -31,6 +31,9 @@ _GRAPH_TYPES = frozenset(
         "Task",
     }
 )
+# Resources that point at the patient, not the other way: their change affects the Tasks of
+# the patient they name (a new allergy updates the patient's items in the same transaction).
+_PATIENT_CONTENT = {"AllergyIntolerance": "patient", "Flag": "patient", "Observation": "patient"}
 _MAX_DEPTH = 4
 
 
@@ -59,7 +62,14 @@ def load_graph(tx: Tx, task: Resource) -> WorklistGraph:
                     return study
         return None
 
-    return assemble_graph(task, lambda ref: _read(tx, ref), study_for)
+    def clinical_for(patient: Resource) -> list[Resource]:
+        if not patient.get("id"):
+            return []
+        refs = tx.references_to("Patient", [patient["id"]], None, "patient")
+        keys = [r for r in refs if r[0] in _PATIENT_CONTENT]
+        return [s.resource() for s in tx.read_many(keys)] if keys else []
+
+    return assemble_graph(task, lambda ref: _read(tx, ref), study_for, clinical_for)
 
 
 def affected_tasks(tx: Tx, touched: list[tuple[str, str]]) -> list[str]:
@@ -69,6 +79,8 @@ def affected_tasks(tx: Tx, touched: list[tuple[str, str]]) -> list[str]:
     for rtype, rid in touched:
         if rtype == "ImagingStudy":  # the study points at its procedure, not the other way
             frontier.update(tx.references_from("ImagingStudy", [rid], "based-on", None))
+        elif rtype in _PATIENT_CONTENT:
+            frontier.update(tx.references_from(rtype, [rid], _PATIENT_CONTENT[rtype], "Patient"))
         elif rtype in _GRAPH_TYPES and rtype != "Task" and (rtype, rid) not in tx.created:
             # A resource created in this unit of work is referenced only by resources written
             # in it too (they are in ``touched``), so only changed ones need the reverse walk.

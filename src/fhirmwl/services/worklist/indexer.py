@@ -27,7 +27,13 @@ from fhirmwl.services.worklist.source import StoreWorklistSource
 from fhirmwl.services.worklist.stations import StationRules
 from fhirmwl.store import Tx
 from fhirmwl.store.migrations import Migration, register
-from fhirmwl.worklist.row import ROW_COLUMNS, WORKLIST_DDL, worklist_row
+from fhirmwl.worklist.row import (
+    MULTI_STATION,
+    ROW_COLUMNS,
+    WORKLIST_DDL,
+    station_titles,
+    worklist_row,
+)
 
 log = logging.getLogger("fhirmwl.worklist")
 _DONE = "_worklist_indexed"  # per unit of work: Task id → reason, set by ``index_now``
@@ -39,6 +45,18 @@ WORKLIST_MIGRATION = Migration(
     (
         *WORKLIST_DDL,
         "CREATE INDEX IF NOT EXISTS worklist_modality_start ON worklist (modality, sps_start_date)",
+    ),
+)
+# Steps scheduled on several stations (Scheduled Station AE Title VM > 1) carry a sentinel in
+# ``worklist.station_aet``; this table lists their AE titles so the FHIR ``station-aet`` search
+# finds them like C-FIND does (issue 14).
+STATION_MIGRATION = Migration(
+    150,
+    "worklist stations of multi-station steps",
+    (
+        "CREATE TABLE IF NOT EXISTS worklist_station ("
+        "task_id TEXT NOT NULL, station_aet TEXT NOT NULL, PRIMARY KEY (task_id, station_aet))",
+        "CREATE INDEX IF NOT EXISTS worklist_station_aet ON worklist_station (station_aet)",
     ),
 )
 _UPSERT = (
@@ -122,6 +140,7 @@ class WorklistIndexer:
         if stored is not None and not stored.deleted:
             task = stored.resource()
             result = self.item_result(tx, task)
+        tx.conn.execute("DELETE FROM worklist_station WHERE task_id = ?", (task_id,))
         if result is None or result.dataset is None:
             tx.conn.execute("DELETE FROM worklist WHERE task_id = ?", (task_id,))
             if result is not None:
@@ -130,6 +149,12 @@ class WorklistIndexer:
             return "the Task was deleted"
         row = worklist_row(result.dataset, task_id, tz=self.ctx.timezone, sps_start=_start(task))
         tx.conn.execute(_UPSERT, [row[c] for c in ROW_COLUMNS])
+        if row["station_aet"] == MULTI_STATION:
+            for aet in dict.fromkeys(station_titles(result.dataset)):
+                tx.conn.execute(
+                    "INSERT INTO worklist_station (task_id, station_aet) VALUES (?, ?)",
+                    (task_id, aet),
+                )
         return None
 
 
@@ -152,5 +177,6 @@ def install(services: Any) -> WorklistIndexer:
 def register_migration() -> None:
     from fhirmwl.store import migrations
 
-    if not any(m.version == WORKLIST_MIGRATION.version for m in migrations.MIGRATIONS):
-        register(WORKLIST_MIGRATION)
+    for migration in (WORKLIST_MIGRATION, STATION_MIGRATION):
+        if not any(m.version == migration.version for m in migrations.MIGRATIONS):
+            register(migration)

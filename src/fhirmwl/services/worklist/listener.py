@@ -39,7 +39,7 @@ class DicomListener:
         settings = services.settings
         store, retention = services.store, settings.worklist_retention_days
         self.scp = WorklistSCP(
-            lambda: StoreWorklistSource(store, retention, sparse=True),
+            lambda: StoreWorklistSource(store, retention),
             settings.ae_title,
             settings.host,
             settings.dicom_port,

@@ -10,26 +10,47 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from pydicom.dataset import Dataset
 
 from fhirmwl.store import Store
-from fhirmwl.worklist.jsoncodec import item_from_json
-from fhirmwl.worklist.match import matches
+from fhirmwl.worklist.jsoncodec import dataset_from_dict, item_from_json
+from fhirmwl.worklist.match import JsonItem, matches_json
 from fhirmwl.worklist.query import WorklistQuery
 from fhirmwl.worklist.sql import query_to_sql
+from fhirmwl.worklist.values import json_strings, norm_date, norm_time
+
+SPS_SEQUENCE_HEX = "00400100"
+
+
+Cursor = tuple[str, str, str]  # (normalised SPS start date, time, task id): the row order
+
+
+def cursor_of(task_id: str, item: JsonItem) -> Cursor:
+    """The ordering key of a stored item, as the ``worklist`` columns hold it."""
+    sps = ((item.get(SPS_SEQUENCE_HEX) or {}).get("Value") or [{}])[0]
+    date = json_strings(sps.get("00400002"))
+    time = json_strings(sps.get("00400003"))
+    return (norm_date(date[0]) if date else "", norm_time(time[0]) if time else "", task_id)
 
 
 class StoreWorklistSource:
-    def __init__(self, store: Store, retention_days: int = 0, *, sparse: bool = False) -> None:
-        """``sparse``: decode only the query's keys of each item (for callers that project
-        onto the query, like the C-FIND SCP); otherwise items come back whole."""
+    def __init__(self, store: Store, retention_days: int = 0) -> None:
         self.store = store
         self.retention_days = retention_days
-        self.sparse = sparse
 
-    def rows(self, q: WorklistQuery) -> list[tuple[str, str]]:
-        """``(task_id, item_json)`` of the pre-filtered rows, in SPS start order."""
+    def rows(self, q: WorklistQuery, after: Cursor | None = None) -> list[tuple[str, str]]:
+        """``(task_id, item_json)`` of the pre-filtered rows, in SPS start order; ``after``
+        (a :func:`cursor_of` value) starts after that row: a keyset page, stable while other
+        steps are added or removed."""
         where, params = query_to_sql(q)
+        if after is not None:
+            d, t, task = after
+            where = (
+                f"({where}) AND (sps_start_date > ? OR (sps_start_date = ? AND"
+                " (sps_start_time > ? OR (sps_start_time = ? AND task_id > ?))))"
+            )
+            params = [*params, d, d, t, t, task]
         if self.retention_days > 0:
             cutoff = datetime.now(UTC) - timedelta(days=self.retention_days)
             where = f"({where}) AND (sps_start_utc IS NULL OR sps_start_utc >= ?)"
@@ -41,17 +62,29 @@ class StoreWorklistSource:
         with self.store.read() as tx:
             return [(r[0], r[1]) for r in tx.conn.execute(sql, params).fetchall()]
 
-    def find_with_ids(
-        self, q: WorklistQuery, limit: int | None = None
-    ) -> Iterator[tuple[str, Dataset]]:
+    def find_json_with_ids(
+        self, q: WorklistQuery, limit: int | None = None, after: Cursor | None = None
+    ) -> Iterator[tuple[str, JsonItem]]:
+        """``(task_id, item)`` of the matching items as stored (DICOM JSON), in SPS start
+        order: the fast path every transport projects its answer from."""
         count = 0
-        for task_id, item_json in self.rows(q):
-            item = item_from_json(item_json, q if self.sparse else None)
-            if matches(q, item):
+        for task_id, item_json in self.rows(q, after):
+            item = orjson.loads(item_json)
+            if matches_json(q, item):
                 yield task_id, item
                 count += 1
                 if limit is not None and count >= limit:
                     return
+
+    def find_with_ids(
+        self, q: WorklistQuery, limit: int | None = None
+    ) -> Iterator[tuple[str, Dataset]]:
+        for task_id, item in self.find_json_with_ids(q, limit):
+            yield task_id, dataset_from_dict(item)
+
+    def find_json(self, q: WorklistQuery, limit: int | None = None) -> Iterator[JsonItem]:
+        for _task_id, item in self.find_json_with_ids(q, limit):
+            yield item
 
     def find(self, q: WorklistQuery, limit: int | None = None) -> Iterator[Dataset]:
         for _task_id, item in self.find_with_ids(q, limit):
