@@ -74,13 +74,15 @@ _STRING_PARAMS = ("name", "title")
 def _readonly_entry(services: Services, rtype: str, source: Any) -> dict[str, Any]:
     """A type served read-only from a registry (the one ``api.app`` routes to)."""
     names = getattr(source, "search_param_names", ("_id",))
+    types: dict[str, str] = getattr(source, "search_param_types", {})
     entry: dict[str, Any] = {
         "type": rtype,
         "interaction": [{"code": "read"}, {"code": "search-type"}],
         "searchParam": [
             {
                 "name": n,
-                "type": "uri" if n == "url" else "string" if n in _STRING_PARAMS else "token",
+                "type": types.get(n)
+                or ("uri" if n == "url" else "string" if n in _STRING_PARAMS else "token"),
             }
             for n in names
         ],

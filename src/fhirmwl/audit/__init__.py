@@ -42,6 +42,30 @@ def _application(code: ev.Code) -> ev.AuditRecord:
     return ctx.record()
 
 
+class AuditRegistry:
+    """AuditEvent as the REST API and ``/metadata`` see it: read and search only (the routes in
+    ``audit.http`` serve it; this describes it and answers the generic read-only path)."""
+
+    search_param_names: tuple[str, ...] = ("_id", "date", "patient", "agent", "entity")
+    search_param_names += ("code", "subtype", "action", "outcome", "source")
+    search_param_types = {"date": "date", "patient": "reference", "entity": "reference"}
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def get(self, rtype: str, res_id: str) -> dict[str, Any] | None:
+        from fhirmwl.audit import store as audit_store
+
+        with self.services.store.read() as tx:
+            return audit_store.read(tx.conn, res_id)
+
+    def search(self, rtype: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        from fhirmwl.audit import store as audit_store
+
+        with self.services.store.read() as tx:
+            return audit_store.search(tx.conn, list(params.items()), 100)
+
+
 def writer_of(services: Services) -> AuditWriter | None:
     writer = services.audit_writer
     return writer if isinstance(writer, AuditWriter) else None
@@ -53,6 +77,7 @@ def install(services: Services) -> None:
     from fhirmwl.audit.syslog import AuditExporter
 
     register_migration()
+    services.readonly_types["AuditEvent"] = AuditRegistry(services)
     if not services.settings.audit or writer_of(services) is not None:
         return
     writer = AuditWriter(services.store)

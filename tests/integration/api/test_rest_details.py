@@ -69,7 +69,7 @@ def test_metadata_lists_every_routed_type(client: httpx.Client) -> None:
     }
     url = next(p for p in entries["ValueSet"]["searchParam"] if p["name"] == "url")
     assert url["type"] == "uri"
-    assert client.get("/Observation").status_code == 404
+    assert client.get("/Medication").status_code == 404
     assert "xml" in statement["format"]
 
 
