@@ -20,6 +20,8 @@ def install(services: Services) -> None:
     from fhirmwl.store.migrations import MIGRATIONS, register
 
     destinations = parse_destinations(services.settings.hl7_destinations)
+    for dest in destinations:  # TLS files are read at start-up: a wrong one stops it here
+        dest.tls_context()
     if not any(m.version == OUTBOUND_MIGRATION.version for m in MIGRATIONS):
         register(OUTBOUND_MIGRATION)  # applied by fhirmwl.wiring once every feature is installed
     if not destinations:

@@ -13,15 +13,23 @@ max_attempts = 3              # AE/AR answers before a message is given up (logg
 modalities = ["CT", "MR"]     # optional: only orders with a step of these modalities
 stations = ["CT1"]            # optional: only orders with a step on these AE titles
 timeout = 10                  # seconds to wait for the ACK
+tls = true                    # MLLP over TLS 1.2+; the server name is checked against host
+tls_ca = "/etc/fhirmwl/pacs-ca.pem"     # optional: CA of the receiver (default: system store)
+tls_cert = "/etc/fhirmwl/client.pem"    # optional: client certificate (mutual TLS)
+tls_key = "/etc/fhirmwl/client-key.pem" # optional: its private key
 ```
 The environment variable ``FHIRMWL_HL7_DESTINATIONS`` may hold the same as a JSON array.
 ``order-status`` (ORC-1 SC with ORC-5, RAD-3) is for an Order Placer and is sent only when
-listed. TLS is not offered yet: ``tls = true`` is refused rather than silently sent in clear.
+listed. With ``tls = true`` the connection is TLS (``security.tls.client_context``: TLS 1.2+, the
+BCP 195 ciphers, certificate and host name verified); the certificate files are read when the
+broker starts (``Destination.tls_context``), so a missing or wrong file stops start-up. TLS
+settings without ``tls = true`` are refused rather than silently ignored (sent in clear).
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +50,18 @@ class Destination:
     max_attempts: int = 3
     timeout: float = 10.0
     filters: tuple[tuple[str, str], ...] = ()  # (station | modality, comma-separated values)
+    tls: bool = False
+    tls_ca: str = ""  # CA file verifying the receiver; empty: the system trust store
+    tls_cert: str = ""  # client certificate chain (mutual TLS)
+    tls_key: str = ""  # its private key
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The client context (files read now: a wrong one raises BadRequest), or None."""
+        if not self.tls:
+            return None
+        from fhirmwl.security.tls import client_context
+
+        return client_context(self.tls_ca, self.tls_cert, self.tls_key)
 
 
 def _int(entry: dict[str, Any], key: str, default: int, where: str) -> int:
@@ -49,6 +69,19 @@ def _int(entry: dict[str, Any], key: str, default: int, where: str) -> int:
         return int(entry.get(key, default))
     except (TypeError, ValueError):
         raise BadRequest(f"{where}.{key} must be an integer") from None
+
+
+def _tls(entry: dict[str, Any], where: str) -> tuple[bool, str, str, str]:
+    """(tls, tls_ca, tls_cert, tls_key) of an entry; TLS files without ``tls = true`` refused."""
+    on = entry.get("tls", False)
+    if not isinstance(on, bool):
+        raise BadRequest(f"{where}.tls must be true or false")
+    ca, cert, key = (str(entry.get(k) or "") for k in ("tls_ca", "tls_cert", "tls_key"))
+    if (ca or cert or key) and not on:
+        raise BadRequest(f"{where}: tls_ca, tls_cert and tls_key need tls = true")
+    if key and not cert:
+        raise BadRequest(f"{where}.tls_key needs tls_cert")
+    return on, ca, cert, key
 
 
 def parse_destinations(entries: Any) -> list[Destination]:
@@ -67,8 +100,7 @@ def parse_destinations(entries: Any) -> list[Destination]:
         where = f"hl7_destinations[{i}]"
         if not isinstance(entry, dict) or not entry.get("name") or not entry.get("host"):
             raise BadRequest(f"{where} needs name and host")
-        if entry.get("tls"):
-            raise BadRequest(f"{where}: TLS to HL7 destinations is not supported yet")
+        tls = _tls(entry, where)
         kind = str(entry.get("message_type", "OMI^O23")).upper()
         if kind not in TYPES:
             raise BadRequest(f"{where}.message_type must be one of {', '.join(TYPES)}")
@@ -102,6 +134,7 @@ def parse_destinations(entries: Any) -> list[Destination]:
                 max(1, _int(entry, "max_attempts", 3, where)),
                 float(entry.get("timeout", 10.0)),
                 tuple(filters),
+                *tls,
             )
         )
     if len({d.name for d in out}) != len(out):

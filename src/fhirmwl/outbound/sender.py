@@ -91,15 +91,23 @@ class Link:
     def __init__(self, dest: Destination) -> None:
         self.dest = dest
         self.sock: socket.socket | None = None
+        self.context = dest.tls_context()
         self.decoder = FrameDecoder(max_message_bytes=1 << 20)
 
     def exchange(self, message: bytes) -> bytes:
         try:
             if self.sock is None:
-                self.sock = socket.create_connection(
+                sock = socket.create_connection(
                     (self.dest.host, self.dest.port), timeout=self.dest.timeout
                 )
-                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.context is not None:  # handshake now; a bad certificate is an OSError
+                    try:
+                        sock = self.context.wrap_socket(sock, server_hostname=self.dest.host)
+                    except OSError:
+                        sock.close()
+                        raise
+                self.sock = sock
                 self.decoder = FrameDecoder(max_message_bytes=1 << 20)
             self.sock.sendall(frame(message))
             while True:

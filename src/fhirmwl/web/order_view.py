@@ -23,6 +23,13 @@ from fhirmwl.fhir.references import reference_id
 from fhirmwl.services.ingest_v2 import log as v2log
 from fhirmwl.services.orders.graph import OrderGraph, load_order
 from fhirmwl.store import Stored, Tx
+from fhirmwl.web.feedback_view import (
+    OutboundRow,
+    PerformedRow,
+    concept_text,
+    order_outbound,
+    performed_steps,
+)
 from fhirmwl.web.render import person_name
 from fhirmwl.worklist.query import WorklistQuery
 
@@ -85,6 +92,7 @@ class StepView:
     on_worklist: bool
     reason: str | None
     item: list[DicomRow] = field(default_factory=list)
+    status_reason: str = ""  # Task.statusReason (e.g. an MPPS discontinuation reason)
 
 
 @dataclass
@@ -112,6 +120,8 @@ class OrderView:
     history: list[HistoryRow]
     messages: list[v2log.LogRecord]
     access: list[AccessRow] = field(default_factory=list)  # the patient's audit trail, newest first
+    performed: list[PerformedRow] = field(default_factory=list)  # MPPS performed steps
+    outbound: list[OutboundRow] = field(default_factory=list)  # outbound HL7 v2 messages
 
 
 @dataclass(frozen=True)
@@ -286,6 +296,7 @@ def _step(
         on_worklist=reason is None,
         reason=reason,
         item=dicom_rows(item) if item is not None else [],
+        status_reason=concept_text((task.get("statusReason") or {}).get("concept")),
     )
 
 
@@ -321,6 +332,7 @@ def load_order_view(services: Any, isr_id: str) -> OrderView:
         messages = order_messages(tx, refs)
         patient_ids = [s.res_id for s in graph.others if s.res_type == "Patient"]
         access = patient_access(tx, patient_ids[0]) if patient_ids else []
+        performed, outbound = performed_steps(tx, graph), order_outbound(tx, isr_id)
     source = services.worklist()
     items: dict[str, Dataset | None] = {t.res_id: source.item(t.res_id) for t in graph.tasks}
     reasons = _reasons(services, graph, items)
@@ -344,4 +356,6 @@ def load_order_view(services: Any, isr_id: str) -> OrderView:
         history=history,
         messages=messages,
         access=access,
+        performed=performed,
+        outbound=outbound,
     )

@@ -29,6 +29,7 @@ from fhirmwl.web.admin_view import (
 )
 from fhirmwl.web.csrf import checked_form
 from fhirmwl.web.feed import ChangeFeed
+from fhirmwl.web.feedback_view import outbound_status
 from fhirmwl.web.find import find_orders, known_stations
 from fhirmwl.web.order_view import load_order_view, order_fingerprint, order_of_task
 from fhirmwl.web.render import fragment, page
@@ -243,8 +244,10 @@ class Desk:
         )  # fmt: skip
 
     async def status(self, request: Request) -> Response:
-        view = await self._read(lambda tx: status_view(tx, self.s.settings))
-        return page(request, "status.html", title="Status", nav="status", v=view)
+        view, out = await self._read(
+            lambda tx: (status_view(tx, self.s.settings), outbound_status(tx))
+        )
+        return page(request, "status.html", title="Status", nav="status", v=view, outbound=out)
 
     def handlers(self) -> dict[str, Handler]:
         return {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -20,10 +21,17 @@ __all__ = ["Receiver", "catalogue_file", "receiver"]
 class Receiver:
     """Records every framed message and answers an original-mode ACK (``answer``: AA/AE/AR)."""
 
-    def __init__(self, port: int | None = None, answer: str = "AA", delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        answer: str = "AA",
+        delay: float = 0.0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.port = port or free_port()
-        self.answer, self.delay = answer, delay
+        self.answer, self.delay, self.tls = answer, delay, tls
         self.received: list[str] = []
+        self.peers: list[str] = []  # TLS: the subject of each verified client certificate
         self.server: socket.socket | None = None
         self.stopping = threading.Event()
 
@@ -45,6 +53,15 @@ class Receiver:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except OSError:  # the client refused our certificate (or sent none we accept)
+                conn.close()
+                return
+            cert = conn.getpeercert()
+            if cert:
+                self.peers.append(str(dict(x[0] for x in cert["subject"]).get("commonName")))
         decoder = FrameDecoder()
         with conn:
             conn.settimeout(0.2)

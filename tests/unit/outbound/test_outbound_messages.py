@@ -130,7 +130,9 @@ def test_docs_toml_example_is_valid() -> None:
     text = DOCS.read_text(encoding="utf-8")
     block = text.split("```toml\n[[hl7_destinations]]", 1)[1].split("```", 1)[0]
     dests = parse_destinations(tomllib.loads("[[hl7_destinations]]" + block)["hl7_destinations"])
-    assert [d.name for d in dests] == ["pacs", "ris"]
+    assert [d.name for d in dests] == ["pacs", "ris", "archive"]
+    assert (dests[2].tls, dests[2].tls_ca) == (True, "/etc/fhirmwl/archive-ca.pem")
+    assert not dests[0].tls and dests[0].tls_context() is None
     assert dests[0].filters == (("modality", "CT,MR"), ("station", "CT1"))
     assert dests[1].events == ("order-status",) and dests[1].header.message_type == "ORM^O01"
 
@@ -138,7 +140,7 @@ def test_docs_toml_example_is_valid() -> None:
 def test_bad_destinations_are_refused() -> None:
     from fhirmwl.errors import BadRequest
 
-    for entry in ({"name": "x"}, {"name": "x", "host": "h", "tls": True}):
+    for entry in ({"name": "x"}, {"name": "x", "host": "h", "tls": "yes"}):
         with pytest.raises(BadRequest):
             parse_destinations([entry])
     with pytest.raises(BadRequest, match="unknown"):
