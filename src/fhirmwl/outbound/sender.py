@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from typing import Any
 
 from fhirmwl.hl7v2.message import parse_message
 from fhirmwl.mllp.framing import Frame, FrameDecoder, frame
@@ -58,14 +59,33 @@ OUTBOUND_MIGRATION = Migration(
 )
 
 
-def compose(tx: Tx, dest: Destination, event: str, order_id: str, control_id: str) -> str:
-    """The message text for one event of one order, from the order's current graph."""
+def compose(
+    tx: Tx,
+    dest: Destination,
+    event: str,
+    order_id: str,
+    control_id: str,
+    focus: tuple[str, str, int] | None = None,
+) -> str:
+    """The message text for one event of one order: the order's current graph, with the
+    event's focus resource (a Task, a ServiceRequest) as it was at the event's version, so a
+    later change (MPPS COMPLETED right after IN PROGRESS) does not leak into an earlier
+    message's ORC-5."""
     graph = load_order(tx, order_id)
+    then: dict[tuple[str, str], dict[str, Any]] = {}
+    if focus is not None:
+        old = tx.vread(*focus)
+        if old is not None and not old.deleted:
+            then[(focus[0], focus[1])] = old.resource()
+
+    def res(s: Any) -> dict[str, Any]:
+        return then.get((s.res_type, s.res_id)) or s.resource()
+
     others = {f"{s.res_type}/{s.res_id}": s.resource() for s in graph.others}
     view = order_view(
-        graph.isr.resource(),
-        [s.resource() for s in graph.rps],
-        [s.resource() for s in graph.tasks],
+        res(graph.isr),
+        [res(s) for s in graph.rps],
+        [res(s) for s in graph.tasks],
         [s.resource() for s in graph.studies],
         others,
     )

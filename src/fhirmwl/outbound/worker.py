@@ -104,29 +104,38 @@ class DestinationWorker:
                     "SELECT cursor FROM hl7_out_dest WHERE name = ?", (self.dest.name,)
                 ).fetchone()[0]
                 rows = tx.conn.execute(
-                    "SELECT event_no, topic, order_id, context FROM notify_event "
+                    "SELECT event_no, topic, order_id, context, focus_type, focus_id, "
+                    "focus_version FROM notify_event "
                     "WHERE event_no > ? ORDER BY event_no LIMIT 100",
                     (cursor,),
                 ).fetchall()
                 if not rows:
                     return
-                for event_no, topic, order_id, context in rows:
+                for event_no, topic, order_id, context, f_type, f_id, f_version in rows:
                     event = EVENT_FOR_TOPIC.get(str(topic))
                     wanted = not self.dest.filters or matches(
                         list(self.dest.filters), orjson.loads(context)
                     )
                     if event in self.dest.events and wanted:
-                        self._add(tx, int(event_no), str(event), str(order_id))
+                        focus = (str(f_type), str(f_id), int(f_version))
+                        self._add(tx, int(event_no), str(event), str(order_id), focus)
                 tx.conn.execute(
                     "UPDATE hl7_out_dest SET cursor = ? WHERE name = ?",
                     (rows[-1][0], self.dest.name),
                 )
 
-    def _add(self, tx: Tx, event_no: int, event: str, order_id: str) -> None:
+    def _add(
+        self,
+        tx: Tx,
+        event_no: int,
+        event: str,
+        order_id: str,
+        focus: tuple[str, str, int] | None = None,
+    ) -> None:
         control_id = f"{event_no:010d}"
         status, error, text = PENDING, None, ""
         try:
-            text = compose(tx, self.dest, event, order_id, control_id)
+            text = compose(tx, self.dest, event, order_id, control_id, focus)
         except FhirMwlError as exc:  # the order is gone: nothing to send, say so
             status, error = SKIPPED, exc.message
         except Exception as exc:  # noqa: BLE001 - one unbuildable event must not block the queue
