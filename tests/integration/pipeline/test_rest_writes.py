@@ -3,7 +3,8 @@
 Both backends: a Task POSTed alone for a stored Requested Procedure gets its SPS ID and is found
 by a real C-FIND; a Task that cannot be scheduled is stored with its ``businessStatus`` and the
 answer carries the warning (OperationOutcome, or the ``X-FHIRMWL-Warnings`` count); a
-ServiceRequest PUT that changes the requested procedure code changes the worklist item; REST
+ServiceRequest PUT that changes the requested procedure code changes the worklist item, and one
+that takes its step off the worklist is said and marked (and cleared when put back); REST
 semantics (Location, ETag, If-Match → 412, conditional create) stay as they were.
 """
 
@@ -165,3 +166,23 @@ def test_conditional_create_of_a_step_runs_once(broker: Runtime) -> None:
     assert first.json()["id"] == second.json()["id"]
     assert second.headers["etag"] == first.headers["etag"]
     assert len(worklist_items(broker)) == 2
+
+
+def test_service_request_put_that_unschedules_its_step_is_said(lenient_broker: Runtime) -> None:
+    with client(lenient_broker) as http:
+        stored = _order(http, create_order_bundle("RW4"))
+        rp = stored["rp"]
+        identifiers = rp.pop("identifier")
+        dropped = http.put(f"/ServiceRequest/{rp['id']}", json=rp, headers=OC)
+        marked = http.get(f"/Task/{stored['Task']['id']}").json()
+        rp["identifier"] = identifiers
+        restored = http.put(f"/ServiceRequest/{rp['id']}", json=rp, headers=OC)
+        cleared = http.get(f"/Task/{stored['Task']['id']}").json()
+    assert dropped.status_code == 200, dropped.text
+    warning = dropped.json()["issue"][1]
+    assert warning["severity"] == "warning"
+    assert warning["diagnostics"].endswith("not on the worklist: missing Requested Procedure ID")
+    assert marked["businessStatus"]["text"] == "missing Requested Procedure ID"
+    assert [i["severity"] for i in restored.json()["issue"]] == ["information"]
+    assert "businessStatus" not in cleared
+    assert len(worklist_items(lenient_broker)) == 1
