@@ -128,6 +128,14 @@ class FhirApi:
 
         return await run_in_threadpool(run)
 
+    async def _write_one(
+        self, url: str, method: str, body: Any, write: Callable[[Any, Any], WriteResult]
+    ) -> WriteResult:
+        """A create/update of one resource; order-graph resources take the order pipeline."""
+        return await self._write(
+            lambda tx: self.s.bundles.single_write(tx, url, method, body, write)
+        )
+
     # ---- type level --------------------------------------------------------------------
     async def type_level(self, request: Request, rtype: str) -> Response:
         method = request.method
@@ -136,7 +144,9 @@ class FhirApi:
         if method == "POST":
             body = await http.json_body(request)
             cond = request.headers.get("if-none-exist")
-            result = await self._write(lambda tx: self.s.resources.create(tx, rtype, body, cond))
+            result = await self._write_one(
+                rtype, "POST", body, lambda t, b: self.s.resources.create(t, rtype, b, cond)
+            )
             return self._write_response(request, result)
         query = request.url.query
         if method == "PUT":
@@ -144,8 +154,11 @@ class FhirApi:
                 raise MethodNotAllowed("PUT needs a resource id or search criteria")
             body = await http.json_body(request)
             if_match = parse_if_match(request.headers.get("if-match"))
-            result = await self._write(
-                lambda tx: self.s.resources.conditional_update(tx, rtype, query, body, if_match)
+            result = await self._write_one(
+                f"{rtype}?{query}",
+                "PUT",
+                body,
+                lambda t, b: self.s.resources.conditional_update(t, rtype, query, b, if_match),
             )
             return self._write_response(request, result)
         if method == "DELETE":
@@ -206,8 +219,11 @@ class FhirApi:
         if method == "PUT":
             body = await http.json_body(request)
             if_match = parse_if_match(request.headers.get("if-match"))
-            result = await self._write(
-                lambda tx: self.s.resources.update(tx, rtype, res_id, body, if_match)
+            result = await self._write_one(
+                f"{rtype}/{res_id}",
+                "PUT",
+                body,
+                lambda t, b: self.s.resources.update(t, rtype, res_id, b, if_match),
             )
             return self._write_response(request, result)
         if method == "DELETE":
@@ -247,9 +263,9 @@ class FhirApi:
             )
         body = stored.resource()
         if result.warnings:
+            # The number of warnings (the order pipeline's among them): the full list comes
+            # back under Prefer: return=OperationOutcome (docs/api.md).
             headers["X-FHIRMWL-Warnings"] = str(len(result.warnings))
-            # The warnings travel in a contained OperationOutcome-free form: a header count and
-            # the full list under Prefer: return=OperationOutcome.
         return http.fhir_response(body, status, headers)
 
     def readonly(self, request: Request, registry: Any, rtype: str, parts: list[str]) -> Response:

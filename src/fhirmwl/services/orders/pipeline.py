@@ -29,6 +29,7 @@ from fhirmwl.services.orders.complete import (
     refs_to,
 )
 from fhirmwl.services.orders.context import OrderContext
+from fhirmwl.services.orders.single import complete_lone_steps, tasks_fed_by
 from fhirmwl.services.orders.status import TERMINAL
 from fhirmwl.services.orders.steps import Finding
 from fhirmwl.services.orders.survivor import attach_to_survivors
@@ -229,7 +230,9 @@ class OrderTransactionHook:
 
     ``BundleProcessor.process`` calls ``before`` on the request Bundle (completion) and
     ``after`` on the response (worklist check) inside the transaction's unit of work; the
-    returned issues travel back in the response Bundle's ``issues`` (R5).
+    returned issues travel back in the response Bundle's ``issues`` (R5). A single-resource
+    REST write of an order-graph resource goes through the same two calls as a one-entry
+    transaction (``BundleProcessor.single_write``); its issues are the write's warnings.
     """
 
     def __init__(self, ctx: OrderContext) -> None:
@@ -238,12 +241,14 @@ class OrderTransactionHook:
     def before(self, tx: Tx, bundle: dict[str, Any]) -> list[dict[str, Any]]:
         if not is_order_bundle(bundle):
             return []
-        return [f.issue() for f in complete_graphs(tx, bundle, self.ctx)]
+        findings = complete_graphs(tx, bundle, self.ctx)
+        findings += complete_lone_steps(tx, bundle, self.ctx)
+        return [f.issue() for f in findings]
 
     def after(
         self, tx: Tx, bundle: dict[str, Any], response: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        tasks = written_tasks(response)
+        tasks = written_tasks(response) + tasks_fed_by(tx, response)
         if not tasks:
             return []
         orders = isr_of_tasks(bundle, response)

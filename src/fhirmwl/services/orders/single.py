@@ -1,0 +1,100 @@
+"""Order-graph resources written one at a time: a step for a stored procedure, a changed order.
+
+A transaction that carries a whole order graph is completed by ``pipeline.complete_graphs``. A
+write of one resource (``POST /Task``, ``PUT /ServiceRequest/{id}``, or a transaction with a
+single entry) carries only part of a graph whose rest is already stored. The same rules apply
+to it here, reading the stored part instead of the request: a Scheduled Procedure Step based on
+a stored Requested Procedure gets the step defaults (``steps.complete_step``) and its SPS ID
+(``complete.complete_task``), and after the write every Task whose worklist item the written
+ServiceRequest or ImagingStudy feeds is checked against the worklist like a written Task.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhirmwl.fhir import model
+from fhirmwl.fhir.references import split_reference
+from fhirmwl.services.orders import ids
+from fhirmwl.services.orders.complete import complete_task, keys, refs_to
+from fhirmwl.services.orders.context import OrderContext
+from fhirmwl.services.orders.steps import Finding, complete_step
+from fhirmwl.services.worklist.graph import affected_tasks
+from fhirmwl.store import Tx
+
+
+def _stored_sr(tx: Tx, reference: str, ctx: OrderContext) -> dict[str, Any] | None:
+    """The stored ServiceRequest a (literal or conditional) reference names, else None."""
+    if reference.startswith("ServiceRequest?"):
+        found = ctx.resources.find(tx, "ServiceRequest", reference.partition("?")[2])
+        key: tuple[str, str] | None = ("ServiceRequest", found[0]) if len(found) == 1 else None
+    else:
+        key = split_reference(reference)
+    if key is None or key[0] != "ServiceRequest":
+        return None
+    stored = tx.read(*key)
+    return stored.resource() if stored is not None and not stored.deleted else None
+
+
+def _is_rp(resource: dict[str, Any]) -> bool:
+    profiles = (resource.get("meta") or {}).get("profile") or []
+    based = [str(b.get("reference") or "") for b in resource.get("basedOn") or []]
+    return model.PROFILE_RP in profiles or any(r.startswith("ServiceRequest") for r in based)
+
+
+def _rp_id(rp: dict[str, Any]) -> str | None:
+    ident = model.identifier_of_type(rp, model.RPID)
+    if ident is None:  # typed by text only, as the guide's example does
+        ident = next(
+            (
+                i
+                for i in rp.get("identifier") or []
+                if "requested procedure" in str((i.get("type") or {}).get("text", "")).lower()
+            ),
+            None,
+        )
+    value = (ident or {}).get("value")
+    return str(value) if value else None
+
+
+def complete_lone_steps(tx: Tx, bundle: dict[str, Any], ctx: OrderContext) -> list[Finding]:
+    """Complete every Task of ``bundle`` whose Requested Procedure is stored, not in the Bundle.
+
+    The order a finding names is the Requested Procedure's own order (its ``basedOn``).
+    """
+    entries = [e for e in bundle.get("entry") or [] if isinstance(e.get("resource"), dict)]
+    in_bundle: set[str] = set()
+    for e in entries:
+        if e["resource"].get("resourceType") == "ServiceRequest":
+            in_bundle |= keys(e)
+    findings: list[Finding] = []
+    for e in entries:
+        task = e["resource"]
+        if task.get("resourceType") != "Task" or refs_to(task, in_bundle):
+            continue
+        for based in task.get("basedOn") or []:
+            rp = _stored_sr(tx, str(based.get("reference") or ""), ctx)
+            if rp is None or not _is_rp(rp):
+                continue
+            order = next((str(b.get("reference")) for b in rp.get("basedOn") or []), "")
+            complete_step(task, rp, ctx, findings, order)
+            rpid = _rp_id(rp)
+            if rpid is not None:
+                steps = tx.references_to("ServiceRequest", [rp["id"]], "Task", "based-on")
+                index = len({i for _, i in steps} - {task.get("id")}) + 1
+                complete_task(tx, task, rp, ids.sps_id(rpid, index), ctx)
+            break
+    return findings
+
+
+def tasks_fed_by(tx: Tx, response: dict[str, Any]) -> list[str]:
+    """Ids of the Tasks whose worklist item a written ServiceRequest or ImagingStudy feeds."""
+    written = []
+    for entry in response.get("entry") or []:
+        location = str((entry.get("response") or {}).get("location") or "")
+        rtype, _, rest = location.partition("/")
+        if rtype in ("ServiceRequest", "ImagingStudy") and rest:
+            written.append((rtype, rest.split("/")[0]))
+    if not written:
+        return []
+    return affected_tasks(tx, written)

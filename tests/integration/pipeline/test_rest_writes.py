@@ -1,0 +1,188 @@
+"""Single-resource REST writes of order-graph resources go through the one order pipeline.
+
+Both backends: a Task POSTed alone for a stored Requested Procedure gets its SPS ID and is found
+by a real C-FIND; a Task that cannot be scheduled is stored with its ``businessStatus`` and the
+answer carries the warning (OperationOutcome, or the ``X-FHIRMWL-Warnings`` count); a
+ServiceRequest PUT that changes the requested procedure code changes the worklist item, and one
+that takes its step off the worklist is said and marked (and cleared when put back); REST
+semantics (Location, ETag, If-Match → 412, conditional create) stay as they were.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from pydicom.dataset import Dataset
+from pynetdicom import AE
+from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
+
+from fhirmwl.runtime import Runtime
+from tests.conftest import running_broker
+from tests.integration.pipeline.conftest import client, worklist_items
+from tests.integration.pipeline.orders import LOCAL, create_order_bundle
+from tests.integration.pipeline.test_one_pipeline import SCHEDULABILITY, _nameless_order
+
+OC = {"Prefer": "return=OperationOutcome"}
+REPR = {"Prefer": "return=representation"}
+
+
+@pytest.fixture
+def dicom_broker(db_url: str) -> Iterator[Runtime]:
+    with running_broker(db_url, dicom=True) as runtime:
+        yield runtime
+
+
+def _order(http: httpx.Client, bundle: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Place ``bundle`` as a transaction; the stored ISR, RP and Task by role."""
+    answer = http.post("/", json=bundle)
+    assert answer.status_code == 200, answer.text
+    out: dict[str, dict[str, Any]] = {}
+    for entry in answer.json()["entry"]:
+        rtype, res_id = entry["response"]["location"].split("/")[:2]
+        if rtype in ("ServiceRequest", "Task"):
+            res = http.get(f"/{rtype}/{res_id}").json()
+            role = "rp" if res.get("basedOn") and rtype == "ServiceRequest" else rtype
+            out["isr" if role == "ServiceRequest" else role] = res
+    return out
+
+
+def _second_step(stored: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A new step for the stored RP, without what the broker assigns (SPS ID, subject)."""
+    task = copy.deepcopy(stored["Task"])
+    for key in ("id", "meta", "identifier", "for", "businessStatus"):
+        task.pop(key, None)
+    task["basedOn"] = [{"reference": f"ServiceRequest/{stored['rp']['id']}"}]
+    task["requestedPeriod"] = {"start": "2025-01-02T10:00:00+00:00"}
+    return task
+
+
+def _sps_id(task: dict[str, Any]) -> str:
+    (value,) = [i["value"] for i in task["identifier"] if i["type"]["coding"][0]["code"] == "SPSID"]
+    return str(value)
+
+
+def _c_find(port: int, accession: str) -> list[Dataset]:
+    query = Dataset()
+    query.AccessionNumber = accession
+    query.PatientName = ""
+    sps = Dataset()
+    sps.ScheduledProcedureStepID = ""
+    sps.ScheduledProcedureStepStartDate = ""
+    query.ScheduledProcedureStepSequence = [sps]
+    ae = AE(ae_title="RESTW")
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    assoc = ae.associate("127.0.0.1", port, ae_title="FHIRMWL")
+    assert assoc.is_established
+    try:
+        found = [
+            ds
+            for status, ds in assoc.send_c_find(query, ModalityWorklistInformationFind)
+            if status is not None and status.Status in (0xFF00, 0xFF01) and ds is not None
+        ]
+    finally:
+        assoc.release()
+    return found
+
+
+def test_task_posted_alone_gets_its_sps_id_and_reaches_the_worklist(
+    dicom_broker: Runtime,
+) -> None:
+    with client(dicom_broker) as http:
+        stored = _order(http, create_order_bundle("RW1"))
+        created = http.post("/Task", json=_second_step(stored), headers=REPR)
+        assert created.status_code == 201, created.text
+        task = created.json()
+        assert created.headers["location"].endswith(f"/Task/{task['id']}/_history/1")
+        assert created.headers["etag"] == 'W/"1"'
+        assert "x-fhirmwl-warnings" not in created.headers
+    first = _sps_id(stored["Task"])
+    assert _sps_id(task) == first[:-1] + "2"  # the next step of the same Requested Procedure
+    assert task["for"] == stored["rp"]["subject"]  # completed from the Requested Procedure
+    assert "businessStatus" not in task
+    accession = stored["isr"]["identifier"][-1]["value"]
+    found = _c_find(dicom_broker.settings.dicom_port, accession)
+    steps = sorted(ds.ScheduledProcedureStepSequence[0].ScheduledProcedureStepID for ds in found)
+    assert steps == sorted([first, _sps_id(task)])
+
+
+def test_task_not_schedulable_is_stored_marked_and_the_answer_warns(
+    lenient_broker: Runtime,
+) -> None:
+    with client(lenient_broker) as http:
+        stored = _order(http, _nameless_order())
+        answer = http.post("/Task", json=_second_step(stored), headers=OC)
+        assert answer.status_code == 201, answer.text
+        issues = answer.json()["issue"]
+        location = answer.headers["location"]
+        task_id = location.split("/Task/")[1].split("/")[0]
+        marked = http.get("/Task", params={"business-status": SCHEDULABILITY}).json()
+        # Prefer: return=representation: the stored Task and the number of warnings
+        again = http.put(f"/Task/{task_id}", json=http.get(f"/Task/{task_id}").json(), headers=REPR)
+    assert [i["severity"] for i in issues] == ["information", "warning"]
+    assert f"Task/{task_id} is stored but not on the worklist" in issues[1]["diagnostics"]
+    assert "missing Patient's Name" in issues[1]["diagnostics"]
+    assert issues[1]["expression"] == ["Task.businessStatus"]
+    assert location.endswith("/_history/2")  # written, then marked in the same transaction
+    assert task_id in {e["resource"]["id"] for e in marked["entry"]}
+    assert again.status_code == 200, again.text
+    assert again.headers["x-fhirmwl-warnings"] == "1"
+    assert again.json()["businessStatus"]["text"] == "missing Patient's Name"
+    assert worklist_items(lenient_broker) == []
+
+
+def test_service_request_put_changes_the_worklist_item(broker: Runtime) -> None:
+    with client(broker) as http:
+        stored = _order(http, create_order_bundle("RW2"))
+        rp = stored["rp"]
+        (before,) = worklist_items(broker)
+        rp["code"] = {"concept": {"coding": [{"system": LOCAL, "code": "CTHEAD"}], "text": "CT"}}
+        stale = http.put(f"/ServiceRequest/{rp['id']}", json=rp, headers={"If-Match": 'W/"9"'})
+        etag = http.get(f"/ServiceRequest/{rp['id']}").headers["etag"]
+        changed = http.put(f"/ServiceRequest/{rp['id']}", json=rp, headers={"If-Match": etag, **OC})
+    assert stale.status_code == 412, stale.text
+    assert changed.status_code == 200, changed.text
+    assert [i["severity"] for i in changed.json()["issue"]] == ["information"]
+    assert changed.headers["etag"] == 'W/"2"'
+    (after,) = worklist_items(broker)
+    code = after["00321064"]["Value"][0]["00080100"]["Value"]
+    assert before["00321064"]["Value"][0]["00080100"]["Value"] == ["MRHEAD"]
+    assert code == ["CTHEAD"]
+    assert after["00321060"]["Value"] == ["CT"]
+
+
+def test_conditional_create_of_a_step_runs_once(broker: Runtime) -> None:
+    with client(broker) as http:
+        stored = _order(http, create_order_bundle("RW3"))
+        task = _second_step(stored)
+        task["identifier"] = [{"system": "urn:example:ris-step", "value": "RW3-2"}]
+        cond = {"If-None-Exist": "identifier=urn:example:ris-step|RW3-2"}
+        first = http.post("/Task", json=task, headers=cond)
+        second = http.post("/Task", json=task, headers=cond)
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json()["id"] == second.json()["id"]
+    assert second.headers["etag"] == first.headers["etag"]
+    assert len(worklist_items(broker)) == 2
+
+
+def test_service_request_put_that_unschedules_its_step_is_said(lenient_broker: Runtime) -> None:
+    with client(lenient_broker) as http:
+        stored = _order(http, create_order_bundle("RW4"))
+        rp = stored["rp"]
+        identifiers = rp.pop("identifier")
+        dropped = http.put(f"/ServiceRequest/{rp['id']}", json=rp, headers=OC)
+        marked = http.get(f"/Task/{stored['Task']['id']}").json()
+        rp["identifier"] = identifiers
+        restored = http.put(f"/ServiceRequest/{rp['id']}", json=rp, headers=OC)
+        cleared = http.get(f"/Task/{stored['Task']['id']}").json()
+    assert dropped.status_code == 200, dropped.text
+    warning = dropped.json()["issue"][1]
+    assert warning["severity"] == "warning"
+    assert warning["diagnostics"].endswith("not on the worklist: missing Requested Procedure ID")
+    assert marked["businessStatus"]["text"] == "missing Requested Procedure ID"
+    assert [i["severity"] for i in restored.json()["issue"]] == ["information"]
+    assert "businessStatus" not in cleared
+    assert len(worklist_items(lenient_broker)) == 1
