@@ -16,6 +16,7 @@ from typing import Any
 
 from fhirmwl.audit import events as ev
 from fhirmwl.audit.recorder import CURRENT, AccessContext, AuditWriter
+from fhirmwl.dicom.tally import FindTally
 
 MWL_FIND = "1.2.840.10008.5.1.4.31"
 
@@ -107,17 +108,11 @@ def audited_find(
 ) -> Callable[[Any], Iterator[Any]]:
     def wrapped(event: Any) -> Iterator[Any]:
         assoc = event.assoc
-        items, final, start = 0, "0000", time.perf_counter()
+        tally, start = FindTally(), time.perf_counter()
         try:
-            for status, identifier in handler(event):
-                code = int(getattr(status, "Status", status))
-                if code in (0xFF00, 0xFF01):
-                    items += 1
-                else:
-                    final = f"{code:04X}"
-                yield status, identifier
+            yield from tally.count(handler(event))
         finally:
-            items = int(getattr(event, "fhirmwl_items", items))  # answers sent in bursts
+            items, final = tally.items(event), tally.final
             ctx = AccessContext(
                 door="dicom",
                 action="E",

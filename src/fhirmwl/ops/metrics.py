@@ -187,11 +187,10 @@ def timed_find(handler: Callable[[Any], Iterator[Any]]) -> Callable[[Any], Itera
     """Wrap a pynetdicom C-FIND handler generator: time, items returned, final status."""
 
     def wrapped(event: Any) -> Iterator[Any]:
+        from fhirmwl.dicom.tally import FindTally  # here: fhirmwl.dicom imports this module
         from fhirmwl.ops.logs import CONTEXT, bind
 
         start = time.perf_counter()
-        items = 0
-        final = "0000"
         assoc = event.assoc
         token = bind(
             door="dicom",
@@ -199,20 +198,14 @@ def timed_find(handler: Callable[[Any], Iterator[Any]]) -> Callable[[Any], Itera
             calling_ae=str(assoc.requestor.ae_title).strip(),
             association=str(assoc.native_id or ""),
         )
+        tally = FindTally()
         try:
-            for status, identifier in handler(event):
-                code = int(getattr(status, "Status", status))
-                if code in (0xFF00, 0xFF01):
-                    items += 1
-                else:
-                    final = f"{code:04X}"
-                yield status, identifier
+            yield from tally.count(handler(event))
         finally:
             CFIND_SECONDS.observe(time.perf_counter() - start)
-            items = int(getattr(event, "fhirmwl_items", items))  # answers sent in bursts
-            CFIND_ITEMS.observe(items)
-            CFIND_REQUESTS.labels(final).inc()
-            if final.startswith("C"):
+            CFIND_ITEMS.observe(tally.items(event))
+            CFIND_REQUESTS.labels(tally.final).inc()
+            if tally.final.startswith("C"):
                 STORE_ERRORS.labels("dicom").inc()
             CONTEXT.reset(token)
 
