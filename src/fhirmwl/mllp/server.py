@@ -87,6 +87,7 @@ class MLLPServer:
         self.handler = handler
         self.shutdown_grace = shutdown_grace  # stop(): seconds to finish messages in hand
         self._busy = 0  # connections between a complete frame and its written reply
+        self._draining = False  # stop(): no new message is taken, the ones in hand finish
         self.ssl = ssl
         self.max_connections = max_connections
         self.max_per_peer = max_per_peer
@@ -117,6 +118,7 @@ class MLLPServer:
         if self._server is None:
             return
         self._server.close()
+        self._draining = True
         deadline = asyncio.get_running_loop().time() + self.shutdown_grace
         while self._busy and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
@@ -193,6 +195,9 @@ class MLLPServer:
             if not data:
                 if decoder.has_partial_frame:
                     log.warning("MLLP connection %d closed inside a frame", peer.connection_id)
+                return
+            if self._draining:  # shutting down: unacknowledged, so the sender sends it again
+                log.info("MLLP connection %d: closed while shutting down", peer.connection_id)
                 return
             self._busy += 1
             try:
