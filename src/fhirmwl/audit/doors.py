@@ -103,6 +103,30 @@ def _identifier_bytes(identifier: Any) -> bytes:
         return b""
 
 
+def _dicom_context(
+    assoc: Any,
+    *,
+    action: str,
+    category: ev.Code,
+    code: ev.Code,
+    details: dict[str, str],
+    query: bytes | None = None,
+    with_cert: bool = True,
+) -> AccessContext:
+    """The access context every DICOM door records: the calling AE and its address."""
+    return AccessContext(
+        door="dicom",
+        action=action,
+        category=category,
+        code=code,
+        agent_id=str(assoc.requestor.ae_title).strip(),
+        agent_network=f"{assoc.requestor.address}:{assoc.requestor.port}",
+        agent_cert=peer_certificate_subject(assoc) if with_cert else "",
+        query=query,
+        details=details,
+    )
+
+
 def audited_find(
     handler: Callable[[Any], Iterator[Any]], writer: AuditWriter, called_ae: str
 ) -> Callable[[Any], Iterator[Any]]:
@@ -113,14 +137,11 @@ def audited_find(
             yield from tally.count(handler(event))
         finally:
             items, final = tally.items(event), tally.final
-            ctx = AccessContext(
-                door="dicom",
+            ctx = _dicom_context(
+                assoc,
                 action="E",
                 category=ev.QUERY,
                 code=ev.QUERY,
-                agent_id=str(assoc.requestor.ae_title).strip(),
-                agent_network=f"{assoc.requestor.address}:{assoc.requestor.port}",
-                agent_cert=peer_certificate_subject(assoc),
                 query=_identifier_bytes(event.identifier),
                 details={
                     "called_ae": called_ae,
@@ -146,14 +167,11 @@ def audited_dimse(
         assoc = event.assoc
         name = getattr(getattr(event, "event", None), "name", "")
         request = getattr(event, "request", None)
-        ctx = AccessContext(
-            door="dicom",
+        ctx = _dicom_context(
+            assoc,
             action="C" if "CREATE" in name else "U",
             category=ev.PROCEDURE_RECORD,
             code=ev.PROCEDURE_RECORD,
-            agent_id=str(assoc.requestor.ae_title).strip(),
-            agent_network=f"{assoc.requestor.address}:{assoc.requestor.port}",
-            agent_cert=peer_certificate_subject(assoc),
             details={
                 "called_ae": called_ae,
                 "dimse": name.replace("EVT_", ""),
@@ -219,14 +237,13 @@ def association_rejected(writer: AuditWriter, called_ae: str) -> Callable[[Any],
 
     def handler(event: Any) -> None:
         assoc = event.assoc
-        ctx = AccessContext(
-            door="dicom",
+        ctx = _dicom_context(
+            assoc,
             action="E",
             category=ev.SECURITY_ALERT,
             code=ev.NODE_AUTHENTICATION,
-            agent_id=str(assoc.requestor.ae_title).strip(),
-            agent_network=f"{assoc.requestor.address}:{assoc.requestor.port}",
             details={"called_ae": str(assoc.acceptor.ae_title).strip() or called_ae},
+            with_cert=False,
         )
         writer.submit(ctx.record(ev.MINOR_FAILURE, "association rejected"))
 
