@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from fhirmwl.config import SECTIONS, load_sources, setting_names
+from fhirmwl.config import SECTIONS, load_sources, setting_names, unknown_environment
 
 app = typer.Typer(no_args_is_help=True)
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -68,6 +68,9 @@ def render(config: Path | None = None, **overrides: Any) -> str:
         else:
             lines.append(f"[{name}]  # {source}")
             lines += [f"{_key(str(k))} = {toml_value(v)}" for k, v in value.items()]
+    ignored = unknown_environment()
+    if ignored:
+        lines += ["", *(f"# warning: {message}" for message in ignored)]
     return "\n".join(lines) + "\n"
 
 

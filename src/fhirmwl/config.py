@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fhirmwl.errors import BadRequest
+
+log = logging.getLogger("fhirmwl.config")
 
 
 @dataclass
@@ -264,6 +268,30 @@ def _validate(settings: Settings) -> None:
         ) from None
 
 
+# FHIRMWL_* variables that are read elsewhere, not settings: the configuration file, the CLI
+# client's token and the test suite's switches.
+NON_SETTING_ENV = frozenset(
+    {"CONFIG", "TOKEN", "REQUIRE_PG", "REQUIRE_CORPUS", "TEST_PG", "REGEN_GOLDEN", "UPDATE_GOLDEN"}
+)
+
+
+def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``FHIRMWL_*`` variables that name no setting, each with the closest setting's variable:
+    a misspelt variable would otherwise be ignored without a word."""
+    names = [n.upper() for n in setting_names()]
+    found = []
+    for var in sorted(os.environ if environ is None else environ):
+        if not var.startswith("FHIRMWL_"):
+            continue
+        name = var.removeprefix("FHIRMWL_")
+        if name in names or name in NON_SETTING_ENV:
+            continue
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean FHIRMWL_{close[0]}?)" if close else ""
+        found.append(f"{var} is not a setting and is ignored{hint}")
+    return found
+
+
 def load_sources(
     config_file: str | Path | None = None, **overrides: Any
 ) -> tuple[Settings, dict[str, str]]:
@@ -285,6 +313,8 @@ def load_sources(
         if env is not None:
             setattr(settings, key, _coerce(key, kind, env, f"FHIRMWL_{key.upper()}"))
             sources[key] = ENV
+    for message in unknown_environment():
+        log.warning("%s", message)
     for key, value in overrides.items():
         if value is None:
             continue

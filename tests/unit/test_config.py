@@ -127,3 +127,26 @@ def test_demo_schedules_today_in_the_configured_time_zone(tz: str) -> None:
         when = datetime.fromisoformat(task["requestedPeriod"]["start"].replace("Z", "+00:00"))
         assert when.astimezone(ZoneInfo(tz)).date() == today, (n, when)
     assert start.astimezone(UTC) - now < timedelta(days=1)
+
+
+def test_a_misspelt_environment_variable_is_named_with_the_closest_setting(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("FHIRMWL_HTTP_PROT", "9999")
+    monkeypatch.setenv("FHIRMWL_TOKEN", "not a setting but read by the CLI client")
+    with caplog.at_level("WARNING", logger="fhirmwl.config"):
+        settings = load_settings()
+    assert settings.http_port == Settings().http_port  # ignored, as before
+    warned = [r.getMessage() for r in caplog.records if r.name == "fhirmwl.config"]
+    assert warned == [
+        "FHIRMWL_HTTP_PROT is not a setting and is ignored (did you mean FHIRMWL_HTTP_PORT?)"
+    ]
+    shown = subprocess.run(
+        [sys.executable, "-m", "fhirmwl.cli", "config", "show"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ},
+    ).stdout
+    assert "# warning: FHIRMWL_HTTP_PROT is not a setting" in shown
+    assert "FHIRMWL_TOKEN" not in shown
