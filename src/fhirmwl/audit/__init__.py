@@ -90,6 +90,7 @@ def install(services: Services) -> None:
     wrappers.setdefault("dicom_find", []).append(lambda h: doors.audited_find(h, writer, called))
     wrappers.setdefault("dicom_dimse", []).append(lambda h: doors.audited_dimse(h, writer, called))
     wrappers.setdefault("dicom_tls_failure", []).append(doors.tls_refused(writer, called))
+    wrappers.setdefault("mllp_tls_failure", []).append(doors.tls_refused(writer, called, "mllp"))
     from pynetdicom import evt
 
     wrappers.setdefault("dicom_events", []).append(

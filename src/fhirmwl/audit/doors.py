@@ -214,18 +214,22 @@ def peer_certificate_subject(assoc: Any) -> str:
     return ",".join(parts)
 
 
-def tls_refused(writer: AuditWriter, called_ae: str) -> Callable[[str, str], None]:
-    """A refused DICOM TLS handshake (no, foreign or expired client certificate)."""
+def tls_refused(
+    writer: AuditWriter, called_ae: str, door: str = "dicom"
+) -> Callable[[str, str], None]:
+    """A refused DICOM or MLLP TLS handshake (no, foreign or expired client certificate)."""
 
     def hook(peer: str, reason: str) -> None:
         ctx = AccessContext(
-            door="dicom",
+            door=door,
             action="E",
             category=ev.SECURITY_ALERT,
             code=ev.NODE_AUTHENTICATION,
             agent_id="unauthenticated",
             agent_network=peer,
-            details={"called_ae": called_ae, "tls": reason},
+            details={"called_ae": called_ae, "tls": reason}
+            if door == "dicom"
+            else {"listener": door, "tls": reason},
         )
         writer.submit(ctx.record(ev.MINOR_FAILURE, "TLS handshake refused"))
 

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from ssl import SSLContext
+from typing import Any
 
 from fhirmwl.hl7v2.ack import AckError, build_ack, encode_ack
 from fhirmwl.hl7v2.errors import APPLICATION_INTERNAL_ERROR, V2Error
@@ -99,6 +100,8 @@ class MLLPServer:
         self.max_garbage_bytes = max_garbage_bytes
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Called with (peer address, reason) when a TLS handshake is refused (the audit trail).
+        self.tls_failure_hooks: list[Callable[[str, str], None]] = []
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
@@ -106,8 +109,6 @@ class MLLPServer:
             self.host,
             self.port,
             limit=1 << 16,
-            ssl=self.ssl,
-            ssl_handshake_timeout=min(self.idle_timeout, 30.0) if self.ssl else None,
         )
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
@@ -162,13 +163,15 @@ class MLLPServer:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         addr = writer.get_extra_info("peername") or ("?", 0)
-        from fhirmwl.security.tls import peer_subject
-
-        subject = peer_subject(writer.get_extra_info("ssl_object"))
-        peer = PeerInfo(str(addr[0]), int(addr[1]), next(_conn_ids), subject)
-        if subject is not None:
-            log.info("MLLP connection %d: client certificate %s", peer.connection_id, subject)
         try:
+            if self.ssl is not None and not await self._handshake(writer, addr):
+                return
+            from fhirmwl.security.tls import peer_subject
+
+            subject = peer_subject(writer.get_extra_info("ssl_object"))
+            peer = PeerInfo(str(addr[0]), int(addr[1]), next(_conn_ids), subject)
+            if subject is not None:
+                log.info("MLLP connection %d: client certificate %s", peer.connection_id, subject)
             await self._serve(reader, writer, peer)
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             log.info("MLLP connection %d closed: %s", peer.connection_id, exc)
@@ -181,6 +184,23 @@ class MLLPServer:
             self._per_peer[host] -= 1
             if not self._per_peer[host]:
                 del self._per_peer[host]
+
+    async def _handshake(self, writer: asyncio.StreamWriter, addr: tuple[Any, ...]) -> bool:
+        """TLS after the connection limits (a refused peer costs no handshake); a failed
+        handshake is logged and reported to ``tls_failure_hooks``, which asyncio's own TLS
+        listener would swallow without a trace."""
+        assert self.ssl is not None
+        timeout = min(self.idle_timeout, 30.0)
+        try:
+            await writer.start_tls(self.ssl, ssl_handshake_timeout=timeout)
+        except (OSError, TimeoutError, ConnectionError, ValueError) as exc:
+            reason = str(exc)[:200] or type(exc).__name__
+            log.warning("MLLP TLS handshake with %s failed: %s", addr[0], reason)
+            for hook in self.tls_failure_hooks:
+                with contextlib.suppress(Exception):
+                    hook(f"{addr[0]}:{addr[1]}", reason)
+            return False
+        return True
 
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: PeerInfo

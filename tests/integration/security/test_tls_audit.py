@@ -61,3 +61,22 @@ def test_refused_certificate_and_certificate_subject_are_audited(
     assert refused[0]["outcome"]["code"]["code"] == "4"
     assert refused[0]["agent"][0]["who"]["identifier"]["value"] == "unauthenticated"
     assert "CN=ct01" in found[0]["agent"][0]["policy"][0]
+
+
+def test_refused_mllp_handshake_is_audited(tmp_path: Path, certs: Path) -> None:
+    ca = str(certs / "ca.pem")
+    settings = tls_settings(certs, tls_require_client_cert=True, http_tls=False, mllp_tls=True)
+    with running_broker(f"sqlite:///{tmp_path / 't.db'}", mllp=True, **settings) as rt:
+        bare = ssl.create_default_context(cafile=ca)  # no client certificate
+        try:
+            raw = socket.create_connection(("127.0.0.1", rt.settings.mllp_port), timeout=10)
+            with bare.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.recv(1)  # TLS 1.3: the server's refusal arrives on the first read
+        except (OSError, ssl.SSLError):
+            pass
+        refused = _events(f"http://127.0.0.1:{rt.settings.http_port}", "code=110126", 1)
+    assert len(refused) == 1
+    details = {d["type"]["text"]: d["valueString"] for d in refused[0]["entity"][0]["detail"]}
+    assert details["listener"] == "mllp"
+    assert "certificate" in details["tls"].lower()
+    assert refused[0]["agent"][0]["networkString"].startswith("127.0.0.1:")

@@ -38,7 +38,7 @@ def mllp_listener(services: Services) -> ThreadedMLLPListener:
 
     for wrap in services.door_wrappers.get("mllp", []):
         handle = wrap(handle)
-    return ThreadedMLLPListener(
+    listener = ThreadedMLLPListener(
         handle,
         settings.host,
         settings.mllp_port,
@@ -50,6 +50,8 @@ def mllp_listener(services: Services) -> ThreadedMLLPListener:
         max_connections=settings.mllp_max_connections,
         max_per_peer=settings.mllp_max_connections_per_peer,
     )
+    listener.server.tls_failure_hooks += services.door_wrappers.get("mllp_tls_failure", [])
+    return listener
 
 
 def install(services: Services) -> IngestEnv:
