@@ -50,7 +50,7 @@ def _accepting(host: str, port: int) -> bool:
         return False
 
 
-def _listener_checks(services: Services) -> dict[str, bool]:
+def listener_checks(services: Services) -> dict[str, bool]:
     checks: dict[str, bool] = {}
     for listener in services.running:
         name = str(getattr(listener, "name", type(listener).__name__))
@@ -67,7 +67,7 @@ def _listener_checks(services: Services) -> dict[str, bool]:
 
 def readiness(services: Services) -> tuple[bool, dict[str, Any]]:
     store = _store_check(services)
-    listeners = _listener_checks(services)
+    listeners = listener_checks(services)
     ready = services.started and bool(store["ok"]) and all(listeners.values())
     return ready, {
         "status": "ready" if ready else "not ready",

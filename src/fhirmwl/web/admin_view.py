@@ -177,7 +177,7 @@ def subscriptions(tx: Tx) -> tuple[list[SubscriptionRow], int]:
 
 @dataclass
 class StatusView:
-    listeners: list[tuple[str, str, str]]  # (name, state, address)
+    listeners: list[tuple[str, str, str, str]]  # (name, state, address, badge class)
     counts: list[tuple[str, int]]
     messages_by_status: list[tuple[str, int]]
     last_errors: list[v2log.LogRecord]
@@ -188,21 +188,28 @@ def _count(tx: Tx, sql: str, args: tuple[Any, ...] = ()) -> int:
     return int(tx.conn.execute(sql, args).fetchone()[0] or 0)
 
 
-def listeners(settings: Any) -> list[tuple[str, str, str]]:
-    """The listeners ``serve`` starts with these settings (name, on/off, address)."""
+def listeners(settings: Any, measured: dict[str, bool]) -> list[tuple[str, str, str, str]]:
+    """Each network listener with what was measured just now (``ops.health``: a TCP connect to
+    its port): ``accepting``, ``not accepting`` (configured but down, or not started in this
+    process) or ``off`` (not configured)."""
     host = settings.host
-    return [
-        ("HTTP (FHIR API, desk)", "on" if settings.http else "off", f"{host}:{settings.http_port}"),
-        ("MLLP (HL7 v2)", "on" if settings.mllp else "off", f"{host}:{settings.mllp_port}"),
-        (
-            "DICOM (C-FIND worklist)",
-            "on" if settings.dicom else "off",
-            f"{settings.ae_title}@{host}:{settings.dicom_port}",
-        ),
+    rows = [
+        ("HTTP (FHIR API, desk)", "http", f"{host}:{settings.http_port}"),
+        ("MLLP (HL7 v2)", "mllp", f"{host}:{settings.mllp_port}"),
+        ("DICOM (C-FIND worklist)", "dicom", f"{settings.ae_title}@{host}:{settings.dicom_port}"),
     ]
+    out = []
+    for label, name, address in rows:
+        if not getattr(settings, name):
+            out.append((label, "off", address, "neutral"))
+        elif measured.get(name):
+            out.append((label, "accepting", address, "on"))
+        else:
+            out.append((label, "not accepting", address, "off"))
+    return out
 
 
-def status_view(tx: Tx, settings: Any) -> StatusView:
+def status_view(tx: Tx, settings: Any, measured: dict[str, bool]) -> StatusView:
     resources = [
         (
             f"{rtype} resources",
@@ -238,4 +245,4 @@ def status_view(tx: Tx, settings: Any) -> StatusView:
             "SELECT sub_id, last_error FROM notify_sub WHERE error_count > 0 ORDER BY sub_id"
         ).fetchall()
     ]
-    return StatusView(listeners(settings), counts, by_status, errors, delivery)
+    return StatusView(listeners(settings, measured), counts, by_status, errors, delivery)

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from fhirmwl.errors import FhirMwlError, NotFound
+from fhirmwl.ops.health import listener_checks
 from fhirmwl.services.ingest_v2 import log as v2log
 from fhirmwl.services.worklist.source import StoreWorklistSource
 from fhirmwl.web import actions
@@ -244,8 +245,9 @@ class Desk:
         )  # fmt: skip
 
     async def status(self, request: Request) -> Response:
+        measured = await run_in_threadpool(listener_checks, self.s)
         view, out = await self._read(
-            lambda tx: (status_view(tx, self.s.settings), outbound_status(tx))
+            lambda tx: (status_view(tx, self.s.settings, measured), outbound_status(tx))
         )
         return page(request, "status.html", title="Status", nav="status", v=view, outbound=out)
 

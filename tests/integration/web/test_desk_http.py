@@ -255,6 +255,13 @@ def test_subscriptions_and_status(desk: Desk, port: int) -> None:
     assert created.json()["id"] in page and "/nobody-listens" in page
     status = desk.http.get("/ui/status").text
     assert "MLLP (HL7 v2)" in status and str(desk.settings.mllp_port) in status
+    listeners = dict(re.findall(r"<td>([^<]+)</td><td><span class=\"badge \w+\">([^<]+)<", status))
+    dicom = "accepting" if desk.settings.dicom else "off"  # measured, not read off the settings
+    assert listeners == {
+        "HTTP (FHIR API, desk)": "accepting",
+        "MLLP (HL7 v2)": "accepting",
+        "DICOM (C-FIND worklist)": dicom,
+    }
     assert "Subscription resources" in status
 
 
