@@ -83,12 +83,12 @@ class LoginForm:
         targets = f" {origin_of(auth.redirect_uri)}" if auth else ""
         response = HTMLResponse(html, status)
         response.headers["Content-Security-Policy"] = (
-            f"default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'{targets};"
+            f"default-src 'none'; style-src 'nonce-{nonce}'; img-src data:; form-action 'self'{targets};"
             " frame-ancestors 'none'; base-uri 'none'"
         )
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Referrer-Policy"] = "same-origin"  # no-referrer would send Origin: null
         if new:
             secure = request.url.scheme == "https"
             response.set_cookie(
