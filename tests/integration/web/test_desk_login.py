@@ -168,6 +168,15 @@ def test_wrong_passwords_are_slowed_down(auth_desk: Desk) -> None:
     assert locked.status_code == 429 and "try again in" in locked.text
     unknown = submit(http, form, "nobody", "whatever-password")
     assert unknown.status_code == 401  # the same answer as a wrong password
+    assert submit(http, open_form(http, "/ui/worklist"), *WRITER).status_code == 200
+    auth_desk.runtime.services.audit_writer.flush()
+    with auth_desk.runtime.services.store.read() as tx:
+        rows = tx.conn.execute(
+            "SELECT agent, outcome FROM audit_event WHERE code = ? ORDER BY id", ("110122",)
+        ).fetchall()
+    logins = [(agent, outcome) for agent, outcome in rows]
+    assert logins.count(("reader", "4")) == 6  # five wrong passwords, then the locked one
+    assert ("nobody", "4") in logins and ("writer", "0") in logins
 
 
 def test_login_form_refuses_forgery_and_foreign_redirects(auth_desk: Desk) -> None:
