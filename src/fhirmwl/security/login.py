@@ -83,8 +83,8 @@ class LoginForm:
         targets = f" {origin_of(auth.redirect_uri)}" if auth else ""
         response = HTMLResponse(html, status)
         response.headers["Content-Security-Policy"] = (
-            f"default-src 'none'; style-src 'nonce-{nonce}'; img-src data:; form-action 'self'{targets};"
-            " frame-ancestors 'none'; base-uri 'none'"
+            f"default-src 'none'; style-src 'nonce-{nonce}'; img-src data:;"
+            f" form-action 'self'{targets}; frame-ancestors 'none'; base-uri 'none'"
         )
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"

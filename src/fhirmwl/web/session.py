@@ -58,32 +58,25 @@ class SessionStore:
         return sid
 
     def get(self, kind: str, sid: str) -> dict[str, Any] | None:
-        if not sid or len(sid) > 128:
-            return None
-        with self.db.transaction(write=False) as conn:
-            row = conn.execute(
-                "SELECT data, exp FROM desk_session WHERE id_hash = ? AND kind = ?",
-                (_key(sid), kind),
-            ).fetchone()
-        if row is None or row[1] <= self.clock():
-            return None
-        data: dict[str, Any] = json.loads(row[0])
-        return data
+        return self._read(kind, sid, take=False)
 
     def take(self, kind: str, sid: str) -> dict[str, Any] | None:
         """The row's data, deleting it (single use: a second call finds nothing)."""
+        return self._read(kind, sid, take=True)
+
+    def _read(self, kind: str, sid: str, take: bool) -> dict[str, Any] | None:
         if not sid or len(sid) > 128:
             return None
-        with self.db.transaction(write=True) as conn:
+        with self.db.transaction(write=take) as conn:
             row = conn.execute(
                 "SELECT data, exp FROM desk_session WHERE id_hash = ? AND kind = ?",
                 (_key(sid), kind),
             ).fetchone()
-            if row is None:
-                return None
-            gone = conn.execute("DELETE FROM desk_session WHERE id_hash = ?", (_key(sid),))
-            if gone.rowcount != 1 or row[1] <= self.clock():
-                return None
+            if row is not None and take:
+                gone = conn.execute("DELETE FROM desk_session WHERE id_hash = ?", (_key(sid),))
+                row = row if gone.rowcount == 1 else None  # another process took it first
+        if row is None or row[1] <= self.clock():
+            return None
         data: dict[str, Any] = json.loads(row[0])
         return data
 
