@@ -63,9 +63,13 @@ def auth_middleware(services: Any) -> list[Middleware]:
 
 def _guarded_events(feed: ChangeFeed) -> Any:
     from fhirmwl.security.access import Forbidden
-    from fhirmwl.web.guard import require
+    from fhirmwl.web.guard import require, user_of
 
-    stream = events_endpoint(feed)
+    def until(request: Request) -> float | None:
+        user = user_of(request)
+        return None if user is None else float(user.exp)
+
+    stream = events_endpoint(feed, until=until)
 
     async def events(request: Request) -> Response:
         try:

@@ -258,3 +258,21 @@ def test_desk_logs_in_at_another_broker_as_external_server(tmp_path: Path) -> No
             messages = http.get(f"{base_b}/ui/messages")
             assert messages.status_code == 403  # only the scopes the desk asked for
             assert "user/*.s" in messages.text
+
+
+def test_session_and_live_feed_end_when_the_token_expires(
+    start_desk: Callable[..., Desk], db_url: str
+) -> None:
+    desk = start_desk(db_url, auth="builtin", auth_user_token_lifetime=2)
+    add_users(desk.runtime.services.store.db)
+    http = desk.http
+    assert login(http, desk.base, READER).status_code == 200
+    seen = []
+    with http.stream("GET", "/ui/events", timeout=60) as events:
+        assert events.status_code == 200
+        for line in events.iter_lines():  # ends when the server closes the stream at expiry
+            seen.append(line)
+    assert "event: hello" in seen
+    gone = http.get("/ui/worklist")
+    assert gone.status_code == 303 and gone.headers["location"].startswith("/ui/login")
+    assert http.get("/ui/events").status_code == 401  # the browser's reconnect is refused
