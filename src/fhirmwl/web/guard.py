@@ -56,18 +56,24 @@ def user_of(request: Request) -> DeskUser | None:
     return user if isinstance(user, DeskUser) else None
 
 
-def require(request: Request, what: str) -> None:
-    """Raise 403 unless the logged-in user's scopes allow ``what`` (a ``NEEDS`` key)."""
-    user = user_of(request)
-    if user is None:
-        return
+def refusal(user: DeskUser, what: str) -> str | None:
+    """Why ``user`` may not do ``what`` (a ``NEEDS`` key), or None when the scopes allow it."""
     label, needs = NEEDS[what]
     wide = [s for s in user.scopes if s.context != "patient"]
     decision = authorize(wide, needs)
-    if not decision.allowed:
-        assert decision.missing is not None
-        wanted = decision.missing.scope("user")
-        raise Forbidden(f"{user.name} may not {label}: the login lacks the scope {wanted}")
+    if decision.allowed:
+        return None
+    assert decision.missing is not None
+    wanted = decision.missing.scope("user")
+    return f"{user.name} may not {label}: the login lacks the scope {wanted}"
+
+
+def require(request: Request, what: str) -> None:
+    """Raise 403 unless the logged-in user's scopes allow ``what`` (a ``NEEDS`` key)."""
+    user = user_of(request)
+    reason = None if user is None else refusal(user, what)
+    if reason is not None:
+        raise Forbidden(reason)
 
 
 def _protected(path: str) -> bool:

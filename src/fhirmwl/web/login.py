@@ -213,6 +213,9 @@ class DeskLogin:
         except FhirMwlError as err:
             return self._failed(request, err)
         exp = int(claims["exp"])
+        previous = request.cookies.get(SESSION_COOKIE, "")
+        if previous:  # a new login replaces this browser's old session
+            await run_in_threadpool(self.sessions.drop, previous)
         sid = await run_in_threadpool(self.sessions.put, SESSION, {"token": token}, exp)
         log.info("desk session opened for %s", claims.get("sub"))
         response = RedirectResponse(safe_next(str(pending.get("next", ""))), 303)
