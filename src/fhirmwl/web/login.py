@@ -8,9 +8,9 @@ verifier, validates the access token with the broker's own token validator (the 
 
 Which authorization server: with ``auth_jwks``/``auth_issuer`` set, the external issuer, whose
 authorization and token endpoints come from ``auth_authorize_url``/``auth_token_url`` or are
-discovered from the issuer (``/.well-known/openid-configuration``, then
-``/.well-known/oauth-authorization-server`` under the issuer URL); otherwise the built-in server,
-whose token endpoint is called in-process.
+discovered (``/.well-known/openid-configuration``, then ``/.well-known/oauth-authorization-server``
+under the issuer URL, then ``/.well-known/smart-configuration`` under the audience when that is
+a FHIR base URL); otherwise the built-in server, whose token endpoint is called in-process.
 """
 
 from __future__ import annotations
@@ -96,8 +96,13 @@ class DeskLogin:
             return self._authorize_url, self._token_url
 
     def _discover(self) -> dict[str, Any]:
-        for suffix in ("openid-configuration", "oauth-authorization-server"):
-            url = f"{self.issuer}/.well-known/{suffix}"
+        candidates = [
+            f"{self.issuer}/.well-known/{suffix}"
+            for suffix in ("openid-configuration", "oauth-authorization-server")
+        ]
+        if self.audience.startswith(("http://", "https://")):  # a SMART FHIR server's base
+            candidates.append(f"{self.audience.rstrip('/')}/.well-known/smart-configuration")
+        for url in candidates:
             try:
                 answer = httpx.get(url, timeout=10, follow_redirects=False)
                 if answer.status_code == 200:
