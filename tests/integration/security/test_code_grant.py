@@ -183,3 +183,31 @@ def test_client_credentials_still_answer(server: BuiltinServer) -> None:
     with pytest.raises(OAuthError) as missing:
         server.token({"grant_type": "client_credentials"})
     assert missing.value.error == "invalid_request"
+
+
+def test_one_token_per_code_under_a_race(db_url: str, db: Database, clock: Clock) -> None:
+    """Four processes (one connection pool each) redeem the same code at once: one wins."""
+    from tests.integration.security.test_keystore import _race
+
+    databases = [open_database(db_url) for _ in range(4)]
+    servers = [BuiltinServer(d, BASE, clock=clock) for d in databases]
+    verifier = pkce.new_verifier()
+    code = _code(servers[0], verifier)
+
+    def redeem(i: int) -> str:
+        try:
+            return str(_redeem(servers[i], code, verifier)["access_token"])
+        except OAuthError as err:
+            return err.error
+
+    try:
+        outcomes = _race(4, redeem)
+    finally:
+        for database in databases:
+            database.close()
+    assert sorted(o if o == "invalid_grant" else "token" for o in outcomes) == [
+        "invalid_grant",
+        "invalid_grant",
+        "invalid_grant",
+        "token",
+    ], outcomes
