@@ -133,7 +133,8 @@ class DeskLogin:
         except (httpx.HTTPError, ValueError) as exc:
             raise LoginFailed(f"the token endpoint {token_url} did not answer: {exc}") from None
         if answer.status_code != 200 or not isinstance(body, dict):
-            reason = body.get("error_description") or body.get("error") if body else ""
+            found = body if isinstance(body, dict) else {}
+            reason = found.get("error_description") or found.get("error") or ""
             raise LoginFailed(f"the token request was refused ({answer.status_code}): {reason}")
         return body
 

@@ -258,6 +258,13 @@ def test_desk_logs_in_at_another_broker_as_external_server(tmp_path: Path) -> No
             messages = http.get(f"{base_b}/ui/messages")
             assert messages.status_code == 403  # only the scopes the desk asked for
             assert "user/*.s" in messages.text
+        with httpx.Client(timeout=30) as http:  # a made-up code: A's token endpoint refuses it
+            start = http.get(f"{base_b}/ui/login")
+            state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+            bogus = http.get(f"{base_b}/ui/callback", params={"code": "x" * 43, "state": state})
+            assert bogus.status_code == 401
+            assert "refused (400): the code is unknown or was used before" in bogus.text
+            assert http.get(f"{base_b}/ui/worklist").status_code == 303  # no session
 
 
 def test_session_and_live_feed_end_when_the_token_expires(
