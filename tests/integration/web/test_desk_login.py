@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -169,14 +170,25 @@ def test_wrong_passwords_are_slowed_down(auth_desk: Desk) -> None:
     unknown = submit(http, form, "nobody", "whatever-password")
     assert unknown.status_code == 401  # the same answer as a wrong password
     assert submit(http, open_form(http, "/ui/worklist"), *WRITER).status_code == 200
-    auth_desk.runtime.services.audit_writer.flush()
-    with auth_desk.runtime.services.store.read() as tx:
-        rows = tx.conn.execute(
-            "SELECT agent, outcome FROM audit_event WHERE code = ? ORDER BY id", ("110122",)
-        ).fetchall()
-    logins = [(agent, outcome) for agent, outcome in rows]
+    logins = _audited_logins(auth_desk, expected=8)
     assert logins.count(("reader", "4")) == 6  # five wrong passwords, then the locked one
     assert ("nobody", "4") in logins and ("writer", "0") in logins
+
+
+def _audited_logins(desk: Desk, expected: int) -> list[tuple[str, str]]:
+    """(user, outcome) of the audited logins, once ``expected`` are written (the audit thread
+    may hold a batch in hand, so wait for it rather than flush once)."""
+    services = desk.runtime.services
+    deadline = time.monotonic() + 30
+    while True:
+        services.audit_writer.flush()
+        with services.store.read() as tx:
+            rows = tx.conn.execute(
+                "SELECT agent, outcome FROM audit_event WHERE code = ? ORDER BY id", ("110122",)
+            ).fetchall()
+        if len(rows) >= expected or time.monotonic() > deadline:
+            return [(agent, outcome) for agent, outcome in rows]
+        time.sleep(0.1)
 
 
 def test_login_form_refuses_forgery_and_foreign_redirects(auth_desk: Desk) -> None:
