@@ -30,6 +30,9 @@ def _add_subcommands() -> None:
     from fhirmwl.cli_client import app as client_app
 
     app.add_typer(client_app, name="client", help="clients of the built-in token endpoint")
+    from fhirmwl.cli_users import app as users_app
+
+    app.add_typer(users_app, name="user", help="desk users of the built-in login")
     from fhirmwl.cli_config import app as config_app
 
     app.add_typer(config_app, name="config", help="configuration: show effective settings")

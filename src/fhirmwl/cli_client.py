@@ -18,7 +18,7 @@ import typer
 
 from fhirmwl.config import load_settings
 from fhirmwl.errors import FhirMwlError
-from fhirmwl.security import keystore
+from fhirmwl.security import keystore, users
 from fhirmwl.security.authserver import auth_base
 from fhirmwl.store.db import Database, open_database
 
@@ -35,6 +35,7 @@ def _database(config: Path | None, db: str | None) -> Iterator[tuple[Database, s
     database = open_database(settings.db)
     try:
         keystore.register_migration()
+        users.register_migration()  # fhirmwl user … shares this helper
         migrate(database)
         yield database, settings.fhir_base
     except FhirMwlError as err:

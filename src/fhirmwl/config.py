@@ -77,6 +77,13 @@ class Settings:
     auth_issuer: str = ""  # the external issuer (iss) whose tokens are accepted
     auth_audience: str = ""  # expected aud of external tokens; default: the FHIR base URL
     auth_token_lifetime: int = 300  # seconds an access token of the built-in server lives
+    # The desk's login (authorization code with PKCE; docs/auth.md "Desk login").
+    auth_user_token_lifetime: int = 3600  # seconds a desk user's built-in token (session) lives
+    auth_desk_client_id: str = "fhirmwl-desk"  # the desk's OAuth client id (public client)
+    auth_desk_scope: str = ""  # scopes the desk asks for; empty: all the user's (built-in)
+    auth_redirect_uris: str = ""  # more desk callback URLs the built-in server accepts (comma)
+    auth_authorize_url: str = ""  # external authorization endpoint; empty: discovered
+    auth_token_url: str = ""  # external token endpoint; empty: discovered from auth_issuer
     # Trust boundary (docs/security.md): TLS on every listener, secure defaults, limits.
     tls_cert: str = ""  # server certificate chain (PEM); with tls_key turns TLS on
     tls_key: str = ""  # private key of tls_cert (PEM)

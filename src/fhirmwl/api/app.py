@@ -359,15 +359,17 @@ def create_app(services: Services) -> Starlette:
     max_body = services.settings.http_max_body_bytes
     middleware.append(Middleware(BodyLimitMiddleware, max_bytes=max_body))
     middleware += security.auth_middleware(services)  # bearer tokens and SMART scopes when on
-    # The desk has no login yet: with authentication on it is not served (docs/web.md).
-    desk = [] if security.auth_enabled(services.settings) else web.routes(services)
+    middleware += web.auth_middleware(services)  # the desk's login session when auth is on
+    from fhirmwl.security import login
+
     app = Starlette(
         routes=[
             *health.routes(services),
             *audit_http.routes(services),
             *routes,
             dicomweb.mount(services),
-            *desk,
+            *login.routes(services),
+            *web.routes(services),
         ],
         middleware=middleware,
     )

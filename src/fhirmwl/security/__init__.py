@@ -39,22 +39,33 @@ def _check(settings: Settings) -> None:
     jwks = settings.auth_jwks
     if jwks and not jwks.startswith(("http://", "https://")) and not os.path.isfile(jwks):
         raise BadRequest(f"auth_jwks {jwks!r} is neither an http(s) URL nor a readable file")
-    if settings.auth_token_lifetime < 1:
-        raise BadRequest("auth_token_lifetime must be at least 1 second")
+    if settings.auth_token_lifetime < 1 or settings.auth_user_token_lifetime < 1:
+        raise BadRequest("auth_token_lifetime and auth_user_token_lifetime are at least 1 second")
+    for url in filter(None, (u.strip() for u in settings.auth_redirect_uris.split(","))):
+        if not url.startswith(("http://", "https://")) or "#" in url:
+            raise BadRequest(f"auth_redirect_uris: {url!r} is not an absolute http(s) URL")
 
 
 def install(services: Services) -> None:
-    from fhirmwl.security import keystore
+    from fhirmwl.security import keystore, users
 
     settings = services.settings
     _check(settings)
     keystore.register_migration()
+    users.register_migration()
     if not auth_enabled(settings):
         return
     from fhirmwl.security.authserver import BuiltinServer
     from fhirmwl.security.tokens import JwksSource, TokenValidator, TrustedIssuer
 
-    builtin = BuiltinServer(services.store.db, settings.fhir_base, settings.auth_token_lifetime)
+    builtin = BuiltinServer(
+        services.store.db,
+        settings.fhir_base,
+        settings.auth_token_lifetime,
+        user_lifetime=settings.auth_user_token_lifetime,
+        desk_client_id=settings.auth_desk_client_id,
+        redirect_uris=tuple(u.strip() for u in settings.auth_redirect_uris.split(",")),
+    )
     validator = TokenValidator()
     validator.add(
         TrustedIssuer(

@@ -1,5 +1,6 @@
-"""The built-in authorization server: SMART Backend Services (client credentials grant with a
-``private_key_jwt`` client assertion, RFC 7523), for sites without an identity server.
+"""The built-in authorization server, for sites without an identity server: SMART Backend
+Services (client credentials grant with a ``private_key_jwt`` client assertion, RFC 7523) for
+systems, and the authorization code grant with PKCE (S256) for the web desk's users.
 
 A registered client signs a short JWT (RS384 or ES384, ``iss`` = ``sub`` = its client id, ``aud``
 = our token endpoint, ``exp`` at most five minutes ahead, a fresh ``jti``) with its own key and
@@ -7,6 +8,12 @@ posts it to ``/auth/token``; we check it against the JWKS registered with ``fhir
 refuse a ``jti`` seen before, and answer an ES256 access token signed with the server key from
 the store, carrying the requested scopes that the registration allows. Errors are RFC 6749 §5.2
 JSON (``invalid_client`` 401, the others 400). Signing and verifying are PyJWT (see tokens.py).
+
+Desk users log in at ``/auth/authorize`` (``security.login`` renders the form); the request is
+checked here (``check_authorize``): the client id must be the desk's, the redirect URI one of the
+desk callbacks this server knows (its own ``/ui/callback`` and ``auth_redirect_uris``), PKCE
+``S256``. The code is single-use, lives ``CODE_LIFETIME`` seconds and is bound to client id,
+redirect URI and challenge; ``/auth/token`` with ``grant_type=authorization_code`` redeems it.
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 
-from fhirmwl.security import keystore
+from fhirmwl.security import keystore, pkce, users
 from fhirmwl.security.scopes import parse_scope, parse_scopes, within
 from fhirmwl.security.tokens import LEEWAY, parse_jwks
 from fhirmwl.store.db import Database
@@ -27,6 +35,7 @@ from fhirmwl.store.db import Database
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ("RS384", "ES384")
 MAX_ASSERTION_LIFETIME = 300  # SMART Backend Services: exp no more than five minutes ahead
+CODE_LIFETIME = 60  # seconds an authorization code may wait for its redemption
 
 
 class OAuthError(Exception):
@@ -36,6 +45,29 @@ class OAuthError(Exception):
 
     def body(self) -> dict[str, str]:
         return {"error": self.error, "error_description": self.description}
+
+
+class AuthorizeError(OAuthError):
+    """An authorization request error; ``redirect_uri`` set when it may go back to the client
+    (RFC 6749 §4.1.2.1: never for an unknown client or redirect URI)."""
+
+    def __init__(self, error: str, description: str, redirect_uri: str = "", state: str = ""):
+        super().__init__(error, description)
+        self.redirect_uri, self.state = redirect_uri, state
+
+
+@dataclass(frozen=True)
+class AuthorizeRequest:
+    client_id: str
+    redirect_uri: str
+    state: str
+    challenge: str
+    scope: str  # requested; empty: all the user's
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def auth_base(fhir_base: str) -> str:
@@ -49,10 +81,16 @@ class BuiltinServer:
     fhir_base: str
     lifetime: int = 300
     clock: Callable[[], float] = time.time
+    user_lifetime: int = 3600  # access tokens of desk users (authorization code grant)
+    desk_client_id: str = "fhirmwl-desk"
+    redirect_uris: tuple[str, ...] = ()  # more desk callbacks than this broker's own
 
     def __post_init__(self) -> None:
         self.issuer = auth_base(self.fhir_base)
         self.token_url = f"{self.issuer}/token"
+        self.authorize_url = f"{self.issuer}/authorize"
+        own = f"{origin_of(self.fhir_base)}/ui/callback"
+        self.allowed_redirects = (own, *(u for u in self.redirect_uris if u and u != own))
         self._key: keystore.ServerKey | None = None
         self._public: Any = None
 
@@ -82,8 +120,13 @@ class BuiltinServer:
     # ---- token endpoint ---------------------------------------------------------------
     def token(self, form: dict[str, str]) -> dict[str, Any]:
         """Answer one token request (the form fields); raises OAuthError."""
-        if form.get("grant_type") != "client_credentials":
-            raise OAuthError("unsupported_grant_type", "only grant_type=client_credentials")
+        grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            return self._redeem(form)
+        if grant_type != "client_credentials":
+            raise OAuthError(
+                "unsupported_grant_type", "grant_type is client_credentials or authorization_code"
+            )
         if form.get("client_assertion_type") != ASSERTION_TYPE or not form.get("client_assertion"):
             raise OAuthError(
                 "invalid_request", f"send client_assertion_type={ASSERTION_TYPE} and an assertion"
@@ -100,16 +143,19 @@ class BuiltinServer:
         now = int(self.clock())
         if not keystore.use_jti(self.db, client.client_id, claims["jti"], claims["exp"], now):
             raise OAuthError("invalid_client", "this client assertion (jti) was used before", 401)
-        scope = " ".join(granted)
+        return self._mint(client.client_id, client.client_id, " ".join(granted), self.lifetime)
+
+    def _mint(self, sub: str, client_id: str, scope: str, lifetime: int) -> dict[str, Any]:
+        now = int(self.clock())
         access = jwt.encode(
             {
                 "iss": self.issuer,
-                "sub": client.client_id,
-                "client_id": client.client_id,
+                "sub": sub,
+                "client_id": client_id,
                 "aud": self.fhir_base,
                 "iat": now,
                 "nbf": now,
-                "exp": now + self.lifetime,
+                "exp": now + lifetime,
                 "jti": uuid.uuid4().hex,
                 "scope": scope,
             },
@@ -120,9 +166,82 @@ class BuiltinServer:
         return {
             "access_token": access,
             "token_type": "bearer",
-            "expires_in": self.lifetime,
+            "expires_in": lifetime,
             "scope": scope,
         }
+
+    # ---- authorization code grant (desk users) -------------------------------------------
+    def check_authorize(self, params: dict[str, str]) -> AuthorizeRequest:
+        """Validate an authorization request before the login form is shown or answered."""
+        client_id, redirect_uri = params.get("client_id", ""), params.get("redirect_uri", "")
+        if client_id != self.desk_client_id:
+            raise AuthorizeError("unauthorized_client", f"unknown client_id {client_id!r}")
+        if redirect_uri not in self.allowed_redirects:
+            raise AuthorizeError(
+                "invalid_request",
+                f"redirect_uri {redirect_uri!r} is not registered for {client_id} "
+                "(this server's /ui/callback or auth_redirect_uris)",
+            )
+        state = params.get("state", "")
+
+        def refuse(error: str, text: str) -> AuthorizeError:
+            return AuthorizeError(error, text, redirect_uri, state)
+
+        if params.get("response_type") != "code":
+            raise refuse("unsupported_response_type", "response_type must be code")
+        if params.get("code_challenge_method") != pkce.METHOD:
+            raise refuse("invalid_request", "PKCE is required: code_challenge_method=S256")
+        challenge = params.get("code_challenge", "")
+        if not pkce.valid_challenge(challenge):
+            raise refuse("invalid_request", "code_challenge must be 43 base64url characters")
+        if len(state) > 512:
+            raise refuse("invalid_request", "state is longer than 512 characters")
+        return AuthorizeRequest(client_id, redirect_uri, state, challenge, params.get("scope", ""))
+
+    def grant_code(self, request: AuthorizeRequest, user: users.User) -> str:
+        """The code for ``user`` after a successful login; raises AuthorizeError (no scope)."""
+        allowed = parse_scopes(user.scope)
+        requested = request.scope.split() or user.scope.split()
+        granted = [s for s in requested if (p := parse_scope(s)) and within(p, allowed)]
+        if not granted:
+            raise AuthorizeError(
+                "invalid_scope",
+                f"none of the requested scopes is allowed for {user.name}",
+                request.redirect_uri,
+                request.state,
+            )
+        now = int(self.clock())
+        grant = users.CodeGrant(
+            request.client_id,
+            request.redirect_uri,
+            request.challenge,
+            user.name,
+            " ".join(granted),
+            now + CODE_LIFETIME,
+        )
+        return users.issue_code(self.db, grant, now)
+
+    def _redeem(self, form: dict[str, str]) -> dict[str, Any]:
+        code, verifier = form.get("code", ""), form.get("code_verifier", "")
+        if not code or not verifier:
+            raise OAuthError("invalid_request", "send code, code_verifier, client_id, redirect_uri")
+        grant = users.redeem_code(self.db, code)
+        if grant is None:
+            raise OAuthError("invalid_grant", "the code is unknown or was used before")
+        if grant.exp < self.clock():
+            raise OAuthError("invalid_grant", f"the code expired ({CODE_LIFETIME} s)")
+        if form.get("client_id") != grant.client_id:
+            raise OAuthError("invalid_grant", "the code was issued to another client_id")
+        if form.get("redirect_uri") != grant.redirect_uri:
+            raise OAuthError("invalid_grant", "redirect_uri differs from the authorization request")
+        if not pkce.matches(verifier, grant.challenge):
+            raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
+        user = users.get_user(self.db, grant.username)
+        allowed = parse_scopes(user.scope) if user else []
+        scope = [s for s in grant.scope.split() if (p := parse_scope(s)) and within(p, allowed)]
+        if user is None or not scope:
+            raise OAuthError("invalid_grant", "the user was removed or lost the granted scopes")
+        return self._mint(user.name, grant.client_id, " ".join(scope), self.user_lifetime)
 
     def _verify_assertion(self, assertion: str) -> tuple[keystore.Client, dict[str, Any]]:
         try:
@@ -165,13 +284,30 @@ class BuiltinServer:
         return client, claims
 
     # ---- discovery --------------------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        """Authorization server metadata (RFC 8414), served at
+        ``/auth/.well-known/oauth-authorization-server``: what another broker's desk discovers."""
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": self.authorize_url,
+            "token_endpoint": self.token_url,
+            "jwks_uri": f"{self.issuer}/jwks",
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code", "client_credentials"],
+            "code_challenge_methods_supported": [pkce.METHOD],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt", "none"],
+        }
+
     def smart_configuration(self) -> dict[str, Any]:
         return {
             "issuer": self.issuer,
             "jwks_uri": f"{self.issuer}/jwks",
+            "authorization_endpoint": self.authorize_url,
             "token_endpoint": self.token_url,
-            "grant_types_supported": ["client_credentials"],
-            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "grant_types_supported": ["authorization_code", "client_credentials"],
+            "code_challenge_methods_supported": [pkce.METHOD],
+            "response_types_supported": ["code"],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt", "none"],
             "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
             "scopes_supported": [
                 "system/*.cruds",
@@ -181,7 +317,14 @@ class BuiltinServer:
                 "user/*.cruds",
                 "patient/*.rs",
             ],
-            "capabilities": ["client-confidential-asymmetric", "permission-v2", "permission-v1"],
+            "capabilities": [
+                "client-confidential-asymmetric",
+                "client-public",
+                "launch-standalone",
+                "permission-user",
+                "permission-v2",
+                "permission-v1",
+            ],
         }
 
     def rest_security(self) -> dict[str, Any]:
@@ -190,7 +333,10 @@ class BuiltinServer:
             "extension": [
                 {
                     "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                    "extension": [{"url": "token", "valueUri": self.token_url}],
+                    "extension": [
+                        {"url": "token", "valueUri": self.token_url},
+                        {"url": "authorize", "valueUri": self.authorize_url},
+                    ],
                 }
             ],
             "cors": False,
@@ -207,5 +353,6 @@ class BuiltinServer:
             ],
             "description": "Every FHIR and DICOMweb request needs a bearer token; see "
             f"{self.fhir_base}/.well-known/smart-configuration. Backend clients get tokens "
-            "with the client_credentials grant and a private_key_jwt assertion.",
+            "with the client_credentials grant and a private_key_jwt assertion; desk users log in "
+            "with the authorization code grant and PKCE.",
         }

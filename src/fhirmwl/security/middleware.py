@@ -3,8 +3,10 @@
 A middleware rather than checks inside the routes so that every route (also the operations and
 routes other features add later) is covered without being edited, and the routes stay unaware of
 tokens. It also answers the three public endpoints of the built-in server: ``/auth/token``,
-``/auth/jwks`` and ``/fhir/.well-known/smart-configuration``. ``/fhir/metadata`` passes without
-a token. Other paths (the web desk) are not this door's business.
+``/auth/jwks``, ``/fhir/.well-known/smart-configuration`` and the server metadata
+``/auth/.well-known/oauth-authorization-server``. ``/fhir/metadata`` passes without a token.
+Other paths (the login form ``security.login``, the web desk with its session
+``web.session``) are not this door's business.
 
 Order of checks: a token (401 ``WWW-Authenticate: Bearer`` + OperationOutcome when missing or
 invalid), then the scopes for what the request does (403 naming the missing scope), then, for
@@ -124,6 +126,8 @@ class AuthMiddleware:
             return None
         if path == "/auth/jwks":
             return self._json(self.builtin.jwks)
+        if path == "/auth/.well-known/oauth-authorization-server":
+            return self._json(self.builtin.metadata)
         if path == "/fhir/.well-known/smart-configuration":
             return self._json(self.builtin.smart_configuration)
         return None

@@ -76,6 +76,7 @@ class Services:
     rest_security: dict[str, Any] | None = None  # CapabilityStatement.rest.security
     endpoint_policy: Any = None  # security.endpoints: where Subscriptions may deliver
     web_feed: Any = None  # web.live.ChangeFeed: the desk's live-update cursor
+    desk_login: Any = None  # web.login.DeskLogin: the desk's OAuth client when auth is on
 
     def add_operation(self, op: Operation) -> None:
         self.operations[(op.level, op.resource_type, op.name)] = op

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
@@ -91,7 +92,11 @@ class ChangeFeed:
             self.listeners -= 1
 
 
-async def _stream(feed: ChangeFeed, request: Request, tick: float) -> AsyncIterator[str]:
+async def _stream(
+    feed: ChangeFeed, request: Request, tick: float, until: float | None = None
+) -> AsyncIterator[str]:
+    """The event stream; ends at ``until`` (the login session's expiry, when there is one), so
+    the browser reconnects and is then asked to log in again."""
     feed.subscribe()
     try:
         last = await run_in_threadpool(feed.refresh)
@@ -99,7 +104,7 @@ async def _stream(feed: ChangeFeed, request: Request, tick: float) -> AsyncItera
         idle = 0.0
         while not feed.stopping.is_set():
             await asyncio.sleep(tick)
-            if await request.is_disconnected():
+            if await request.is_disconnected() or (until is not None and time.time() >= until):
                 break
             if feed.cursor != last:
                 last = feed.cursor
@@ -115,9 +120,11 @@ async def _stream(feed: ChangeFeed, request: Request, tick: float) -> AsyncItera
 
 
 def events_endpoint(
-    feed: ChangeFeed, tick: float = 0.2
+    feed: ChangeFeed,
+    tick: float = 0.2,
+    until: Callable[[Request], float | None] = lambda request: None,
 ) -> Callable[[Request], Awaitable[Response]]:
-    """``GET /ui/events``: the Server-Sent Events stream of cursor changes."""
+    """``GET /ui/events``: the Server-Sent Events stream of cursor changes (until ``until``)."""
 
     async def events(request: Request) -> Response:
         if feed.listeners >= MAX_STREAMS:
@@ -127,7 +134,7 @@ def events_endpoint(
                 headers={"Retry-After": "5"},
             )
         return StreamingResponse(
-            _stream(feed, request, tick),
+            _stream(feed, request, tick, until(request)),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )

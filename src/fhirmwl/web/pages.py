@@ -32,6 +32,7 @@ from fhirmwl.web.csrf import checked_form
 from fhirmwl.web.feed import ChangeFeed
 from fhirmwl.web.feedback_view import outbound_status
 from fhirmwl.web.find import find_orders, known_stations
+from fhirmwl.web.guard import NEEDS, require
 from fhirmwl.web.order_view import load_order_view, order_fingerprint, order_of_task
 from fhirmwl.web.render import fragment, page
 from fhirmwl.web.worklist_view import (
@@ -52,12 +53,15 @@ DONE = {
 }
 
 
-def _errors(title: str) -> Callable[[Handler], Handler]:
-    """Render service errors as an error page with the error's status."""
+def _errors(title: str, needs: str | None = None) -> Callable[[Handler], Handler]:
+    """Render service errors as an error page with the error's status; ``needs`` names the
+    permissions (``guard.NEEDS``) the logged-in user must have for the page."""
 
     def wrap(fn: Handler) -> Handler:
         async def handler(request: Request) -> Response:
             try:
+                if needs is not None:
+                    require(request, needs)
                 return await fn(request)
             except FhirMwlError as err:
                 return page(request, "error.html", err.http_status, title=title, error=err)
@@ -180,6 +184,8 @@ class Desk:
                 raise NotFound(f"no desk action {name!r}")
 
         try:
+            if f"action:{name}" in NEEDS:
+                require(request, f"action:{name}")  # before anything runs: nothing changes
             await self._write(run)
         except FhirMwlError as err:
             return await self.order(request, err)
@@ -209,7 +215,9 @@ class Desk:
             statuses=v2log.STATUSES,
         )
 
-    async def message(self, request: Request, ack: bytes | None = None) -> Response:
+    async def message(
+        self, request: Request, ack: bytes | None = None, error: FhirMwlError | None = None
+    ) -> Response:
         log_id = int(request.path_params["log_id"])
         rec = await self._read(lambda tx: v2log.get(tx.conn, log_id))
         if rec is None:
@@ -217,6 +225,8 @@ class Desk:
         return page(
             request,
             "message.html",
+            error.http_status if error else 200,
+            error=error,
             title=f"HL7 message {log_id}",
             nav="messages",
             m=rec,
@@ -228,6 +238,10 @@ class Desk:
     async def replay(self, request: Request) -> Response:
         await checked_form(request)
         log_id = int(request.path_params["log_id"])
+        try:
+            require(request, "replay")
+        except FhirMwlError as err:
+            return await self.message(request, error=err)
         rec = await self._read(lambda tx: v2log.get(tx.conn, log_id))
         if rec is None:
             raise NotFound(f"no message {log_id} in the log")
@@ -253,14 +267,14 @@ class Desk:
 
     def handlers(self) -> dict[str, Handler]:
         return {
-            "worklist": _errors("Worklist")(self.worklist),
-            "task": _errors("Order")(self.task),
-            "order": _errors("Order")(self.order),
-            "find": _errors("Find an order")(self.find),
-            "action": _errors("Order")(self.action),
-            "messages": _errors("HL7 messages")(self.messages),
-            "message": _errors("HL7 message")(self.message),
-            "replay": _errors("HL7 message")(self.replay),
-            "subscriptions": _errors("Subscriptions")(self.subscriptions),
-            "status": _errors("Status")(self.status),
+            "worklist": _errors("Worklist", "worklist")(self.worklist),
+            "task": _errors("Order", "task")(self.task),
+            "order": _errors("Order", "order")(self.order),
+            "find": _errors("Find an order", "find")(self.find),
+            "action": _errors("Order", "order")(self.action),
+            "messages": _errors("HL7 messages", "messages")(self.messages),
+            "message": _errors("HL7 message", "message")(self.message),
+            "replay": _errors("HL7 message", "message")(self.replay),
+            "subscriptions": _errors("Subscriptions", "subscriptions")(self.subscriptions),
+            "status": _errors("Status", "status")(self.status),
         }

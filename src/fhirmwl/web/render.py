@@ -73,7 +73,11 @@ def csrf_token(request: Request) -> tuple[str, bool]:
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """Render ``template`` with the CSRF token for its forms; sets the token cookie once."""
     token, new = csrf_token(request)
-    html = _env.get_template(template).render(request=request, csrf=token, **context)
+    state = request.scope.get("state")
+    user = state.get("desk_user") if isinstance(state, dict) else None
+    html = _env.get_template(template).render(
+        request=request, csrf=token, desk_user=user, **context
+    )
     response = HTMLResponse(html, status_code=status)
     response.headers["Content-Security-Policy"] = (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"

@@ -17,9 +17,11 @@ from pathlib import Path
 import httpx
 
 from fhirmwl.config import load_settings
+from fhirmwl.runtime import Runtime
 from tests.conftest import REPO, free_port
 from tests.integration.orders.conftest import CATALOGUE, order_bundle
 from tests.integration.security.keys import Signer, access_claims
+from tests.integration.web.test_desk_login import open_form, submit
 
 DOC = REPO / "docs" / "auth.md"
 
@@ -75,7 +77,7 @@ def _prepare(tmp_path: Path) -> int:
 
 
 def test_toml_example(tmp_path: Path) -> None:
-    (toml,) = _blocks("toml")
+    toml = _blocks("toml")[0]
     path = tmp_path / "fhirmwl.toml"
     path.write_text(toml)
     settings = load_settings(path)
@@ -120,3 +122,75 @@ def test_external_issuer_example(tmp_path: Path) -> None:
         wrong_aud = idp.sign({**claims, "aud": base}, "k1")
         refused = httpx.get(f"{base}/Task", headers={"Authorization": f"Bearer {wrong_aud}"})
         assert refused.status_code == 401
+
+
+def test_desk_users_example(tmp_path: Path) -> None:
+    """``fhirmwl user add|list|remove`` as written, and the two users logging in at the desk of
+    the ``serve`` line."""
+    port = _prepare(tmp_path)
+    lines = _blocks("sh")[2].strip().splitlines()
+    serve = next(i for i, line in enumerate(lines) if line.startswith("fhirmwl serve"))
+    env = _env(tmp_path, port)
+
+    def run(script: list[str]) -> str:
+        done = subprocess.run(
+            ["bash", "-c", "set -euo pipefail\n" + "\n".join(script)],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    before = run(lines[:serve])
+    assert "added user alice (scope: user/*.rs)" in before
+    assert "added user bob (scope: user/*.cruds)" in before
+    assert re.search(r"^alice\tuser/\*\.rs\t", before, flags=re.M)
+    base = f"http://127.0.0.1:{port}"
+    with _serve(lines[serve], env, tmp_path, port):
+        for name, password in (("alice", "reads-the-worklist"), ("bob", "changes-the-orders")):
+            with httpx.Client(timeout=30) as http:
+                page = submit(http, open_form(http, f"{base}/ui/worklist"), name, password)
+                assert page.status_code == 200 and f">{name}</span>" in page.text
+        assert run(lines[serve + 1 :]).strip() == "removed user alice"
+        with httpx.Client(timeout=30) as http:
+            refused = submit(http, open_form(http, f"{base}/ui/worklist"), "alice", "x" * 8)
+            assert refused.status_code == 401
+
+
+def test_central_broker_examples(tmp_path: Path) -> None:
+    """The two TOML files of "another fhirmwl broker as the server", with the example host names
+    turned into loopback ports: a user of the central broker logs in at the other one's desk."""
+    central, satellite = _blocks("toml")[1:3]
+    ports = {"mwl-central": free_port(), "mwl-ct": free_port()}
+    runtimes = []
+    try:
+        for name, text in (("mwl-ct", satellite), ("mwl-central", central)):
+            for host, port in ports.items():
+                text = text.replace(f"https://{host}.example.org:8443", f"http://127.0.0.1:{port}")
+            path = tmp_path / f"{name}.toml"
+            path.write_text(text)
+            settings = load_settings(
+                path,
+                db=f"sqlite:///{tmp_path / name}.db",
+                http_port=ports[name],
+                mllp=False,
+                dicom=False,
+            )
+            runtime = Runtime(settings)
+            runtime.start()
+            runtimes.append(runtime)
+        from fhirmwl.security import users
+
+        users.add_user(runtimes[1].services.store.db, "carol", "carol-password", "user/*.cruds")
+        ct = f"http://127.0.0.1:{ports['mwl-ct']}"
+        with httpx.Client(timeout=30) as http:
+            form = open_form(http, f"{ct}/ui/worklist")
+            assert str(form.url).startswith(f"http://127.0.0.1:{ports['mwl-central']}/auth/")
+            page = submit(http, form, "carol", "carol-password")
+            assert page.status_code == 200 and str(page.url) == f"{ct}/ui/worklist"
+            assert http.get(f"{ct}/ui/messages").status_code == 403  # not asked for: *.s
+    finally:
+        for runtime in reversed(runtimes):
+            runtime.stop()

@@ -83,3 +83,39 @@ def start_desk(tmp_path: Path) -> Iterator[Callable[..., Desk]]:
 @pytest.fixture
 def desk(start_desk: Callable[..., Desk], db_url: str) -> Desk:
     return start_desk(db_url)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium; missing is a failure under CI (install-test-deps.sh installs it)."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} missing: run scripts/install-test-deps.sh")
+        pytest.skip("chromium not installed (scripts/install-test-deps.sh)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def console_allowed() -> list[str]:
+    """Console error texts a test expects (e.g. a 403 it provokes); the page fixture allows
+    messages starting with one of them."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Any, console_allowed: list[str]) -> Iterator[Any]:
+    """A 1280×800 page that fails the test on any console error or uncaught exception."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    pg = context.new_page()
+    problems: list[str] = []
+    pg.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: problems.append(str(e)))
+    pg.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    yield pg
+    context.close()
+    problems = [p for p in problems if not p.startswith(tuple(console_allowed))]
+    assert problems == [], problems

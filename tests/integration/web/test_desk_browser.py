@@ -5,13 +5,12 @@ several scripts, a ``<script>`` patient name staying text, and no console errors
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,38 +18,11 @@ import pydicom
 import pytest
 
 from tests.conftest import REPO
-from tests.integration.web.conftest import CHROMIUM, Desk, require_corpus, today
+from tests.integration.web.conftest import Desk, require_corpus, today
 from tests.integration.web.messages import omi
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.browser]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Debian's chromium; missing is a failure under CI (install-test-deps.sh installs it)."""
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} missing: run scripts/install-test-deps.sh")
-        pytest.skip("chromium not installed (scripts/install-test-deps.sh)")
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A 1280×800 page that fails the test on any console error or uncaught exception."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    pg = context.new_page()
-    problems: list[str] = []
-    pg.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    pg.on("pageerror", lambda e: problems.append(str(e)))
-    pg.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
-    yield pg
-    context.close()
-    assert problems == [], problems
 
 
 def _rows(pg: Any) -> Any:
