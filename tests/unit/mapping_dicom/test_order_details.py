@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydicom.dataset import Dataset
 from test_build_item import graph
+from test_clinical import v2_graph
 
 from fhirmwl.fhir.model import (
     CONTRAST_AGENT,
@@ -32,8 +32,6 @@ from fhirmwl.mapping.fhir_to_dicom import (
 )
 from fhirmwl.mapping.fhir_to_dicom.order_details import detail_input, detail_parameter
 from fhirmwl.mapping.fhir_to_dicom.residual import residual_of
-from fhirmwl.mapping.v2_to_fhir import MappingContext
-from fhirmwl.mapping.v2_to_fhir.intake import evaluate
 
 GOLDEN_V2 = Path(__file__).parents[1] / "mapping_v2" / "golden" / "omi_order_details.hl7"
 CONFIDENTIALITY = "ConfidentialityConstraintOnPatientDataDescription"
@@ -104,15 +102,7 @@ def test_fhir_sources_and_precedence() -> None:
 
 
 def test_v2_to_fhir_to_dicom() -> None:
-    counter = itertools.count(1)
-    ctx = MappingContext(
-        clock=lambda: datetime(2025, 1, 1, 12, tzinfo=UTC),
-        new_uuid=lambda: uuid.UUID(int=next(counter)),
-        timezone="Europe/Berlin",
-    )
-    result = evaluate(GOLDEN_V2.read_bytes(), ctx, control_id="ACK1")
-    assert result.ack_code == "AA" and result.mapped is not None
-    (g,) = graphs_from_bundle(result.mapped.bundle)
+    g = v2_graph(GOLDEN_V2)
     item = _item(g)
     assert item.PatientTransportArrangements == "Oxygen during transport"  # OBR-43 text
     transport = g.requested_procedure["orderDetail"][0]["parameter"][0]["valueCodeableConcept"]
