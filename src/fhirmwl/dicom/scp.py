@@ -59,7 +59,7 @@ STATUS_CANCEL = 0xFE00
 STATUS_IDENTIFIER_MISMATCH = 0xA900
 STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_UNABLE_TO_PROCESS = 0xC001
-# Responses queued between two looks for a C-CANCEL (see PendingSender.drain).
+# At most this many responses are held back before being written (see PendingSender.drain).
 CANCEL_CHECK_EVERY = 64
 
 
