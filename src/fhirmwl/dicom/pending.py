@@ -20,6 +20,10 @@ the sender waits until its queues are empty and then both write under one lock i
 association's socket, so bytes never interleave. The final status is still sent by pynetdicom
 when the handler returns, after everything written here. Because the DUL is not busy sending, it
 keeps reading incoming PDUs, so a C-CANCEL is seen while the answer goes out.
+On TLS associations the socket is not shared: OpenSSL does not allow one connection to be read
+and written from two threads at once, and the DUL thread reads while the answer is written. There
+the same PDUs are handed to the DUL as P-DATA primitives (in bursts; ``drain`` then waits until
+they are sent and gives the DUL a turn to read a C-CANCEL).
 ``EVT_DIMSE_SENT``/``EVT_PDU_SENT`` are not triggered for these responses. A write that fails
 or stalls longer than the association's network timeout is reported to the DUL as a closed
 transport (Evt17, as pynetdicom's own send does) and raises ``ConnectionError``.
@@ -27,6 +31,7 @@ transport (Evt17, as pynetdicom's own send does) and raises ``ConnectionError``.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from io import BytesIO
@@ -37,6 +42,7 @@ from pydicom.uid import UID
 from pynetdicom.dimse_messages import C_FIND_RSP
 from pynetdicom.dimse_primitives import C_FIND
 from pynetdicom.dsutils import encode
+from pynetdicom.pdu_primitives import P_DATA
 
 from fhirmwl.dicom.pdu import PDV_HEADER, p_data_tf, pdv
 
@@ -44,6 +50,8 @@ COMMAND_MORE, COMMAND_LAST = b"\x01", b"\x03"
 DATA_MORE, DATA_LAST = b"\x00", b"\x02"
 MAX_BURST = 32  # responses written at once after the first ones (see flush)
 IDLE_WAIT = 10.0  # seconds to wait for the DUL to send what it holds before writing
+DUL_TURN = 0.002  # pynetdicom's DUL sleeps 1 ms when idle; let it read the socket once
+Pdu = list[tuple[bytes, bytes]]  # the (message control header, fragment) PDVs of one PDU
 
 
 class PendingSender:
@@ -75,30 +83,40 @@ class PendingSender:
         self._command_pdus = self._fragment_pdus(command, COMMAND_MORE, COMMAND_LAST)
         self._command_pdv = pdv(self.context_id, COMMAND_LAST, command)
         self._buffer = bytearray()
+        self._primitives: list[P_DATA] = []  # TLS: what goes to the DUL instead
+        self._through_dul = isinstance(raw, ssl.SSLSocket)
         self._in_buffer = 0  # responses in the buffer
         self._burst = 1
         self._lock: threading.Lock | None = None
 
-    def _fragment_pdus(self, data: bytes, more: bytes, last: bytes) -> bytes:
-        size = len(data) or 1
-        if self.max_pdu:
-            size = self.max_pdu - PDV_HEADER
+    def _fragments(self, data: bytes, more: bytes, last: bytes) -> list[Pdu]:
+        """PS3.8 Annex D.1: one PDU per fragment of at most the peer's maximum PDU."""
+        size = self.max_pdu - PDV_HEADER if self.max_pdu else len(data) or 1
         count = max(1, ceil(len(data) / size))
-        return b"".join(
-            p_data_tf(
-                pdv(
-                    self.context_id,
-                    last if i == count - 1 else more,
-                    data[i * size : (i + 1) * size],
-                )
-            )
+        return [
+            [(last if i == count - 1 else more, data[i * size : (i + 1) * size])]
             for i in range(count)
+        ]
+
+    def _fragment_pdus(self, data: bytes, more: bytes, last: bytes) -> bytes:
+        return b"".join(
+            p_data_tf(*(pdv(self.context_id, c, f) for c, f in pdu))
+            for pdu in self._fragments(data, more, last)
         )
 
     def send(self, identifier: bytes) -> None:
         """Queue one Pending C-FIND-RSP carrying ``identifier`` (encoded per the context)."""
         together = len(self._command_pdv) + PDV_HEADER + len(identifier)  # the PDU's PDV items
-        if self.max_pdu == 0 or together <= self.max_pdu:
+        fits = self.max_pdu == 0 or together <= self.max_pdu
+        if self._through_dul:
+            pdus = (
+                [[(COMMAND_LAST, self._command), (DATA_LAST, identifier)]]
+                if fits
+                else self._fragments(self._command, COMMAND_MORE, COMMAND_LAST)
+                + self._fragments(identifier, DATA_MORE, DATA_LAST)
+            )
+            self._primitives += [self._pdata(pdu) for pdu in pdus]
+        elif fits:
             self._buffer += p_data_tf(
                 self._command_pdv, pdv(self.context_id, DATA_LAST, identifier)
             )
@@ -110,21 +128,36 @@ class PendingSender:
             self.flush()
             self._burst = min(self._burst * 2, MAX_BURST)
 
+    def _pdata(self, pdu: Pdu) -> P_DATA:
+        primitive = P_DATA()
+        for control, fragment in pdu:
+            primitive.presentation_data_value_list.append((self.context_id, control + fragment))
+        return primitive
+
     def flush(self) -> None:
         """Write the buffered responses. Call before yielding anything to pynetdicom (its
         messages must come after ours) and when the answer is complete. The first response goes
         out at once, then bursts of 2, 4 … 32: the peer sees the first item without waiting for
         a burst, and later writes carry many PDUs per system call."""
-        if not self._buffer:
-            return
-        data, self._buffer = bytes(self._buffer), bytearray()
         self._in_buffer = 0
-        self._write(data)
+        for primitive in self._primitives:
+            self.dul.send_pdu(primitive)
+        self._primitives.clear()
+        if self._buffer:
+            data, self._buffer = bytes(self._buffer), bytearray()
+            self._write(data)
 
-    def drain(self) -> None:
-        """Write what is buffered (the DUL keeps reading incoming PDUs meanwhile, so a
-        C-CANCEL is noticed between bursts)."""
+    def drain(self, timeout: float = IDLE_WAIT) -> None:
+        """Write what is buffered. When writing directly the DUL keeps reading incoming PDUs
+        meanwhile; through the DUL (TLS), wait until it has sent everything and give it one
+        run-loop turn, as it reads incoming PDUs (a C-CANCEL) only while it has nothing to send."""
         self.flush()
+        if not self._through_dul:
+            return
+        deadline = time.monotonic() + timeout
+        while self.dul.to_provider_queue.qsize() and time.monotonic() < deadline:
+            time.sleep(0.0002)
+        time.sleep(DUL_TURN)
 
     def _write(self, data: bytes) -> None:
         lock = self._lock or self._take_socket()
