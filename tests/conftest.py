@@ -95,9 +95,15 @@ def mwl_corpus() -> Path:
 
 @contextmanager
 def running_broker(
-    db: str, *, dicom: bool = False, mllp: bool = False, **settings: Any
+    db: str,
+    *,
+    dicom: bool = False,
+    mllp: bool = False,
+    config: Path | None = None,
+    **settings: Any,
 ) -> Iterator[Any]:
-    """A started ``Runtime`` on free loopback ports: HTTP always, DICOM/MLLP when asked."""
+    """A started ``Runtime`` on free loopback ports: HTTP always, DICOM/MLLP when asked;
+    ``config``: a TOML file for the sections (``[[dicom_peers]]``, …)."""
     from fhirmwl.config import load_settings
     from fhirmwl.runtime import Runtime
 
@@ -106,7 +112,7 @@ def running_broker(
         ports["mllp_port"] = free_port()
     runtime = Runtime(
         load_settings(
-            None, db=db, http_port=free_port(), dicom=dicom, mllp=mllp, **ports, **settings
+            config, db=db, http_port=free_port(), dicom=dicom, mllp=mllp, **ports, **settings
         )
     )
     runtime.start()

@@ -149,7 +149,7 @@ SECTIONS: dict[str, Section] = {
     ),
     "notify": Section(frozenset({"max_events"}), doc="Subscriptions delivery"),
     "dicom_peers": Section(
-        frozenset({"ae_title", "hosts", "cert_subject"}),
+        frozenset({"ae_title", "hosts", "cert_subject", "http_clients"}),
         array=True,
         doc="calling AE titles bound to source addresses and client certificates",
     ),

@@ -28,8 +28,10 @@ from starlette.routing import Mount, Route
 from fhirmwl.api.dicomxml import XML_MEDIA, multipart_related, native_xml
 from fhirmwl.api.ups_rs import routes as ups_state_routes
 from fhirmwl.api.worklist_params import SPS, add_return_keys, parse_keys, to_query
+from fhirmwl.api.worklist_peer import PeerScope
 from fhirmwl.errors import FhirMwlError, StoreError
 from fhirmwl.mapping.fhir_to_dicom.ups import workitem
+from fhirmwl.security.access import Forbidden
 from fhirmwl.services.container import Services
 from fhirmwl.worklist.jsoncodec import dataset_to_dict
 from fhirmwl.worklist.match import matches
@@ -93,6 +95,7 @@ class Search:
         for k, v in pairs:
             if k == "includefield":
                 self.includes += [f for f in v.split(",") if f]
+        self.peer: PeerScope | None = None  # C-FIND's access rules, set by the endpoint
         self.limit = min(self._int(pairs, "limit", MAX_RESULTS), MAX_RESULTS)
         self.offset = self._int(pairs, "offset", 0)
         try:
@@ -149,9 +152,15 @@ def mwl_query(search: Search) -> WorklistQuery:
     return to_query(add_return_keys(search.keys, [*MWL_RETURN_KEYS, *search.include_paths]))
 
 
+def _narrow(search: Search, q: WorklistQuery) -> WorklistQuery | None:
+    return q if search.peer is None else search.peer.narrow(q)
+
+
 def mwl_search(services: Services, search: Search) -> tuple[list[dict[str, Any]], bool]:
     source = services.worklist()
-    q = mwl_query(search)
+    q = _narrow(search, mwl_query(search))
+    if q is None:
+        return [], False
     found = [item for _, item in source.find_json_with_ids(q, search.offset + search.limit + 1)]
     page, more = _page(found, search)
     if whole_items(search):
@@ -191,8 +200,11 @@ def prefilter(keys: dict[str, str]) -> WorklistQuery:
 def ups_search(services: Services, search: Search) -> tuple[list[dict[str, Any]], bool]:
     source = services.worklist()
     q = to_query(search.keys)
+    pre = _narrow(search, prefilter(search.keys))
+    if pre is None:
+        return [], False
     found = []
-    for task_id, item in source.find_with_ids(prefilter(search.keys)):
+    for task_id, item in source.find_with_ids(pre):
         ups = workitem(task_id, item)
         if matches(q, ups):
             found.append(ups)
@@ -208,8 +220,13 @@ def _endpoint(
     async def handler(request: Request) -> Response:
         try:
             search = Search(request)
+            search.peer = PeerScope(services, request)
         except DicomwebError as exc:
             return _bad(exc.reason)
+        except Forbidden as exc:
+            return Response(exc.message, 403, media_type="text/plain")
+        except FhirMwlError as exc:
+            return _bad(exc.message)
         try:
             results, more = await run_in_threadpool(run, services, search)
         except StoreError as exc:  # the database's own text stays in the server log

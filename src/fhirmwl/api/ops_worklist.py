@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from fhirmwl.api import http
 from fhirmwl.api.worklist_params import add_return_keys, parse_keys, to_query
+from fhirmwl.api.worklist_peer import PeerScope
 from fhirmwl.errors import BadRequest
 from fhirmwl.fhir.model import CANON
 from fhirmwl.fhir.search import parse_search
@@ -175,15 +176,21 @@ def _bundle(services: Services, task_ids: list[str]) -> list[dict[str, Any]]:
 async def mwl_query_op(
     services: Services, request: Request, rtype: str | None, res_id: str | None
 ) -> Response:
+    peer = PeerScope(services, request)  # C-FIND's access rules (security.worklist_peers)
     pairs = await _inputs(request)
     strict = http.parse_prefer(request).handling == "strict"
     q, ignored = parse_inputs(pairs, strict)
     count = min(_int(pairs, "_count", DEFAULT_COUNT), MAX_COUNT)
     offset = _int(pairs, "_offset", 0)
     after = _decode_cursor(pairs)
-    page, has_next = await run_in_threadpool(_page, services, q, offset, count, after)
+    narrowed = peer.narrow(q)
+    page: list[tuple[str, Any]] = []
+    has_next = False
+    if narrowed is not None:  # None: another station's items, which C-FIND would not answer
+        page, has_next = await run_in_threadpool(_page, services, narrowed, offset, count, after)
     if _wants_dicom(request, pairs):
         shown = returned_keys(pairs, strict)
+        shown = shown if shown is None else peer.narrow(shown) or shown
         body = orjson.dumps(dicom_items(shown, [item for _, item in page]))
         headers = {"Warning": f'299 fhirmwl "ignored: {", ".join(ignored)}"'} if ignored else None
         return Response(body, 200, headers, media_type=DICOM_JSON)

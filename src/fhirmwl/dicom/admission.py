@@ -9,6 +9,7 @@ TOML array ``[[dicom_peers]]``::
     ae_title = "CT01"
     hosts = ["127.0.0.1"]           # addresses or networks (CIDR); empty: any
     cert_subject = "CN=ct01"        # RFC 4514 subject of the client certificate; empty: any
+    http_clients = ["ct01-app"]     # OAuth clients that speak for this title over HTTP
 
 With rules configured, an association is accepted only when one rule matches all three; others
 are rejected with A-ASSOCIATE-RJ "calling AE title not recognised" (rejected-permanent,
@@ -54,31 +55,43 @@ class PeerRule:
     ae_title: str
     hosts: tuple[Network, ...] = ()
     cert_subject: str = ""
+    # OAuth client ids (token ``client_id``/``azp``/``sub``) that act as this title on the HTTP
+    # worklist forms (``security.worklist_peers``); C-FIND ignores them.
+    http_clients: tuple[str, ...] = ()
 
     @classmethod
     def from_toml(cls, index: int, raw: Mapping[str, Any]) -> PeerRule:
-        unknown = set(raw) - {"ae_title", "hosts", "cert_subject"}
+        unknown = set(raw) - {"ae_title", "hosts", "cert_subject", "http_clients"}
         if unknown or not str(raw.get("ae_title") or "").strip():
             raise ValueError(f"dicom_peers[{index}] needs ae_title; unknown keys {sorted(unknown)}")
         try:
             hosts = tuple(ipaddress.ip_network(str(h), strict=False) for h in raw.get("hosts", []))
         except ValueError as exc:
             raise ValueError(f"dicom_peers[{index}].hosts: {exc}") from None
-        return cls(str(raw["ae_title"]).strip(), hosts, str(raw.get("cert_subject") or ""))
+        clients = raw.get("http_clients", [])
+        if isinstance(clients, str) or not all(isinstance(c, str) and c for c in clients):
+            raise ValueError(f"dicom_peers[{index}].http_clients must be a list of client ids")
+        return cls(
+            str(raw["ae_title"]).strip(),
+            hosts,
+            str(raw.get("cert_subject") or ""),
+            tuple(clients),
+        )
 
     def admits(self, calling: str, host: str, subject: str | None) -> bool:
-        if calling != self.ae_title:
+        if calling != self.ae_title or not self.admits_host(host):
             return False
-        if self.hosts:
-            try:
-                address = ipaddress.ip_address(host.split("%")[0])
-            except ValueError:
-                return False
-            mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:a.b.c.d on a dual-stack bind
-            address = mapped or address
-            if not any(address in net for net in self.hosts):
-                return False
         return not self.cert_subject or subject == self.cert_subject
+
+    def admits_host(self, host: str) -> bool:
+        if not self.hosts:
+            return True
+        try:
+            address = ipaddress.ip_address(host.split("%")[0])
+        except ValueError:
+            return False
+        mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:a.b.c.d on a dual-stack bind
+        return any((mapped or address) in net for net in self.hosts)
 
 
 def parse_peer_rules(raw: Iterable[Mapping[str, Any]] | None) -> tuple[PeerRule, ...]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import struct
+from functools import lru_cache
 from typing import Any
 
 from fhirmwl.worklist.values import pn_text
@@ -28,6 +29,7 @@ ITEM = b"\xfe\xff\x00\xe0\xff\xff\xff\xff"
 ITEM_END = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"
 SEQUENCE_END = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 UNDEFINED = 0xFFFFFFFF
+_TAG, _U16, _U32 = struct.Struct("<HH"), struct.Struct("<H"), struct.Struct("<I")
 
 
 class NotEncodable(ValueError):
@@ -44,11 +46,10 @@ def encode_item(item: dict[str, Any], implicit: bool, codec: str) -> bytes:
 def _write(out: bytearray, item: dict[str, Any], implicit: bool, codec: str) -> None:
     for key in sorted(item):
         entry = item[key]
-        tag = int(key, 16)
         vr = entry.get("vr", "UN")
-        head = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
+        prefix, long_length = _prefix(key, vr, implicit)
         if vr == "SQ":
-            out += head + (b"" if implicit else b"SQ\x00\x00") + b"\xff\xff\xff\xff"
+            out += prefix + b"\xff\xff\xff\xff"
             for sub in entry.get("Value") or []:
                 out += ITEM
                 _write(out, sub, implicit, codec)
@@ -56,21 +57,31 @@ def _write(out: bytearray, item: dict[str, Any], implicit: bool, codec: str) -> 
             out += SEQUENCE_END
             continue
         value = _value(vr, entry, codec)
-        if implicit:
-            out += head + struct.pack("<I", len(value)) + value
-        elif vr in LONG_VRS:
-            out += head + vr.encode("ascii") + b"\x00\x00" + struct.pack("<I", len(value)) + value
+        if long_length:
+            out += prefix + _U32.pack(len(value)) + value
         elif len(value) > 0xFFFF:
             raise NotEncodable(f"{key}: value too long for an explicit VR {vr}")
         else:
-            out += head + vr.encode("ascii") + struct.pack("<H", len(value)) + value
+            out += prefix + _U16.pack(len(value)) + value
+
+
+@lru_cache(maxsize=4096)
+def _prefix(key: str, vr: str, implicit: bool) -> tuple[bytes, bool]:
+    """The element's tag (and explicit VR) bytes, and whether its length takes 4 bytes."""
+    tag = int(key, 16)
+    head = _TAG.pack(tag >> 16, tag & 0xFFFF)
+    if implicit:
+        return head, True
+    if vr in LONG_VRS:
+        return head + vr.encode("ascii") + b"\x00\x00", True
+    return head + vr.encode("ascii"), False
 
 
 def _value(vr: str, entry: dict[str, Any], codec: str) -> bytes:
-    if "InlineBinary" in entry:
+    values = entry.get("Value")
+    if values is None and "InlineBinary" in entry:
         data = base64.b64decode(entry["InlineBinary"])
         return data + b"\x00" if len(data) % 2 else data
-    values = entry.get("Value")
     if not values:
         return b""
     fmt = NUMBER_FORMATS.get(vr)
@@ -80,7 +91,11 @@ def _value(vr: str, entry: dict[str, Any], codec: str) -> bytes:
         return b"".join(struct.pack("<HH", int(v, 16) >> 16, int(v, 16) & 0xFFFF) for v in values)
     if vr in ("OB", "OD", "OF", "OL", "OV", "OW", "UN"):
         raise NotEncodable(f"binary VR {vr} given as Value")
-    text = "\\".join(pn_text(v) if isinstance(v, dict) else str(v) for v in values)
+    first = values[0]
+    if len(values) == 1 and type(first) is str:  # most worklist values: one plain string
+        text = first
+    else:
+        text = "\\".join(pn_text(v) if isinstance(v, dict) else str(v) for v in values)
     try:
         data = text.encode(codec if vr in CHARSET_VRS else "ascii")
     except UnicodeError:

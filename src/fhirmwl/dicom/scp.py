@@ -4,8 +4,9 @@ Listener code stays thin: parse the identifier into a :class:`WorklistQuery`, ap
 policy, ask a :class:`WorklistSource` (built per request by ``source_factory`` so it can open a
 store session in the association's thread) for the matching items in their stored DICOM JSON
 form, project each onto the requested keys, apply the calling AE's character set, encode it
-straight to bytes (``jsonencode``) and queue it as a Pending response (``pending``); pydicom
-datasets are built only when that fast path cannot encode an answer (ISO 2022 sets). Status
+straight to bytes (``jsonencode``) and write it as a Pending response (``pending``); pydicom
+datasets are built only when that fast path cannot encode an answer (ISO 2022 sets), and
+pynetdicom sends the responses itself only on Big Endian or deflated contexts. Status
 mapping lives here and only here: A900 for identifiers that do not fit the model, FE00 on
 C-CANCEL, C001 with an error comment for internal failures, FF01 when a key was ignored for
 matching.
@@ -29,6 +30,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
+from pynetdicom.dsutils import encode
 
 from fhirmwl.dicom.admission import AdmissionServer, AssociationLimits, PeerRule, check_peer
 from fhirmwl.dicom.charset import DEFAULT_CHARSET, parse_charset, prepare_json, python_codec
@@ -57,7 +59,7 @@ STATUS_CANCEL = 0xFE00
 STATUS_IDENTIFIER_MISMATCH = 0xA900
 STATUS_OUT_OF_RESOURCES = 0xA700
 STATUS_UNABLE_TO_PROCESS = 0xC001
-# Responses queued between two looks for a C-CANCEL (see PendingSender.drain).
+# At most this many responses are held back before being written (see PendingSender.drain).
 CANCEL_CHECK_EVERY = 64
 
 
@@ -269,12 +271,10 @@ class WorklistSCP:
                     ",".join(sorted(set(replaced))),
                 )
             count += 1
-            encoded = _encoded(response, sender, codec)
-            if encoded is None:  # ISO 2022, Big Endian, …: pydicom encodes it
-                sender.flush()
+            if sender.usable:  # pydicom encodes what jsonencode cannot (ISO 2022 sets, …)
+                sender.send(_encoded(response, sender, codec) or _pydicom_encoded(response, sender))
+            else:  # Big Endian, deflate: pynetdicom encodes and sends every response
                 yield pending, dataset_from_dict(response)
-            else:
-                sender.send(encoded)
         sender.flush()
         setattr(event, "fhirmwl_items", count)  # noqa: B010 - answers the PendingSender sent
         LOG.info("C-FIND from %s: %d responses", calling, count)
@@ -297,9 +297,17 @@ def own_station_query(q: WorklistQuery, calling: str) -> WorklistQuery | None:
 
 
 def _encoded(response: dict[str, Any], sender: PendingSender, codec: str | None) -> bytes | None:
-    if codec is None or not sender.usable:
+    if codec is None:
         return None
     try:
         return encode_item(response, sender.implicit, codec)
     except NotEncodable:
         return None
+
+
+def _pydicom_encoded(response: dict[str, Any], sender: PendingSender) -> bytes:
+    """What pynetdicom would send for the item: its encoder over a pydicom dataset."""
+    encoded = encode(dataset_from_dict(response), sender.implicit, True)
+    if encoded is None:
+        raise ValueError("the response identifier cannot be encoded")
+    return encoded

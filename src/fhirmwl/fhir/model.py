@@ -46,6 +46,16 @@ UCUM = "http://unitsofmeasure.org"
 WORKLIST_FLAG_CATEGORY = "urn:fhirmwl:CodeSystem:worklist-flag"
 PATIENT_STATE_CATEGORY = (WORKLIST_FLAG_CATEGORY, "patient-state")
 SPECIAL_NEEDS_CATEGORY = (WORKLIST_FLAG_CATEGORY, "special-needs")
+# Order details the guide leaves without a home (mapping/fhir_to_dicom/order_details.py): the code
+# of a Task.input or ServiceRequest.orderDetail.parameter carrying contrast, pre-medication or
+# patient transport; confidentiality is a meta.security label of HL7's confidentiality codes.
+WORKLIST_DETAIL = "urn:fhirmwl:CodeSystem:worklist-detail"
+CONTRAST_AGENT = (WORKLIST_DETAIL, "contrast-agent")
+PRE_MEDICATION = (WORKLIST_DETAIL, "pre-medication")
+PATIENT_TRANSPORT = (WORKLIST_DETAIL, "patient-transport")
+V3_CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+V2_TRANSPORT_MODE = "http://terminology.hl7.org/CodeSystem/v2-0124"
+V2_CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v2-0177"  # ORC-28 (VIP, EMP, HIV …)
 BODY_WEIGHT = ("29463-7", "3141-9")
 BODY_HEIGHT = ("8302-2", "3137-7")
 PREGNANCY_STATUS = ("82810-3", "11449-6")

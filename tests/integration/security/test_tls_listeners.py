@@ -8,6 +8,7 @@ refused on every door; the TLS 1.1 handshake is refused too.
 
 from __future__ import annotations
 
+import copy
 import shutil
 import ssl
 import subprocess
@@ -16,15 +17,19 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydicom.dataset import Dataset
 from pynetdicom import AE
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 from typer.testing import CliRunner
 
 from fhirmwl.cli import app
+from fhirmwl.dicom.pending import PendingSender
+from fhirmwl.dicom.scp import WorklistSCP
 from fhirmwl.mllp import MLLPError, send_messages
 from fhirmwl.runtime import Runtime
 from fhirmwl.security.tls import client_context
-from tests.conftest import running_broker
+from fhirmwl.worklist import InMemorySource
+from tests.conftest import free_port, running_broker
 from tests.integration.mllp_service.messages import msa, orm
 from tests.integration.security.conftest import tls_settings
 
@@ -178,3 +183,48 @@ def test_pynetdicom_over_tls(broker: Runtime, certs: Path) -> None:
         assert assoc.send_c_echo().Status == 0x0000
     finally:
         assoc.release()
+
+
+def test_long_c_find_answers_over_tls(
+    certs: Path, dcmtk_items: list[Dataset], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over TLS the Pending responses go through pynetdicom's DUL (one thread per TLS
+    connection): two 200-item answers in one association arrive whole and in order."""
+
+    def direct_write(self: PendingSender, data: bytes) -> None:
+        raise AssertionError("a TLS socket written from the handler thread")
+
+    monkeypatch.setattr(PendingSender, "_write", direct_write)
+    items = []
+    for n in range(200):
+        item = copy.deepcopy(dcmtk_items[n % len(dcmtk_items)])
+        item.ScheduledProcedureStepSequence[0].ScheduledProcedureStepID = f"TLS{n:04d}"
+        items.append(item)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(str(certs / "server.pem"), str(certs / "server-key.pem"))
+    scp = WorklistSCP(lambda: InMemorySource(items), "FHIRMWL", "127.0.0.1", free_port(), None,
+                      ssl_context=server)  # fmt: skip
+    scp.start()
+    try:
+        ae = AE(ae_title="CT01")
+        ae.add_requested_context(ModalityWorklistInformationFind)
+        tls = (_client(certs, with_cert=False), "localhost")
+        assoc = ae.associate("127.0.0.1", scp.port, ae_title="FHIRMWL", tls_args=tls)
+        assert assoc.is_established
+        query = Dataset()
+        query.ScheduledProcedureStepSequence = [Dataset()]
+        query.ScheduledProcedureStepSequence[0].ScheduledProcedureStepID = ""
+        try:
+            for _ in range(2):
+                ids, final = [], None
+                for status, ds in assoc.send_c_find(query, ModalityWorklistInformationFind):
+                    if status.Status in (0xFF00, 0xFF01):
+                        ids.append(ds.ScheduledProcedureStepSequence[0].ScheduledProcedureStepID)
+                    else:
+                        final = status.Status
+                assert final == 0x0000
+                assert sorted(ids) == [f"TLS{n:04d}" for n in range(200)]
+        finally:
+            assoc.release()
+    finally:
+        scp.stop()

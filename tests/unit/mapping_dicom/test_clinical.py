@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 from fhirmwl.fhir.model import LOINC, SNOMED, SPECIAL_NEEDS_CATEGORY
 from fhirmwl.mapping.fhir_to_dicom import (
     DicomMappingContext,
+    WorklistGraph,
     build_worklist_item_result,
     graphs_from_bundle,
     worklist_item_to_fhir,
@@ -38,16 +39,22 @@ def _dicom_ctx() -> DicomMappingContext:
     )
 
 
-def test_v2_to_fhir_to_dicom() -> None:
+def v2_graph(path: Path) -> WorklistGraph:
+    """The worklist graph an HL7 v2 golden message maps to (fixed clock and UUIDs)."""
     counter = itertools.count(1)
     ctx = MappingContext(
         clock=lambda: datetime(2025, 1, 1, 12, tzinfo=UTC),
         new_uuid=lambda: uuid.UUID(int=next(counter)),
         timezone="Europe/Berlin",
     )
-    result = evaluate(GOLDEN_V2.read_bytes(), ctx, control_id="ACK1")
+    result = evaluate(path.read_bytes(), ctx, control_id="ACK1")
     assert result.ack_code == "AA" and result.mapped is not None
     (graph,) = graphs_from_bundle(result.mapped.bundle)
+    return graph
+
+
+def test_v2_to_fhir_to_dicom() -> None:
+    graph = v2_graph(GOLDEN_V2)
     item = build_worklist_item_result(graph, _dicom_ctx()).dataset
     assert item is not None
     assert list(item.Allergies) == ["Iodinated contrast media", "Peanut"]  # AL1-3

@@ -22,3 +22,11 @@ def test_dicom_peer_rule_matching() -> None:
         parse_peer_rules([{"ae_title": "CT01", "host": ["10.0.0.1"]}])
     with pytest.raises(ValueError, match="hosts"):
         parse_peer_rules([{"ae_title": "CT01", "hosts": ["10.0.0.300"]}])
+
+
+def test_http_clients_bind_titles_for_http() -> None:
+    (rule,) = parse_peer_rules([{"ae_title": "CT01", "http_clients": ["ct01-app"]}])
+    assert rule.http_clients == ("ct01-app",)
+    assert rule.admits("CT01", "192.0.2.1", None)  # C-FIND ignores http_clients
+    with pytest.raises(ValueError, match="http_clients"):
+        parse_peer_rules([{"ae_title": "CT01", "http_clients": "ct01-app"}])

@@ -17,8 +17,11 @@ from pydicom.dataset import Dataset
 from fhirmwl.conformance.defs_terminology import CID_33
 from fhirmwl.fhir.model import (
     ACSN,
+    CONTRAST_AGENT,
     DICOM_UID_SYSTEM,
     MR,
+    PATIENT_TRANSPORT,
+    PRE_MEDICATION,
     PROFILE_ISR,
     PROFILE_PATIENT,
     PROFILE_RP,
@@ -38,6 +41,11 @@ from fhirmwl.mapping.fhir_to_dicom.datatypes import (
     da_tm_to_fhir,
     item_to_coding,
     pn_to_human_names,
+)
+from fhirmwl.mapping.fhir_to_dicom.order_details import (
+    confidentiality_label,
+    detail_input,
+    detail_parameter,
 )
 from fhirmwl.mapping.fhir_to_dicom.residual import residual, residual_extension
 from fhirmwl.worklist.jsoncodec import dataset_to_dict
@@ -176,6 +184,10 @@ def _patient(ds: Dataset, ctx: DicomMappingContext) -> tuple[Resource, str | Non
     gender = GENDER_FOR_SEX.get(_text(ds, "PatientSex").upper())
     if gender:
         patient["gender"] = gender
+    constraint = _text(ds, "ConfidentialityConstraintOnPatientDataDescription")
+    label = confidentiality_label(constraint, constraint) if constraint else None
+    if label:  # free text that names no confidentiality level is kept with the Task's residual
+        patient["meta"]["security"] = [label]
     return patient, condition
 
 
@@ -257,6 +269,9 @@ def _rp(
         rp["priority"] = priority
     if encounter_ref:
         rp["encounter"] = encounter_ref
+    transport = _text(ds, "PatientTransportArrangements")
+    if transport:
+        rp["orderDetail"] = [detail_parameter(PATIENT_TRANSPORT, transport)]
     return rp
 
 
@@ -350,4 +365,10 @@ def _task(
     comments = _text(sps, "CommentsOnTheScheduledProcedureStep")
     if comments:
         task["note"] = [{"text": comments}]
+    for keyword, detail in (
+        ("RequestedContrastAgent", CONTRAST_AGENT),
+        ("PreMedication", PRE_MEDICATION),
+    ):
+        if _text(sps, keyword):
+            task.setdefault("input", []).append(detail_input(detail, _text(sps, keyword)))
     return task

@@ -42,6 +42,7 @@ from fhirmwl.mapping.fhir_to_dicom.datatypes import (
     issuer_item,
     local_da_tm,
 )
+from fhirmwl.mapping.fhir_to_dicom.order_details import order_details, step_details
 from fhirmwl.mapping.fhir_to_dicom.residual import apply_residual, residual_of
 from fhirmwl.worklist.jsoncodec import dataset_from_dict, dataset_to_dict
 
@@ -103,7 +104,11 @@ def build_worklist_item_result(graph: WorklistGraph, ctx: DicomMappingContext) -
         _visit(ds, graph)
         _service_request(ds, graph)
         _requested_procedure(ds, graph)
-        ds.ScheduledProcedureStepSequence = [_sps(graph, ctx)]
+        sps = _sps(graph, ctx)
+        for target, details in ((ds, order_details(graph)), (sps, step_details(graph))):
+            for keyword, value in details.items():
+                setattr(target, keyword, value)
+        ds.ScheduledProcedureStepSequence = [sps]
     except Incomplete as exc:
         return ItemResult(None, str(exc))
     kept = residual_of(graph.task)

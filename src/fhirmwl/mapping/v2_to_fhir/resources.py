@@ -5,7 +5,9 @@ Field → element choices follow docs/hl7v2.md (the table there is the reference
 accession (ACSN), placer (PLAC) and filler (FILL) numbers, OBR-4 as orderable code, ORC-9
 authoredOn, ORC-12/OBR-16 requester, OBR-31 reason and NTE notes; the RP carries OBR-19/IPC-2,
 OBR-44 (else OBR-4) and the priority; the Task carries OBR-20/IPC-4, modality, protocol, start
-time and station. Values the broker invented are tagged with `urn:fhirmwl:generated`.
+time and station; OBR-30/OBR-43 become the RP's transport ``orderDetail`` and ORC-28 the ISR's
+``meta.security`` (mapping/fhir_to_dicom/order_details.py). Values the broker invented are
+tagged with `urn:fhirmwl:generated`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fhirmwl.fhir.model import (
     ACSN,
     DICOM_UID_SYSTEM,
     FILL,
+    PATIENT_TRANSPORT,
     PLAC,
     PROFILE_ISR,
     PROFILE_RP,
@@ -25,6 +28,10 @@ from fhirmwl.fhir.model import (
     PROFILE_STUDY,
     RPID,
     SPSID,
+    V2_CONFIDENTIALITY,
+    V2_TRANSPORT_MODE,
+    V3_CONFIDENTIALITY,
+    WORKLIST_DETAIL,
     generated_tag,
     modality_input,
     typed_identifier,
@@ -127,7 +134,45 @@ def build_isr(
         isr["priority"] = priority
     if group.notes:
         isr["note"] = [{"text": t} for t in group.notes]
+    label = _confidentiality(group)
+    if label:
+        isr["meta"]["security"] = [label]
     return isr
+
+
+# ORC-28 (table 0177): V and R are the v3 confidentiality levels of the same name; U "usual
+# control" is no constraint; the other codes (VIP, EMP, PSY, HIV …) are kept as v2 labels.
+_V3_LEVEL = {"V": "V", "R": "R"}
+
+
+def _confidentiality(group: RawGroup) -> dict[str, str] | None:
+    orc = group.orc
+    code = orc.comp(28).strip().upper() if orc is not None else ""
+    if not code or code == "U" or orc is None:
+        return None
+    system = V3_CONFIDENTIALITY if code in _V3_LEVEL else V2_CONFIDENTIALITY
+    label = {"system": system, "code": code}
+    if orc.comp(28, 2):
+        label["display"] = orc.comp(28, 2)
+    return label
+
+
+def _transport(group: RawGroup) -> dict[str, Any] | None:
+    """OBR-30 Transportation Mode (table 0124: CART, PORT, WALK, WHLC) as the coding, OBR-43
+    Planned Patient Transport Comment as the text of one ``orderDetail`` parameter."""
+    obr = group.obr
+    if obr is None:
+        return None
+    concept: dict[str, Any] = {}
+    if obr.comp(30):
+        concept["coding"] = [{"system": V2_TRANSPORT_MODE, "code": obr.comp(30)}]
+    comment = obr.comp(43, 2) or obr.comp(43, 1)
+    if comment:
+        concept["text"] = comment
+    if not concept:
+        return None
+    code = {"coding": [{"system": WORKLIST_DETAIL, "code": PATIENT_TRANSPORT[1]}]}
+    return {"parameter": [{"code": code, "valueCodeableConcept": concept}]}
 
 
 def build_rp(
@@ -156,6 +201,9 @@ def build_rp(
     priority = _priority(group)
     if priority:
         rp["priority"] = priority
+    transport = _transport(group)
+    if transport:
+        rp["orderDetail"] = [transport]
     return rp
 
 
