@@ -4,7 +4,8 @@
 Starts a broker on a temporary SQLite database and free loopback ports, loads the demo worklist,
 an order with a Vietnamese name over MLLP, the Japanese (ISO-2022-JP) order of the shared corpus
 when present, a message the intake refuses and a Subscription whose endpoint is down, then
-photographs each page at 1280x800 in Debian's Chromium through Playwright.
+photographs each page at 1280x800 in Debian's Chromium through Playwright; then a second broker
+with authentication on for the login form and the worklist of a logged-in read-only user.
 
     python scripts/desk_screenshots.py [--out docs/img] [--chromium /usr/bin/chromium]
 """
@@ -12,6 +13,7 @@ photographs each page at 1280x800 in Debian's Chromium through Playwright.
 from __future__ import annotations
 
 import argparse
+import re
 import socket
 import tempfile
 import time
@@ -26,6 +28,7 @@ from fhirmwl.config import load_settings
 from fhirmwl.demo import load_demo
 from fhirmwl.mllp import send_messages
 from fhirmwl.runtime import Runtime
+from fhirmwl.security.users import add_user
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS_JP = REPO.parent / "shared/corpus/hl7/ssmix2_OMG-01_radiology-order_ISO2022JP.hl7"
@@ -80,9 +83,39 @@ def shoot(out: Path, chromium: str) -> list[Path]:
             base = f"http://127.0.0.1:{settings.http_port}"
             _load(runtime, base)
             time.sleep(1.5)  # let the dispatcher try the dead endpoint once
-            return _pages(base, out, chromium)
+            shots = _pages(base, out, chromium)
         finally:
             runtime.stop()
+        return shots + _login(Path(tmp), out, chromium)
+
+
+def _login(tmp: Path, out: Path, chromium: str) -> list[Path]:
+    """The built-in server's login form, then the desk header of a logged-in reader."""
+    settings = load_settings(
+        None, db=f"sqlite:///{tmp}/login.db", http_port=_port(), mllp=False, dicom=False,
+        timezone=TZ, auth="builtin",
+    )  # fmt: skip
+    runtime = Runtime(settings)
+    runtime.start()
+    try:
+        load_demo(runtime.services)
+        add_user(runtime.services.store.db, "reader", "reader-password", "user/*.rs")
+        base = f"http://127.0.0.1:{settings.http_port}"
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium)
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(f"{base}/ui/worklist")
+            page.wait_for_url(re.compile(r"/auth/authorize\?"))
+            page.get_by_label("User name").fill("reader")
+            shot = out / "desk-login.png"
+            page.screenshot(path=str(shot))
+            page.get_by_label("Password").fill("reader-password")
+            page.get_by_role("button", name="Log in").click()
+            page.wait_for_url(re.compile(r"/ui/worklist$"))
+            browser.close()
+        return [shot]
+    finally:
+        runtime.stop()
 
 
 def _pages(base: str, out: Path, chromium: str) -> list[Path]:
