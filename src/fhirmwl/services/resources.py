@@ -48,6 +48,24 @@ def is_prevalidated() -> bool:
     return _PREVALIDATED.get()
 
 
+# Set while the broker writes resources it built itself (the HL7 v2 door: mapping, order
+# completion, merge with stored resources). Their shape is fixed by that code, so the R5
+# structure check runs without the generic pydantic model pass (``check_structure(built=True)``:
+# base rules, every primitive value, unknown elements); untrusted input (REST, transactions,
+# $create-order) always gets the full pass. Profile validation runs as usual.
+_BUILT: ContextVar[bool] = ContextVar("fhirmwl_built", default=False)
+
+
+@contextmanager
+def built_by_broker() -> Iterator[None]:
+    """Writes inside this block are of resources the broker's own mappings built."""
+    token = _BUILT.set(True)
+    try:
+        yield
+    finally:
+        _BUILT.reset(token)
+
+
 @dataclass
 class WriteResult:
     stored: Stored
@@ -92,7 +110,7 @@ class ResourceService:
         """Check structure, profiles and lifecycle rules; return warnings, raise on errors."""
         check_type(resource_type)
         if not _PREVALIDATED.get() or resource.get("resourceType") != resource_type:
-            check_structure(resource_type, resource)
+            check_structure(resource_type, resource, built=_BUILT.get())
         warnings: list[dict[str, Any]] = []
         for validator in self.validators:
             found = validator(tx, resource_type, resource)

@@ -33,6 +33,7 @@ from fhirmwl.services.ingest_v2 import answer, log
 from fhirmwl.services.ingest_v2.adt_apply import apply_adt
 from fhirmwl.services.ingest_v2.env import IngestEnv, environment
 from fhirmwl.services.orders.control import apply_order_control
+from fhirmwl.services.resources import built_by_broker
 from fhirmwl.store import Tx
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def _apply(
     mapped, message = result.mapped, result.message
     assert message is not None and mapped is not None
     warnings = answer.message_errors(message)
-    with env.store.write() as tx:  # the duplicate check shares the unit of work (one round trip)
+    with env.store.write() as tx, built_by_broker():  # one unit of work with the duplicate check
         stored = _earlier(tx, key, rec, notes)
         if stored is not None:
             rec.status, rec.ack = log.DUPLICATE, stored
