@@ -80,18 +80,21 @@ def _entry(elem: DataElement) -> dict[str, Any]:
     if isinstance(value, bytes):
         entry["InlineBinary"] = base64.b64encode(value).decode("ascii")
         return entry
-    values = list(value) if elem.VM > 1 else [value]
-    if vr == "PN":
-        entry["Value"] = [pn_dict(str(v)) for v in values]
-    elif vr in INT_VRS:
-        entry["Value"] = [int(v) for v in values]
-    elif vr in FLOAT_VRS:
-        entry["Value"] = [json_number(v) for v in values]
-    elif vr == "AT":
-        entry["Value"] = [f"{int(v):08X}" for v in values]
-    else:
-        entry["Value"] = [str(v) for v in values]
+    entry["Value"] = json_values(vr, list(value) if elem.VM > 1 else [value])
     return entry
+
+
+def json_values(vr: str, values: list[Any]) -> list[Any]:
+    """The DICOM JSON ``Value`` array of one attribute's values (PS3.18 F.2.3)."""
+    if vr == "PN":
+        return [pn_dict(str(v)) for v in values]
+    if vr in INT_VRS:
+        return [int(v) for v in values]
+    if vr in FLOAT_VRS:
+        return [json_number(v) for v in values]
+    if vr == "AT":
+        return [f"{int(v):08X}" for v in values]
+    return [str(v) for v in values]
 
 
 def pn_dict(value: str) -> dict[str, str]:

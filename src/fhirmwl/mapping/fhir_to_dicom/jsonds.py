@@ -22,7 +22,7 @@ from typing import Any
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.valuerep import ALLOW_BACKSLASH
 
-from fhirmwl.worklist.jsoncodec import FLOAT_VRS, INT_VRS, json_number, pn_dict
+from fhirmwl.worklist.jsoncodec import json_values
 
 _KEEP_BACKSLASH = frozenset(str(vr) for vr in ALLOW_BACKSLASH)
 
@@ -89,15 +89,5 @@ def _entry(vr: str, value: Any) -> dict[str, Any]:
     if isinstance(value, bytes):
         entry["InlineBinary"] = base64.b64encode(value).decode("ascii")
         return entry
-    values = list(value) if isinstance(value, list | tuple) else [value]
-    if vr == "PN":
-        entry["Value"] = [pn_dict(str(v)) for v in values]
-    elif vr in INT_VRS:
-        entry["Value"] = [int(v) for v in values]
-    elif vr in FLOAT_VRS:
-        entry["Value"] = [json_number(v) for v in values]
-    elif vr == "AT":
-        entry["Value"] = [f"{int(v):08X}" for v in values]
-    else:
-        entry["Value"] = [str(v) for v in values]
+    entry["Value"] = json_values(vr, list(value) if isinstance(value, list | tuple) else [value])
     return entry
