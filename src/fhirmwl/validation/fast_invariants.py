@@ -3,11 +3,11 @@
 Why: every order write validates each profiled resource, and fhirpathpy takes 100–200 µs per
 evaluation — the invariants of an order graph (``isr-1``, ``rp-1``, ``sps-1``/``-2``,
 ``ipat-1``, ``study-1``/``-2``, ``aet-1``; ``cob-1``, ``ob-1`` of the order Bundles) were about
-a tenth of an HL7 v2 order's CPU. Each form here answers for exactly one expression text (so a changed expression falls back to
-FHIRPath by itself) and returns the list fhirpathpy would return, or ``None`` for a value it
-does not handle (a non-string, a primitive extension, a line break) — then FHIRPath decides.
-A unit test evaluates every expression with fhirpathpy on valid and invalid samples and checks
-that both agree (tests/unit/conformance/test_fast_invariants.py).
+a tenth of an HL7 v2 order's CPU. Each form here answers for exactly one expression text (so a
+changed expression falls back to FHIRPath by itself) and returns the list fhirpathpy would
+return, or ``None`` for a value it does not handle (a non-string, a primitive extension, a line
+break) — then FHIRPath decides. A unit test evaluates every expression with fhirpathpy on valid
+and invalid samples and checks that both agree (tests/unit/conformance/test_fast_invariants.py).
 """
 
 from __future__ import annotations
