@@ -5,18 +5,13 @@ kill -9 of ``fhirmwl serve`` while 4 connections send loses no acknowledged mess
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from fhirmwl.config import load_settings
 from fhirmwl.errors import Unprocessable
@@ -25,7 +20,7 @@ from fhirmwl.mllp.client import MLLPError
 from fhirmwl.services.ingest_v2.group import GroupCommit
 from fhirmwl.store import Tx
 from fhirmwl.wiring import build_services
-from tests.conftest import REPO, free_port
+from tests.conftest import serve_with_mllp
 from tests.integration.mllp_service.conftest import start_runtime
 from tests.integration.mllp_service.messages import msa, orm
 
@@ -131,25 +126,10 @@ def test_eight_connections_every_message_has_its_own_effects(tmp_path: Path) -> 
 
 def test_kill9_with_four_connections_loses_no_acked_message(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'k.db'}"
-    http_port, mllp_port = free_port(), free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fhirmwl.cli", "serve", "--no-dicom", "--db", db]
-        + ["--http-port", str(http_port), "--mllp-port", str(mllp_port)],
-        cwd=REPO,
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc, _, mllp_port = serve_with_mllp(db)
     acked: list[str] = []
     lock = threading.Lock()
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{http_port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
 
         def sender(k: int) -> None:
             try:
