@@ -9,7 +9,7 @@ database transaction.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,13 +35,17 @@ _PREVALIDATED: ContextVar[bool] = ContextVar("fhirmwl_prevalidated", default=Fal
 
 
 @contextmanager
-def prevalidated() -> Iterator[None]:
-    """Writes inside this block skip the structure/profile checks (already done by the caller)."""
-    token = _PREVALIDATED.set(True)
+def _flagged(var: ContextVar[bool]) -> Iterator[None]:
+    token = var.set(True)
     try:
         yield
     finally:
-        _PREVALIDATED.reset(token)
+        var.reset(token)
+
+
+def prevalidated() -> AbstractContextManager[None]:
+    """Writes inside this block skip the structure/profile checks (already done by the caller)."""
+    return _flagged(_PREVALIDATED)
 
 
 def is_prevalidated() -> bool:
@@ -56,14 +60,9 @@ def is_prevalidated() -> bool:
 _BUILT: ContextVar[bool] = ContextVar("fhirmwl_built", default=False)
 
 
-@contextmanager
-def built_by_broker() -> Iterator[None]:
+def built_by_broker() -> AbstractContextManager[None]:
     """Writes inside this block are of resources the broker's own mappings built."""
-    token = _BUILT.set(True)
-    try:
-        yield
-    finally:
-        _BUILT.reset(token)
+    return _flagged(_BUILT)
 
 
 @dataclass
