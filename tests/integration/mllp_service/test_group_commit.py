@@ -120,6 +120,12 @@ def test_eight_connections_every_message_has_its_own_effects(tmp_path: Path) -> 
         )
         assert all("Task/" in str(t) for _, t in applied)  # each row names its own resources
         assert len(audited) == 120
+        resources = runtime.services.resources
+        with runtime.services.store.read() as tx:  # each message's search index rows are there
+            for k in range(8):
+                for j in (0, 14):
+                    found = resources.find(tx, "ServiceRequest", f"identifier=G{k}N{j}")
+                    assert len(found) == 1, (k, j, found)
     finally:
         runtime.stop()
 
