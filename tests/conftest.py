@@ -122,6 +122,34 @@ def running_broker(
         runtime.stop()
 
 
+def serve_with_mllp(db: str) -> tuple[Any, int, int]:
+    """``fhirmwl serve`` (HTTP + MLLP, no DICOM) as a subprocess, once ready: (process, HTTP
+    port, MLLP port). For kill -9 tests; the caller kills and waits for it."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    http_port, mllp_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fhirmwl.cli", "serve", "--no-dicom", "--db", db]
+        + ["--http-port", str(http_port), "--mllp-port", str(mllp_port)],
+        cwd=REPO,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{http_port}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    return proc, http_port, mllp_port
+
+
 def ig_examples() -> dict[str, Any]:
     """The guide's example transaction, read in place; fails (not skips) when required."""
     import json

@@ -94,13 +94,15 @@ def _patients_of(tx: Tx, touched: list[tuple[str, str]]) -> list[str]:
     patients = [res_id for res_type, res_id in touched if res_type == "Patient"]
     others = [(t, i) for t, i in touched if t != "Patient"][:200]
     if others:
+        # Only the (res_type, res_id) terms in the WHERE clause: with target_type there too,
+        # SQLite walks the target index over every Patient reference ever stored (0.8 ms per
+        # message after 2,000 orders); the type is filtered here instead.
         cond = " OR ".join("(res_type = ? AND res_id = ?)" for _ in others)
         args = [v for key in others for v in key]
         rows = tx.conn.execute(
-            f"SELECT DISTINCT target_id FROM idx_ref WHERE target_type = 'Patient' AND ({cond})",
-            args,
+            f"SELECT DISTINCT target_type, target_id FROM idx_ref WHERE {cond}", args
         ).fetchall()
-        patients += [str(r[0]) for r in rows]
+        patients += [str(r[1]) for r in rows if r[0] == "Patient"]
     return list(dict.fromkeys(patients))
 
 

@@ -13,6 +13,13 @@ model classes, and reports those with a FHIRPath expression per element:
 - **JSON types of primitives**: booleans are JSON ``true``/``false``, integers JSON integers;
 - a few **core invariants** that need only the element itself (``fhir.core_invariants``).
 
+With ``values=True`` (``base_rule_issues(..., values=True)``, used by ``fhir.structure``'s
+``check_built`` for resources the broker built itself) the same pass also checks what the
+pydantic model would: every primitive value against the model's own type for that element
+(pattern, date/time format, integer range; the verdict is cached per type and value), unknown
+elements, and a JSON object where a complex type is expected. What it does not check — required
+elements, cardinality, choice types — is fixed by the code that builds those resources.
+
 The per-class field table is built once per model class (``_fields``) so a write costs one pass
 over the resource.
 """
@@ -24,6 +31,8 @@ import typing
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from fhirmwl.fhir.core_invariants import invariants_for
 from fhirmwl.fhir.outcome import issue
@@ -57,6 +66,16 @@ _COMPLETED: dict[tuple[str, str], tuple[str, ...]] = {
     ),
 }
 ID_MAX = 64
+FORMATS = {
+    "date": "YYYY, YYYY-MM or YYYY-MM-DD",
+    "dateTime": "YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss with a time zone (Z or +hh:mm)",
+    "instant": "YYYY-MM-DDThh:mm:ss[.sss] with a time zone (Z or +hh:mm)",
+    "time": "hh:mm:ss",
+    "id": "1 to 64 of A-Z a-z 0-9 - .",
+    "code": "no leading, trailing or double whitespace",
+    "uri": "no whitespace",
+    "decimal": "a JSON number",
+}
 _INTEGERS = frozenset({"Integer", "Integer64", "UnsignedInt", "PositiveInt"})
 
 
@@ -68,6 +87,10 @@ class FieldSpec:
     child: str | None  # model class name of a complex type, "Resource" for contained resources
     enum: frozenset[str] | None
     json: str | None  # JSON type of a primitive: boolean, integer, number, string
+
+
+# FHIR primitive type name → the annotated type the models use for it (recorded by ``_spec``).
+_PRIMITIVE_TYPES: dict[str, Any] = {}
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -92,7 +115,9 @@ def _spec(owner: str, alias: str, field: Any) -> FieldSpec:
     if meta:
         kind = type(meta[0]).__name__
         json = "integer" if kind in _INTEGERS else "number" if kind == "Decimal" else "string"
-        return FieldSpec(kind[0].lower() + kind[1:], None, codes, json)
+        fhir_type = kind[0].lower() + kind[1:]
+        _PRIMITIVE_TYPES.setdefault(fhir_type, inner)
+        return FieldSpec(fhir_type, None, codes, json)
     if inner is bool:
         return FieldSpec("boolean", None, None, "boolean")
     name = getattr(inner, "__name__", "")
@@ -166,8 +191,15 @@ def _bad(expr: str, value: Any, wanted: str) -> dict[str, Any]:
     return issue("error", "structure", f"{expr}: expected {wanted}, found {shown[:64]}", expr)
 
 
-def walk(model_name: str, node: dict[str, Any], expr: str, out: list[dict[str, Any]]) -> None:
-    """Append the base-rule issues of ``node`` (an instance of ``model_name``) to ``out``."""
+def walk(
+    model_name: str,
+    node: dict[str, Any],
+    expr: str,
+    out: list[dict[str, Any]],
+    values: bool = False,
+) -> None:
+    """Append the base-rule issues of ``node`` (an instance of ``model_name``) to ``out``;
+    ``values``: also what the model would find (see the module docstring)."""
     if not node:
         out.append(_ele1(expr, "an empty object"))
         return
@@ -175,15 +207,18 @@ def walk(model_name: str, node: dict[str, Any], expr: str, out: list[dict[str, A
     for key, value in node.items():
         spec = table.get(key)
         if spec is None:
+            if values and key != "resourceType":
+                text = f"{expr}.{key}: unknown element '{key}' (not defined for {expr} in FHIR R5)"
+                out.append(issue("error", "structure", text, f"{expr}.{key}"))
             continue  # unknown element or resourceType: the model reports unknown elements
         path = f"{expr}.{key}"
         if isinstance(value, list):
             if not value:
                 out.append(_ele1(path, "an empty array"))
             for i, item in enumerate(value):
-                _item(spec, item, f"{path}[{i}]", out)
+                _item(spec, item, f"{path}[{i}]", out, values)
         else:
-            _item(spec, value, path, out)
+            _item(spec, value, path, out, values)
     for inv in invariants_for(model_name, node):
         if not inv.holds(node):
             text = (
@@ -192,26 +227,60 @@ def walk(model_name: str, node: dict[str, Any], expr: str, out: list[dict[str, A
             out.append(issue("error", "invariant", text, expr))
 
 
-def _item(spec: FieldSpec, value: Any, expr: str, out: list[dict[str, Any]]) -> None:
+def _item(
+    spec: FieldSpec, value: Any, expr: str, out: list[dict[str, Any]], values: bool = False
+) -> None:
     if value is None:
         return  # null placeholders pair primitive arrays with their ``_x`` extensions
     if spec.child is None:
+        before = len(out)
         _primitive(spec, value, expr, out)
+        if values and len(out) == before and not _value_ok(spec.fhir_type, _key(value)):
+            hint = f" ({FORMATS[spec.fhir_type]})" if spec.fhir_type in FORMATS else ""
+            text = f"{expr}: {repr(value)[:80]} is not a valid FHIR {spec.fhir_type}{hint}"
+            out.append(issue("error", "value", text, expr))
         return
     if not isinstance(value, dict):
+        if values:
+            out.append(_bad(expr, value, "a JSON object"))
         return  # the model reports the wrong JSON type
     if spec.child == "Resource":
         rtype = value.get("resourceType")
         if isinstance(rtype, str) and rtype[:1].isupper() and fields(rtype):
-            walk(rtype, value, expr, out)
+            walk(rtype, value, expr, out, values)
         else:
             text = f"{expr}: unknown resourceType {str(rtype)[:64]!r} (not a FHIR R5 resource)"
             out.append(issue("error", "structure", text, f"{expr}.resourceType"))
         return
-    walk(spec.child, value, expr, out)
+    walk(spec.child, value, expr, out, values)
 
 
-def base_rule_issues(resource_type: str, resource: dict[str, Any]) -> list[dict[str, Any]]:
+def _key(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool) else repr(value)
+
+
+@lru_cache(maxsize=256)
+def _adapter(fhir_type: str) -> TypeAdapter[Any] | None:
+    annotated = _PRIMITIVE_TYPES.get(fhir_type)
+    return TypeAdapter(annotated) if annotated is not None else None
+
+
+@lru_cache(maxsize=65536)
+def _value_ok(fhir_type: str, value: Any) -> bool:
+    """The model's own verdict on one primitive value (same pydantic type, same rules)."""
+    adapter = _adapter(fhir_type)
+    if adapter is None:
+        return True
+    try:
+        adapter.validate_python(value)
+    except (ValidationError, ValueError, TypeError):
+        return False
+    return True
+
+
+def base_rule_issues(
+    resource_type: str, resource: dict[str, Any], values: bool = False
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    walk(resource_type, resource, resource_type, out)
+    walk(resource_type, resource, resource_type, out, values)
     return out

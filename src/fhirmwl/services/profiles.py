@@ -25,14 +25,20 @@ from fhirmwl.validation import validate
 
 
 def store_resolver(tx: Tx) -> Callable[[str], dict[str, Any] | None]:
-    """Resolve ``Type/id`` (relative or absolute) references against the store."""
+    """Resolve ``Type/id`` (relative or absolute) references against the store. One resolver
+    serves one validation (a resource does not change while it is validated), so each target
+    is read once: slice discriminators and the reference check ask for the same ones."""
+    seen: dict[tuple[str, str], dict[str, Any] | None] = {}
 
     def resolve(reference: str) -> dict[str, Any] | None:
         target = split_reference(reference)
         if target is None or target[0] not in RESOURCE_TYPES:
             return None
-        stored = tx.read(*target)
-        return stored.resource() if stored and not stored.deleted else None
+        if target not in seen:
+            stored = tx.read(*target)
+            seen[target] = stored.resource() if stored and not stored.deleted else None
+        found = seen[target]
+        return dict(found) if found is not None else None
 
     return resolve
 

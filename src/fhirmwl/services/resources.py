@@ -9,7 +9,7 @@ database transaction.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,17 +35,34 @@ _PREVALIDATED: ContextVar[bool] = ContextVar("fhirmwl_prevalidated", default=Fal
 
 
 @contextmanager
-def prevalidated() -> Iterator[None]:
-    """Writes inside this block skip the structure/profile checks (already done by the caller)."""
-    token = _PREVALIDATED.set(True)
+def _flagged(var: ContextVar[bool]) -> Iterator[None]:
+    token = var.set(True)
     try:
         yield
     finally:
-        _PREVALIDATED.reset(token)
+        var.reset(token)
+
+
+def prevalidated() -> AbstractContextManager[None]:
+    """Writes inside this block skip the structure/profile checks (already done by the caller)."""
+    return _flagged(_PREVALIDATED)
 
 
 def is_prevalidated() -> bool:
     return _PREVALIDATED.get()
+
+
+# Set while the broker writes resources it built itself (the HL7 v2 door: mapping, order
+# completion, merge with stored resources). Their shape is fixed by that code, so the R5
+# structure check runs without the generic pydantic model pass (``check_structure(built=True)``:
+# base rules, every primitive value, unknown elements); untrusted input (REST, transactions,
+# $create-order) always gets the full pass. Profile validation runs as usual.
+_BUILT: ContextVar[bool] = ContextVar("fhirmwl_built", default=False)
+
+
+def built_by_broker() -> AbstractContextManager[None]:
+    """Writes inside this block are of resources the broker's own mappings built."""
+    return _flagged(_BUILT)
 
 
 @dataclass
@@ -92,7 +109,7 @@ class ResourceService:
         """Check structure, profiles and lifecycle rules; return warnings, raise on errors."""
         check_type(resource_type)
         if not _PREVALIDATED.get() or resource.get("resourceType") != resource_type:
-            check_structure(resource_type, resource)
+            check_structure(resource_type, resource, built=_BUILT.get())
         warnings: list[dict[str, Any]] = []
         for validator in self.validators:
             found = validator(tx, resource_type, resource)

@@ -16,6 +16,7 @@ from fhirpathpy import compile as fhirpath_compile
 from fhirpathpy.models import models
 
 from fhirmwl.conformance import registry
+from fhirmwl.validation.fast_invariants import with_fast_path
 
 _R5 = models["r5"]
 
@@ -95,7 +96,7 @@ def _apply(rule: ElementRule, element: dict[str, Any]) -> None:
     if "slicing" in element:
         rule.slicing = element["slicing"]
     for c in element.get("constraint", []):
-        fn = fhirpath_compile(c["expression"], _R5)
+        fn = with_fast_path(c["expression"], fhirpath_compile(c["expression"], _R5))
         rule.invariants.append(
             Invariant(c["key"], c.get("severity", "error"), c["human"], c["expression"], fn)
         )

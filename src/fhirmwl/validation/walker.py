@@ -8,6 +8,7 @@ message names the profile, the FHIRPath expression and what was expected.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,9 +167,10 @@ class Walker:
         items = _items(parent, rule, parent_expr)
         name = rule.name[:-3] if rule.is_choice else rule.name
         what = f"element '{name}'"
-        needed = [f"'{n}' ({self._describe(rule, r)})" for n, r in rule.slices.items() if r.min]
-        if needed and not items:
-            what += " (with the required slice " + ", ".join(needed) + ")"
+        if not items:  # the slice descriptions only go into a message about a missing element
+            needed = [f"'{n}' ({self._describe(rule, r)})" for n, r in rule.slices.items() if r.min]
+            if needed:
+                what += " (with the required slice " + ", ".join(needed) + ")"
         self._cardinality(rule, len(items), f"{parent_expr}.{name}", what)
         for value, expr in items:
             self.check_value(rule, value, expr)
@@ -176,7 +178,13 @@ class Walker:
             # (an absent element already failed its own minimum: no echo per required slice)
             self._check_slices(rule, items, f"{parent_expr}.{name}")
 
-    def _cardinality(self, rule: ElementRule, count: int, expr: str, what: str) -> None:
+    def _cardinality(
+        self, rule: ElementRule, count: int, expr: str, what: str | Callable[[], str]
+    ) -> None:
+        mx = rule.max_int
+        if (rule.min is None or count >= rule.min) and (mx is None or count <= mx):
+            return
+        what = what if isinstance(what, str) else what()  # described only for a message
         card = f"{rule.min if rule.min is not None else 0}..{rule.max or '*'}"
         if rule.min is not None and count < rule.min:
             self.issue(
@@ -186,7 +194,6 @@ class Walker:
                 f"{what} requires at least {rule.min} occurrence(s) (cardinality {card}), "
                 f"found {count}",
             )
-        mx = rule.max_int
         if mx is not None and count > mx:
             self.issue(
                 "error",
@@ -326,7 +333,10 @@ class Walker:
             assigned[name].append((value, item_expr))
             order.append(names.index(name))
         for name, slice_rule in rule.slices.items():
-            what = f"slice '{name}' ({self._describe(rule, slice_rule)})"
+
+            def what(name: str = name, slice_rule: ElementRule = slice_rule) -> str:
+                return f"slice '{name}' ({self._describe(rule, slice_rule)})"
+
             self._cardinality(slice_rule, len(assigned[name]), expr, what)
             for value, item_expr in assigned[name]:
                 self.check_value(slice_rule, value, item_expr)

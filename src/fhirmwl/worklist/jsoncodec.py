@@ -21,8 +21,8 @@ from pydicom.sequence import Sequence
 
 from fhirmwl.worklist.values import PN_GROUPS, pn_text
 
-_INT_VRS = frozenset({"US", "UL", "SS", "SL", "SV", "UV", "IS"})
-_FLOAT_VRS = frozenset({"FL", "FD", "DS"})
+INT_VRS = frozenset({"US", "UL", "SS", "SL", "SV", "UV", "IS"})
+FLOAT_VRS = frozenset({"FL", "FD", "DS"})
 
 
 def item_from_json(text: str) -> Dataset:
@@ -80,25 +80,28 @@ def _entry(elem: DataElement) -> dict[str, Any]:
     if isinstance(value, bytes):
         entry["InlineBinary"] = base64.b64encode(value).decode("ascii")
         return entry
-    values = list(value) if elem.VM > 1 else [value]
-    if vr == "PN":
-        entry["Value"] = [_pn_dict(str(v)) for v in values]
-    elif vr in _INT_VRS:
-        entry["Value"] = [int(v) for v in values]
-    elif vr in _FLOAT_VRS:
-        entry["Value"] = [_number(v) for v in values]
-    elif vr == "AT":
-        entry["Value"] = [f"{int(v):08X}" for v in values]
-    else:
-        entry["Value"] = [str(v) for v in values]
+    entry["Value"] = json_values(vr, list(value) if elem.VM > 1 else [value])
     return entry
 
 
-def _pn_dict(value: str) -> dict[str, str]:
+def json_values(vr: str, values: list[Any]) -> list[Any]:
+    """The DICOM JSON ``Value`` array of one attribute's values (PS3.18 F.2.3)."""
+    if vr == "PN":
+        return [pn_dict(str(v)) for v in values]
+    if vr in INT_VRS:
+        return [int(v) for v in values]
+    if vr in FLOAT_VRS:
+        return [json_number(v) for v in values]
+    if vr == "AT":
+        return [f"{int(v):08X}" for v in values]
+    return [str(v) for v in values]
+
+
+def pn_dict(value: str) -> dict[str, str]:
     groups = value.split("=")
     return {name: g for name, g in zip(PN_GROUPS, groups, strict=False) if g}
 
 
-def _number(value: Any) -> int | float:
+def json_number(value: Any) -> int | float:
     number = float(value)
     return int(number) if number.is_integer() and "." not in str(value) else number

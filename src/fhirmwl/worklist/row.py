@@ -8,15 +8,18 @@ disagree with what a modality receives. The DDL is plain SQL valid on SQLite and
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydicom.dataset import Dataset
 
-from fhirmwl.worklist.jsoncodec import item_to_json
-from fhirmwl.worklist.query import SPS_SEQUENCE
-from fhirmwl.worklist.values import element_strings, norm_date, norm_pn, norm_time
+from fhirmwl.worklist.jsoncodec import dataset_to_dict
+from fhirmwl.worklist.values import json_strings, norm_date, norm_pn, norm_time
+
+SPS_SEQUENCE = "00400100"  # Scheduled Procedure Step Sequence
+_AET = "00400001"  # Scheduled Station AE Title
 
 # station_aet of an item scheduled on several stations (AE titles cannot contain a backslash):
 # such rows are selected for every station key and decided by the Python matcher.
@@ -68,58 +71,62 @@ WORKLIST_DDL: list[str] = [
 ]
 
 
-def _first(ds: Dataset, keyword: str) -> str:
-    values = element_strings(ds.data_element(keyword)) if keyword in ds else []
+def _first(item: dict[str, Any], tag: str) -> str:
+    values = json_strings(item.get(tag))
     return values[0] if values else ""
 
 
-def _all(ds: Dataset, keyword: str) -> list[str]:
-    return element_strings(ds.data_element(keyword)) if keyword in ds else []
+def _sps(item: dict[str, Any]) -> dict[str, Any]:
+    steps = (item.get(SPS_SEQUENCE) or {}).get("Value") or []
+    return steps[0] if steps else {}
 
 
-def station_titles(item: Dataset) -> list[str]:
+def _as_json(item: Dataset | dict[str, Any]) -> dict[str, Any]:
+    return item if isinstance(item, dict) else dataset_to_dict(item)
+
+
+def station_titles(item: Dataset | dict[str, Any]) -> list[str]:
     """Scheduled Station AE Titles of the item's (first) Scheduled Procedure Step."""
-    sps_seq = item.get(SPS_SEQUENCE)
-    sps = sps_seq.value[0] if sps_seq is not None and sps_seq.value else Dataset()
-    return _all(sps, "ScheduledStationAETitle")
+    return json_strings(_sps(_as_json(item)).get(_AET))
 
 
 def worklist_row(
-    item: Dataset,
+    item: Dataset | dict[str, Any],
     task_id: str,
     *,
     tz: ZoneInfo | None = None,
     sps_start: datetime | None = None,
 ) -> dict[str, Any]:
-    """Index row for one worklist item.
+    """Index row for one worklist item (a Dataset, or its DICOM JSON as the item builder makes
+    it).
 
     ``sps_start`` is the instant from ``Task.requestedPeriod.start`` when known; otherwise the
     local SPS Start Date/Time of the item is read in ``tz`` (UTC when not given). Only the first
     Scheduled Procedure Step item is indexed: the broker builds exactly one per item.
     """
-    sps_seq = item.get(SPS_SEQUENCE)
-    sps = sps_seq.value[0] if sps_seq is not None and sps_seq.value else Dataset()
-    stations = station_titles(item)
-    date = norm_date(_first(sps, "ScheduledProcedureStepStartDate"))
-    raw_time = _first(sps, "ScheduledProcedureStepStartTime")
+    data = _as_json(item)
+    sps = _sps(data)
+    stations = json_strings(sps.get(_AET))
+    date = norm_date(_first(sps, "00400002"))  # Scheduled Procedure Step Start Date
+    raw_time = _first(sps, "00400003")  # Scheduled Procedure Step Start Time
     time = norm_time(raw_time) if raw_time else ""
     return {
         "task_id": task_id,
         "station_aet": MULTI_STATION if len(stations) > 1 else (stations[0] if stations else ""),
-        "modality": _first(sps, "Modality"),
+        "modality": _first(sps, "00080060"),
         "sps_start_utc": _utc(date, time, tz, sps_start),
         "sps_start_date": date,
         "sps_start_time": time,
-        "sps_status": _first(sps, "ScheduledProcedureStepStatus"),
-        "sps_id": _first(sps, "ScheduledProcedureStepID"),
-        "patient_id": _first(item, "PatientID"),
-        "issuer_of_patient_id": _first(item, "IssuerOfPatientID"),
-        "patient_name_norm": norm_pn(_first(item, "PatientName")),
-        "accession_number": _first(item, "AccessionNumber"),
-        "requested_procedure_id": _first(item, "RequestedProcedureID"),
-        "study_instance_uid": _first(item, "StudyInstanceUID"),
-        "performing_physician_norm": norm_pn(_first(sps, "ScheduledPerformingPhysicianName")),
-        "item_json": item_to_json(item),
+        "sps_status": _first(sps, "00400020"),
+        "sps_id": _first(sps, "00400009"),
+        "patient_id": _first(data, "00100020"),
+        "issuer_of_patient_id": _first(data, "00100021"),
+        "patient_name_norm": norm_pn(_first(data, "00100010")),
+        "accession_number": _first(data, "00080050"),
+        "requested_procedure_id": _first(data, "00401001"),
+        "study_instance_uid": _first(data, "0020000D"),
+        "performing_physician_norm": norm_pn(_first(sps, "00400006")),
+        "item_json": json.dumps(data, separators=(",", ":"), ensure_ascii=False),
     }
 
 

@@ -3,25 +3,21 @@ exactly one event per acknowledged HL7 message across a kill -9 of ``fhirmwl ser
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-import httpx
 import pytest
 
 from fhirmwl.config import load_settings
 from fhirmwl.mllp import send_messages
 from fhirmwl.mllp.client import MLLPError
 from fhirmwl.wiring import build_services
-from tests.conftest import REPO, free_port, running_broker
+from tests.conftest import free_port, running_broker, serve_with_mllp
 from tests.integration.mllp_service.messages import orm
 
 RFC5424 = re.compile(rb"^<85>1 (\S+) (\S+) fhirmwl - IHE\+RFC-3881 - \xef\xbb\xbf(.*)$", re.S)
@@ -131,24 +127,9 @@ def test_repository_down_at_first_gets_everything_in_order(tmp_path: Path) -> No
 
 
 def test_kill9_during_ingest_leaves_one_event_per_acked_message(db_url: str) -> None:
-    http_port, mllp_port = free_port(), free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fhirmwl.cli", "serve", "--no-dicom", "--db", db_url]
-        + ["--http-port", str(http_port), "--mllp-port", str(mllp_port)],
-        cwd=REPO,
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc, _, mllp_port = serve_with_mllp(db_url)
     acked: list[str] = []
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{http_port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         # The kill lands 0.2 s after the fifth acknowledgement, while messages keep coming.
         killer = threading.Timer(0.2, lambda: proc.send_signal(signal.SIGKILL))
         try:

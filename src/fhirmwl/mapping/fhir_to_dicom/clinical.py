@@ -22,6 +22,7 @@ from fhirmwl.fhir.model import (
     SNOMED,
     SPECIAL_NEEDS_CATEGORY,
 )
+from fhirmwl.mapping.fhir_to_dicom.jsonds import JsonDataset
 
 # Observation answer → Pregnancy Status (0010,21C0): 1 not pregnant, 2 possibly, 3 definitely,
 # 4 unknown (LOINC answer list LL4129-4 and SNOMED CT findings).
@@ -119,7 +120,7 @@ def pregnancy_status(resources: list[dict[str, Any]]) -> int | None:
     return None
 
 
-def add_clinical(ds: Dataset, resources: list[dict[str, Any]]) -> None:
+def add_clinical(ds: Dataset | JsonDataset, resources: list[dict[str, Any]]) -> None:
     """Set the patient-level clinical attributes on ``ds`` (type 2: they are already present)."""
     if not resources:
         return

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from pydicom.dataset import Dataset
 
 from fhirmwl.mapping.fhir_to_dicom.context import coding_scheme_for, system_for_scheme
+from fhirmwl.mapping.fhir_to_dicom.jsonds import JsonDataset
 
 EN_REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
 GROUP_ORDER = ("ABC", "IDE", "SYL")
@@ -111,9 +112,9 @@ def birth_date_to_da(value: str | None) -> str:
     return value.replace("-", "") if value and len(value) == 10 else ""
 
 
-def code_item(coding: dict[str, Any]) -> Dataset:
+def code_item(coding: dict[str, Any]) -> JsonDataset:
     """Code Sequence Macro item from a FHIR Coding."""
-    item = Dataset()
+    item = JsonDataset()
     code = str(coding.get("code") or "")
     if len(code) > 16:
         item.LongCodeValue = code
@@ -136,11 +137,11 @@ def item_to_coding(item: Dataset) -> dict[str, Any]:
     return coding
 
 
-def issuer_item(system: str | None, assigner: str | None = None) -> Dataset | None:
+def issuer_item(system: str | None, assigner: str | None = None) -> JsonDataset | None:
     """Issuer macro item ((0040,0031)/(0040,0032)/(0040,0033)) from an identifier system."""
     if not system and not assigner:
         return None
-    item = Dataset()
+    item = JsonDataset()
     if system and system.startswith("urn:oid:"):
         item.UniversalEntityID, item.UniversalEntityIDType = system[8:], "ISO"
     elif system and system.startswith("urn:uuid:"):

@@ -154,9 +154,9 @@ def _keep_residuals(
     for url, sps in zip(task_urls, steps, strict=False):
         task = by_url[url]
         graph = graphs.get(id(task))
-        built = build_worklist_item_result(graph, ctx).dataset if graph else None
+        built = build_worklist_item_result(graph, ctx).item if graph else None
         one_step = {**original, "00400100": {"vr": "SQ", "Value": [sps]}}
-        kept, derived = residual(one_step, dataset_to_dict(built) if built is not None else {})
+        kept, derived = residual(one_step, built or {})
         extension = residual_extension(kept, derived)
         if extension is not None:
             task.setdefault("extension", []).append(extension)

@@ -42,9 +42,10 @@ from fhirmwl.mapping.fhir_to_dicom.datatypes import (
     issuer_item,
     local_da_tm,
 )
+from fhirmwl.mapping.fhir_to_dicom.jsonds import JsonDataset
 from fhirmwl.mapping.fhir_to_dicom.order_details import order_details, step_details
 from fhirmwl.mapping.fhir_to_dicom.residual import apply_residual, residual_of
-from fhirmwl.worklist.jsoncodec import dataset_from_dict, dataset_to_dict
+from fhirmwl.worklist.jsoncodec import dataset_from_dict
 
 TOP_TYPE2 = (
     "AccessionNumber",
@@ -74,8 +75,15 @@ PRIORITY = {"stat": "STAT", "asap": "HIGH", "urgent": "HIGH", "routine": "ROUTIN
 
 @dataclass(frozen=True)
 class ItemResult:
-    dataset: Dataset | None
+    """The item as DICOM JSON (what the worklist index stores), or the reason there is none."""
+
+    item: dict[str, Any] | None
     reason: str | None = None
+
+    @property
+    def dataset(self) -> Dataset | None:
+        """The item decoded as a pydicom Dataset (for callers that need one)."""
+        return dataset_from_dict(self.item) if self.item is not None else None
 
 
 class Incomplete(Exception):
@@ -92,7 +100,7 @@ def build_worklist_item_result(graph: WorklistGraph, ctx: DicomMappingContext) -
     status = graph.task.get("status")
     if status not in ctx.worklist_statuses:
         return ItemResult(None, f"Task.status {status!r} is not shown on the worklist")
-    ds = Dataset()
+    ds = JsonDataset()
     ds.SpecificCharacterSet = ctx.specific_character_set
     for keyword in TOP_TYPE2:
         setattr(ds, keyword, None)
@@ -111,10 +119,11 @@ def build_worklist_item_result(graph: WorklistGraph, ctx: DicomMappingContext) -
         ds.ScheduledProcedureStepSequence = [sps]
     except Incomplete as exc:
         return ItemResult(None, str(exc))
+    item = ds.to_dict()
     kept = residual_of(graph.task)
     if kept is not None:  # an imported item: re-emit what FHIR has no home for
-        ds = dataset_from_dict(apply_residual(dataset_to_dict(ds), *kept))
-    return ItemResult(ds)
+        item = apply_residual(item, *kept)
+    return ItemResult(item)
 
 
 def _require(value: Any, what: str) -> Any:
@@ -123,7 +132,7 @@ def _require(value: Any, what: str) -> Any:
     return value
 
 
-def _patient(ds: Dataset, graph: WorklistGraph) -> None:
+def _patient(ds: JsonDataset, graph: WorklistGraph) -> None:
     patient = _require(graph.patient, "Patient")
     ds.PatientName = _require(human_names_to_pn(patient.get("name")), "Patient's Name")
     identifiers = list(patient.get("identifier") or [])
@@ -134,7 +143,7 @@ def _patient(ds: Dataset, graph: WorklistGraph) -> None:
         local = issuer.get("LocalNamespaceEntityID") or issuer.get("UniversalEntityID")
         ds.IssuerOfPatientID = local[:64]
         if "UniversalEntityID" in issuer:
-            qualifiers = Dataset()
+            qualifiers = JsonDataset()
             qualifiers.UniversalEntityID = issuer.UniversalEntityID
             qualifiers.UniversalEntityIDType = issuer.UniversalEntityIDType
             ds.IssuerOfPatientIDQualifiersSequence = [qualifiers]
@@ -145,8 +154,8 @@ def _patient(ds: Dataset, graph: WorklistGraph) -> None:
     ds.PatientSex = SEX_FOR_GENDER.get(patient.get("gender") or "") or None
 
 
-def _other_id(identifier: dict[str, Any]) -> Dataset:
-    item = Dataset()
+def _other_id(identifier: dict[str, Any]) -> JsonDataset:
+    item = JsonDataset()
     item.PatientID = identifier["value"]
     issuer = issuer_item(identifier.get("system"))
     if issuer is not None:
@@ -157,7 +166,7 @@ def _other_id(identifier: dict[str, Any]) -> Dataset:
     return item
 
 
-def _visit(ds: Dataset, graph: WorklistGraph) -> None:
+def _visit(ds: JsonDataset, graph: WorklistGraph) -> None:
     encounter = graph.encounter
     if not encounter:
         return
@@ -181,7 +190,7 @@ def _visit(ds: Dataset, graph: WorklistGraph) -> None:
             ds.ReferringPhysicianName = human_names_to_pn(practitioner.get("name")) or None
 
 
-def _service_request(ds: Dataset, graph: WorklistGraph) -> None:
+def _service_request(ds: JsonDataset, graph: WorklistGraph) -> None:
     isr = graph.service_request
     if not isr:
         return
@@ -211,7 +220,7 @@ def _service_request(ds: Dataset, graph: WorklistGraph) -> None:
         ds.ImagingServiceRequestComments = notes
 
 
-def _requested_procedure(ds: Dataset, graph: WorklistGraph) -> None:
+def _requested_procedure(ds: JsonDataset, graph: WorklistGraph) -> None:
     rp = _require(graph.requested_procedure, "RequestedProcedure ServiceRequest")
     rpid = identifier_of_type(rp, RPID)
     ds.RequestedProcedureID = _require((rpid or {}).get("value"), "Requested Procedure ID")
@@ -241,9 +250,9 @@ def _study_uid(study: dict[str, Any] | None) -> str | None:
     return None
 
 
-def _sps(graph: WorklistGraph, ctx: DicomMappingContext) -> Dataset:
+def _sps(graph: WorklistGraph, ctx: DicomMappingContext) -> JsonDataset:
     task = graph.task
-    sps = Dataset()
+    sps = JsonDataset()
     for keyword in SPS_TYPE2:
         setattr(sps, keyword, None)
     devices = [d for d in (graph.device, *graph.other_devices) if d]
@@ -283,7 +292,7 @@ def _sps(graph: WorklistGraph, ctx: DicomMappingContext) -> Dataset:
     return sps
 
 
-def _protocol(sps: Dataset, task: dict[str, Any]) -> None:
+def _protocol(sps: JsonDataset, task: dict[str, Any]) -> None:
     code = task.get("code") or {}
     codings = code.get("coding") or []
     description = code.get("text") or (codings[0].get("display") if codings else None)

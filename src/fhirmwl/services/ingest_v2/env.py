@@ -24,6 +24,7 @@ from fhirmwl.services.worklist.stations import StationRules
 
 if TYPE_CHECKING:
     from fhirmwl.services.container import Services
+    from fhirmwl.services.ingest_v2.group import GroupCommit
     from fhirmwl.services.orders import OrderContext
 
 DEFAULT_STATION_AE = "UNASSIGNED"  # ScheduledStationAETitle when IPC-9 is absent
@@ -60,6 +61,7 @@ class IngestEnv:
     mapping: MappingContext
     orders: OrderContext
     now: Callable[[], str] = field(default=now_instant)
+    group: GroupCommit | None = None  # SQLite: concurrent messages share one commit
 
     @property
     def store(self) -> Any:

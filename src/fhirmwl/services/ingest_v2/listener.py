@@ -16,6 +16,7 @@ from fhirmwl.ops.metrics import timed_mllp
 from fhirmwl.security.tls import listener_context
 from fhirmwl.services.ingest_v2 import log
 from fhirmwl.services.ingest_v2.env import IngestEnv, mapping_context
+from fhirmwl.services.ingest_v2.group import GroupCommit
 
 if TYPE_CHECKING:
     from fhirmwl.services.container import Services
@@ -62,6 +63,8 @@ def install(services: Services) -> IngestEnv:
     ctx = services.order_context or orders.install_orders(services)
     v2 = services.settings.extra.get("v2") or {}
     env = IngestEnv(services, mapping_context(services.settings), ctx)
+    if services.store.db.dialect == "sqlite":  # one writer: concurrent messages share a commit
+        env.group = GroupCommit(services.store)
     if v2.get("default_modality") and "default_modality" not in (
         services.settings.extra.get("orders") or {}
     ):  # the earlier [v2] spelling of [orders] default_modality

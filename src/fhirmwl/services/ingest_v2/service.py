@@ -33,6 +33,7 @@ from fhirmwl.services.ingest_v2 import answer, log
 from fhirmwl.services.ingest_v2.adt_apply import apply_adt
 from fhirmwl.services.ingest_v2.env import IngestEnv, environment
 from fhirmwl.services.orders.control import apply_order_control
+from fhirmwl.services.resources import built_by_broker
 from fhirmwl.store import Tx
 
 if TYPE_CHECKING:
@@ -95,35 +96,55 @@ def _earlier(tx: Tx, key: str, rec: log.LogRecord, notes: list[str]) -> bytes | 
 def _apply(
     env: IngestEnv, result: IntakeResult, rec: log.LogRecord, key: str, notes: list[str]
 ) -> bytes:
+    """The message's unit of work: alone, or in a group commit (SQLite, ``ingest_v2.group``)."""
+
+    def work(tx: Tx) -> bytes:
+        with built_by_broker():
+            return _apply_in(tx, env, result, rec, key, notes)
+
+    if env.group is not None:
+        ack: bytes = env.group.run(work)
+    else:
+        with env.store.write() as tx:  # the duplicate check shares the unit of work
+            ack = work(tx)
+    logger.info(
+        "v2 %s %s %s: %d resources",
+        rec.message_type, rec.control_id, rec.status, len(rec.touched),
+    )  # fmt: skip
+    return ack
+
+
+def _apply_in(
+    tx: Tx,
+    env: IngestEnv,
+    result: IntakeResult,
+    rec: log.LogRecord,
+    key: str,
+    notes: list[str],
+) -> bytes:
     mapped, message = result.mapped, result.message
     assert message is not None and mapped is not None
     warnings = answer.message_errors(message)
-    with env.store.write() as tx:  # the duplicate check shares the unit of work (one round trip)
-        stored = _earlier(tx, key, rec, notes)
-        if stored is not None:
-            rec.status, rec.ack = log.DUPLICATE, stored
-            log.insert(tx.conn, rec)
-            logger.info("v2 %s %s: retransmission", rec.message_type, rec.control_id)
-            return stored
-        if isinstance(mapped, OrderMessage):
-            control = apply_order_control(tx, mapped, env.orders)
-            notes = [*notes, *control.notes]
-            warnings += answer.finding_errors(control.findings, message, mapped)
-        else:
-            notes = [*notes, *apply_adt(tx, mapped, env)]
-        ack = result.ack
-        if warnings:
-            control_id = f"ACK{env.mapping.new_uuid().hex[:16].upper()}"
-            ack = answer.accept(message, warnings, control_id, env.mapping.clock)
-            notes += [f"W {e.location or ''}: {e.text}" for e in warnings]
-        rec.touched = [f"{t}/{i}" for t, i in dict.fromkeys(tx.touched)]
-        rec.status, rec.dedupe_key, rec.ack = log.APPLIED, key, ack
-        rec.error = "; ".join(notes) or None
+    stored = _earlier(tx, key, rec, notes)
+    if stored is not None:
+        rec.status, rec.ack = log.DUPLICATE, stored
         log.insert(tx.conn, rec)
-    logger.info(
-        "v2 %s %s applied: %d resources, %d warnings",
-        rec.message_type, rec.control_id, len(rec.touched), len(warnings),
-    )  # fmt: skip
+        return stored
+    if isinstance(mapped, OrderMessage):
+        control = apply_order_control(tx, mapped, env.orders)
+        notes = [*notes, *control.notes]
+        warnings += answer.finding_errors(control.findings, message, mapped)
+    else:
+        notes = [*notes, *apply_adt(tx, mapped, env)]
+    ack = result.ack
+    if warnings:
+        control_id = f"ACK{env.mapping.new_uuid().hex[:16].upper()}"
+        ack = answer.accept(message, warnings, control_id, env.mapping.clock)
+        notes += [f"W {e.location or ''}: {e.text}" for e in warnings]
+    rec.touched = [f"{t}/{i}" for t, i in dict.fromkeys(tx.touched)]
+    rec.status, rec.dedupe_key, rec.ack = log.APPLIED, key, ack
+    rec.error = "; ".join(notes) or None
+    log.insert(tx.conn, rec)
     return ack
 
 

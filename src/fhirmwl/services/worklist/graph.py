@@ -65,8 +65,13 @@ def load_graph(tx: Tx, task: Resource) -> WorklistGraph:
     def clinical_for(patient: Resource) -> list[Resource]:
         if not patient.get("id"):
             return []
-        refs = tx.references_to("Patient", [patient["id"]], None, "patient")
-        keys = [r for r in refs if r[0] in _PATIENT_CONTENT]
+        # One lookup per clinical type: the patient's other references (every order, step and
+        # study it ever had) stay in the index instead of coming back to be filtered here.
+        keys = [
+            key
+            for rtype, param in _PATIENT_CONTENT.items()
+            for key in tx.references_to("Patient", [patient["id"]], rtype, param)
+        ]
         return [s.resource() for s in tx.read_many(keys)] if keys else []
 
     return assemble_graph(task, lambda ref: _read(tx, ref), study_for, clinical_for)

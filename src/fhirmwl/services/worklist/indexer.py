@@ -141,16 +141,16 @@ class WorklistIndexer:
             task = stored.resource()
             result = self.item_result(tx, task)
         tx.conn.execute("DELETE FROM worklist_station WHERE task_id = ?", (task_id,))
-        if result is None or result.dataset is None:
+        if result is None or result.item is None:
             tx.conn.execute("DELETE FROM worklist WHERE task_id = ?", (task_id,))
             if result is not None:
                 log.info("Task/%s not on the worklist: %s", task_id, result.reason)
                 return result.reason or "not on the worklist"
             return "the Task was deleted"
-        row = worklist_row(result.dataset, task_id, tz=self.ctx.timezone, sps_start=_start(task))
+        row = worklist_row(result.item, task_id, tz=self.ctx.timezone, sps_start=_start(task))
         tx.conn.execute(_UPSERT, [row[c] for c in ROW_COLUMNS])
         if row["station_aet"] == MULTI_STATION:
-            for aet in dict.fromkeys(station_titles(result.dataset)):
+            for aet in dict.fromkeys(station_titles(result.item)):
                 tx.conn.execute(
                     "INSERT INTO worklist_station (task_id, station_aet) VALUES (?, ?)",
                     (task_id, aet),
