@@ -39,13 +39,21 @@ TRANSACTIONS = Counter[str]()
 
 
 def _counting(cls: Any) -> None:
-    original = cls.execute
+    """Count ``execute`` and ``executemany`` calls: on PostgreSQL each is one round trip
+    (psycopg sends the rows of one ``executemany`` in one pipeline)."""
+    original, original_many = cls.execute, cls.executemany
 
     def execute(self: Any, sql: str, params: Sequence[Any] = ()) -> Any:
         COUNTS[" ".join(sql.split())[:60]] += 1
         return original(self, sql, params)
 
+    def executemany(self: Any, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        if rows:
+            COUNTS["(many) " + " ".join(sql.split())[:53]] += 1
+        return original_many(self, sql, rows)
+
     cls.execute = execute
+    cls.executemany = executemany
 
 
 def _counting_transactions(cls: Any) -> None:
