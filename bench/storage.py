@@ -97,7 +97,7 @@ def main() -> None:
             services.bundles.process(bundle, BASE, None)
         rate = args.n / (time.perf_counter() - start)
         updated = _accept_tasks(services, args.update_every) if args.update_every else 0
-        if args.backend == "postgres":  # dead tuples of updated rows are what autovacuum would reclaim
+        if args.backend == "postgres":  # dead tuples: what autovacuum would reclaim
             import psycopg
 
             with psycopg.connect(PG_URL, autocommit=True) as conn:

@@ -85,6 +85,10 @@ def _row(row: Any, method: str = "") -> Stored:
     return Stored(row[0], row[1], row[2], row[3], bool(row[4]), row[5], method)
 
 
+def astuple_stored(s: Stored) -> tuple[str, str, int, str, bool, str | None]:
+    return (s.res_type, s.res_id, s.version, s.last_updated, s.deleted, s.content)
+
+
 @dataclass
 class Tx:
     conn: Conn
@@ -94,19 +98,39 @@ class Tx:
     # reference them yet, which lets derived-table hooks skip reverse-reference walks.
     created: set[tuple[str, str]] = field(default_factory=set)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    # Current rows this unit of work has read or written: key → (row, row lock held). Every
+    # write of a resource goes through this Tx, so an entry is never stale for this unit of
+    # work; a read ``for_update`` still goes to the database unless the lock is already held.
+    _seen: dict[tuple[str, str], tuple[Stored, bool]] = field(default_factory=dict)
 
     @property
     def dialect(self) -> str:
         return self.conn.dialect
 
+    def _remember(self, stored: Stored, locked: bool) -> None:
+        if stored.method:
+            stored = Stored(*astuple_stored(stored), "")
+        self._seen[(stored.res_type, stored.res_id)] = (stored, locked)
+
     # ---- reads -------------------------------------------------------------------------
     def read(self, res_type: str, res_id: str, *, for_update: bool = False) -> Stored | None:
+        """The current row (deleted ones included), or None. Answered from this unit of work's
+        own reads and writes when it can: an order graph's resources are read many times by
+        the pipeline and the derived-table hooks."""
+        hit = self._seen.get((res_type, res_id))
+        if hit is not None and (hit[1] or not for_update):
+            return hit[0]
         lock = " FOR UPDATE" if for_update and self.dialect == "postgresql" else ""
         row = self.conn.execute(
             f"SELECT {_COLS} FROM resource WHERE res_type = ? AND res_id = ?{lock}",
             (res_type, res_id),
         ).fetchone()
-        return _row(row) if row else None
+        if not row:
+            return None
+        stored = _row(row)
+        # SQLite: a write transaction holds the database lock, every row is as good as locked.
+        self._remember(stored, for_update or self.dialect == "sqlite")
+        return stored
 
     def get(self, res_type: str, res_id: str) -> dict[str, Any]:
         """The current resource; NotFound / Gone otherwise."""
@@ -213,9 +237,15 @@ class Tx:
         return out
 
     def read_many(self, keys: list[tuple[str, str]]) -> list[Stored]:
+        """The live (not deleted) current rows of ``keys``, in no particular order."""
         out: list[Stored] = []
         by_type: dict[str, list[str]] = {}
-        for t, i in keys:
+        for t, i in dict.fromkeys(keys):
+            hit = self._seen.get((t, i))
+            if hit is not None:
+                if not hit[0].deleted:
+                    out.append(hit[0])
+                continue
             by_type.setdefault(t, []).append(i)
         for t, ids in by_type.items():
             for start in range(0, len(ids), 500):
@@ -225,7 +255,10 @@ class Tx:
                     f"IN ({','.join('?' * len(chunk))})",
                     (t, *chunk),
                 ).fetchall()
-                out += [_row(r) for r in rows]
+                for r in rows:
+                    stored = _row(r)
+                    self._remember(stored, self.dialect == "sqlite")
+                    out.append(stored)
         return out
 
     def find_unique(self, kind: str, system: str, value: str) -> tuple[str, str] | None:
@@ -307,7 +340,9 @@ class Tx:
         self._history(res_type, res_id, version, instant, "DELETE", None)
         self._clear_index(res_type, res_id)
         self.touched.append((res_type, res_id))
-        return Stored(res_type, res_id, version, instant, True, None, "DELETE")
+        gone = Stored(res_type, res_id, version, instant, True, None, "DELETE")
+        self._remember(gone, True)
+        return gone
 
     def _write(
         self,
@@ -357,7 +392,9 @@ class Tx:
         self.touched.append((res_type, res_id))
         if insert:
             self.created.add((res_type, res_id))
-        return Stored(res_type, res_id, version, instant, False, content, method)
+        stored = Stored(res_type, res_id, version, instant, False, content, method)
+        self._remember(stored, True)
+        return stored
 
     def reindex(self, res_type: str, res_id: str) -> None:
         """Recompute the search index rows of the current version (``fhirmwl reindex``)."""
