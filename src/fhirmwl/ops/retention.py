@@ -2,7 +2,8 @@
 
 Four independent settings (days; 0 keeps forever):
 
-- ``retention_history_days``: superseded resource versions (the current version always stays);
+- ``retention_history_days``: superseded resource versions, i.e. the rows of
+  ``resource_history`` (the current version lives in ``resource`` and always stays);
 - ``retention_v2_log_days``: rows of the HL7 v2 message log, inbound and outbound (a
   retransmission older than this is no longer recognised as one; pending outbound rows stay);
 - ``retention_outbox_days``: notification events every subscription and every outbound HL7
@@ -78,10 +79,9 @@ def _table_exists(tx: Tx, name: str) -> bool:
 
 # Each step selects up to ``limit`` keys older than the cutoff and deletes them (unless dry run).
 def _history(tx: Tx, cutoff: datetime, limit: int, apply: bool) -> int:
+    """History holds only superseded versions (the current one lives in ``resource``)."""
     rows = tx.conn.execute(
-        "SELECT h.res_type, h.res_id, h.version FROM resource_history h JOIN resource r "
-        "ON r.res_type = h.res_type AND r.res_id = h.res_id "
-        "WHERE h.lu < ? AND h.version < r.version LIMIT ?",
+        "SELECT res_type, res_id, version FROM resource_history WHERE lu < ? LIMIT ?",
         (utc_key(_instant(cutoff)), limit),
     ).fetchall()
     if apply:

@@ -82,7 +82,21 @@ _COVERING_REFS = Migration(
     ),
 )
 
-MIGRATIONS: list[Migration] = [_CORE, _PG_PATTERN, _COVERING_REFS]
+_CURRENT_NOT_IN_HISTORY = Migration(
+    200,
+    "current versions live only in the resource row; history keeps the superseded ones",
+    (
+        "ALTER TABLE resource ADD COLUMN method TEXT NOT NULL DEFAULT ''",
+        """UPDATE resource SET method = COALESCE((SELECT h.method FROM resource_history h
+            WHERE h.res_type = resource.res_type AND h.res_id = resource.res_id
+            AND h.version = resource.version), '')""",
+        """DELETE FROM resource_history WHERE EXISTS (SELECT 1 FROM resource r
+            WHERE r.res_type = resource_history.res_type AND r.res_id = resource_history.res_id
+            AND r.version = resource_history.version)""",
+    ),
+)
+
+MIGRATIONS: list[Migration] = [_CORE, _PG_PATTERN, _COVERING_REFS, _CURRENT_NOT_IN_HISTORY]
 
 
 def register(migration: Migration) -> None:

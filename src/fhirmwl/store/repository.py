@@ -33,6 +33,21 @@ from fhirmwl.store.migrations import migrate
 
 T = TypeVar("T")
 _COLS = "res_type, res_id, version, last_updated, deleted, content"
+_HIST_COLS = f"{_COLS}, method"
+_ROW_COLS = "res_type, res_id, version, last_updated, lu, method, deleted, content"
+# Superseded versions: the current row moves to history before it is overwritten.
+_TO_HISTORY = (
+    f"INSERT INTO resource_history ({_ROW_COLS}) SELECT {_ROW_COLS} FROM resource "
+    "WHERE res_type = ? AND res_id = ? AND version = ?"
+)
+_INDEX_SQL = {
+    "idx_token": "res_type, res_id, param, system, code, type_system, type_code",
+    "idx_string": "res_type, res_id, param, value, raw",
+    "idx_date": "res_type, res_id, param, lo, hi",
+    "idx_ref": "res_type, res_id, param, target_type, target_id",
+}
+_UNIQUE_COLS = "kind, system, value, res_type, res_id"
+_CHUNK = 400  # rows per multi-row INSERT (SQLite allows 32,766 parameters per statement)
 _INDEX_TABLES = ("idx_token", "idx_string", "idx_date", "idx_ref", "unique_ident")
 
 
@@ -140,10 +155,12 @@ class Tx:
         return stored.resource()
 
     def vread(self, res_type: str, res_id: str, version: int) -> Stored | None:
+        """One version: the current one lives in ``resource``, superseded ones in history."""
         row = self.conn.execute(
-            "SELECT res_type, res_id, version, last_updated, deleted, content, method "
-            "FROM resource_history WHERE res_type = ? AND res_id = ? AND version = ?",
-            (res_type, res_id, version),
+            f"SELECT {_HIST_COLS} FROM resource WHERE res_type = ? AND res_id = ? "
+            f"AND version = ? UNION ALL SELECT {_HIST_COLS} FROM resource_history "
+            "WHERE res_type = ? AND res_id = ? AND version = ?",
+            (res_type, res_id, version) * 2,
         ).fetchone()
         return _row(row, row[6]) if row else None
 
@@ -155,6 +172,7 @@ class Tx:
         offset: int,
         since: str | None = None,
     ) -> list[Stored]:
+        """Every version, newest first: current rows and the superseded ones in history."""
         where, args = [], []
         if res_type:
             where.append("res_type = ?")
@@ -165,11 +183,12 @@ class Tx:
         if since:
             where.append("lu >= ?")
             args.append(utc_key(since))
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = self.conn.execute(
-            "SELECT res_type, res_id, version, last_updated, deleted, content, method "
-            f"FROM resource_history {clause} ORDER BY lu DESC, version DESC LIMIT ? OFFSET ?",
-            (*args, count, offset),
+            f"SELECT {_HIST_COLS} FROM (SELECT {_HIST_COLS}, lu FROM resource{clause} UNION ALL "
+            f"SELECT {_HIST_COLS}, lu FROM resource_history{clause}) v "
+            "ORDER BY lu DESC, version DESC LIMIT ? OFFSET ?",
+            (*args, *args, count, offset),
         ).fetchall()
         return [_row(r, r[6]) for r in rows]
 
@@ -330,15 +349,13 @@ class Tx:
         if if_match is not None and if_match != current.version:
             raise PreconditionFailed(f"version conflict on {res_type}/{res_id}")
         version, instant = current.version + 1, self.store.clock()
-        updated = self.conn.execute(
-            "UPDATE resource SET version = ?, last_updated = ?, lu = ?, deleted = 1, content = NULL"
-            " WHERE res_type = ? AND res_id = ? AND version = ?",
-            (version, instant, utc_key(instant), res_type, res_id, current.version),
+        self._supersede(
+            res_type,
+            res_id,
+            current.version,
+            "method = 'DELETE', deleted = 1, content = NULL",
+            (version, instant, utc_key(instant)),
         )
-        if updated.rowcount != 1:
-            raise PreconditionFailed(f"concurrent change to {res_type}/{res_id}")
-        self._history(res_type, res_id, version, instant, "DELETE", None)
-        self._clear_index(res_type, res_id)
         self.touched.append((res_type, res_id))
         gone = Stored(res_type, res_id, version, instant, True, None, "DELETE")
         self._remember(gone, True)
@@ -362,39 +379,54 @@ class Tx:
         body["meta"] = meta
         content = orjson.dumps(body).decode()
         lu = utc_key(instant)
-        hist_sql = (
-            "INSERT INTO resource_history (res_type, res_id, version, last_updated, lu, method, "
-            "deleted, content) VALUES (?, ?, ?, ?, ?, ?, 0, ?)"
-        )
-        hist_args = (res_type, res_id, version, instant, lu, method, content)
         if insert:
-            main_sql = (
-                "INSERT INTO resource (res_type, res_id, version, last_updated, lu, deleted, "
-                "content) VALUES (?, ?, ?, ?, ?, 0, ?)"
-            )
-            main_args: tuple[Any, ...] = (res_type, res_id, version, instant, lu, content)
-        else:
-            main_sql = (
-                "UPDATE resource SET version = ?, last_updated = ?, lu = ?, deleted = 0, "
-                "content = ? WHERE res_type = ? AND res_id = ? AND version = ?"
-            )
-            main_args = (version, instant, lu, content, res_type, res_id, expected)
-        if self.dialect == "postgresql":  # one round trip: history rides along as a CTE
-            written = self.conn.execute(f"WITH h AS ({hist_sql}) {main_sql}", hist_args + main_args)
-        else:
-            written = self.conn.execute(main_sql, main_args)
-            self.conn.execute(hist_sql, hist_args)
-        if not insert and written.rowcount != 1:
-            raise PreconditionFailed(f"concurrent change to {res_type}/{res_id}")
-        if not insert:  # a brand-new row has no index rows yet
-            self._clear_index(res_type, res_id)
-        self._index(res_type, res_id, body)
-        self.touched.append((res_type, res_id))
-        if insert:
+            row = (res_type, res_id, version, instant, lu, method, 0, content)
+            first = (f"INSERT INTO resource ({_ROW_COLS}) VALUES ({', '.join('?' * 8)})", row)
+            # PostgreSQL: the row and all its index rows in one statement (one round trip).
+            self._index(res_type, res_id, body, first)
             self.created.add((res_type, res_id))
+        else:
+            assert expected is not None
+            self._supersede(
+                res_type,
+                res_id,
+                expected,
+                "method = ?, deleted = 0, content = ?",
+                (version, instant, lu, method, content),
+            )
+            self._index(res_type, res_id, body)
+        self.touched.append((res_type, res_id))
         stored = Stored(res_type, res_id, version, instant, False, content, method)
         self._remember(stored, True)
         return stored
+
+    def _supersede(
+        self, res_type: str, res_id: str, expected: int, assign: str, args: tuple[Any, ...]
+    ) -> None:
+        """Move version ``expected`` to history, overwrite the current row (``version,
+        last_updated, lu`` from the first three ``args``, then ``assign``) and drop its index
+        rows. PostgreSQL: one statement (data-modifying CTEs see the row as it was)."""
+        key = (res_type, res_id)
+        update = (
+            f"UPDATE resource SET version = ?, last_updated = ?, lu = ?, {assign} "
+            "WHERE res_type = ? AND res_id = ? AND version = ?"
+        )
+        update_args = (*args, *key, expected)
+        if self.dialect == "postgresql":
+            ctes = ", ".join(
+                f"d{n} AS (DELETE FROM {t} WHERE res_type = ? AND res_id = ?)"
+                for n, t in enumerate(_INDEX_TABLES)
+            )
+            written = self.conn.execute(
+                f"WITH h AS ({_TO_HISTORY}), {ctes} {update}",
+                (*key, expected, *key * len(_INDEX_TABLES), *update_args),
+            )
+        else:
+            self.conn.execute(_TO_HISTORY, (*key, expected))
+            written = self.conn.execute(update, update_args)
+            self._clear_index(res_type, res_id)
+        if written.rowcount != 1:
+            raise PreconditionFailed(f"concurrent change to {res_type}/{res_id}")
 
     def reindex(self, res_type: str, res_id: str) -> None:
         """Recompute the search index rows of the current version (``fhirmwl reindex``)."""
@@ -403,30 +435,6 @@ class Tx:
         if stored is not None and not stored.deleted:
             self._index(res_type, res_id, stored.resource())
             self.touched.append((res_type, res_id))
-
-    def _history(
-        self,
-        res_type: str,
-        res_id: str,
-        version: int,
-        instant: str,
-        method: str,
-        content: str | None,
-    ) -> None:
-        self.conn.execute(
-            "INSERT INTO resource_history (res_type, res_id, version, last_updated, lu, method, "
-            "deleted, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                res_type,
-                res_id,
-                version,
-                instant,
-                utc_key(instant),
-                method,
-                1 if content is None else 0,
-                content,
-            ),
-        )
 
     def _clear_index(self, res_type: str, res_id: str) -> None:
         if self.dialect == "postgresql":
@@ -445,38 +453,69 @@ class Tx:
                 f"DELETE FROM {table} WHERE res_type = ? AND res_id = ?", (res_type, res_id)
             )
 
-    def _index(self, res_type: str, res_id: str, body: dict[str, Any]) -> None:
+    def _index(
+        self,
+        res_type: str,
+        res_id: str,
+        body: dict[str, Any],
+        first: tuple[str, tuple[Any, ...]] | None = None,
+    ) -> None:
+        """Insert the search index rows and unique identifiers of ``body`` (after ``first``).
+
+        Each table's rows go in multi-row INSERTs; on PostgreSQL all of them (and ``first``)
+        are one statement. A unique identifier another resource owns is caught by the primary
+        key (``ON CONFLICT DO NOTHING`` inserts fewer rows) rather than looked up beforehand.
+        """
         rows = index_rows(res_type, body)
         key = (res_type, res_id)
-        for kind, system, value in rows.uniques:
-            owner = self.find_unique(kind, system, value)
-            if owner and owner != key:
-                raise DuplicateIdentifier(
-                    f"{kind} identifier {system}|{value} already belongs to {owner[0]}/{owner[1]}"
+        statements: list[tuple[str, tuple[Any, ...]]] = [first] if first else []
+        for table, data in (
+            ("idx_token", rows.tokens),
+            ("idx_string", rows.strings),
+            ("idx_date", rows.dates),
+            ("idx_ref", rows.refs),
+        ):
+            for start in range(0, len(data), _CHUNK):
+                chunk = data[start : start + _CHUNK]
+                statements.append(
+                    (
+                        f"INSERT INTO {table} ({_INDEX_SQL[table]}) VALUES {_marks(chunk, 2)}",
+                        tuple(v for r in chunk for v in (*key, *r)),
+                    )
                 )
-        self.conn.executemany(
-            "INSERT INTO idx_token (res_type, res_id, param, system, code, type_system, type_code)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(*key, *t) for t in rows.tokens],
-        )
-        self.conn.executemany(
-            "INSERT INTO idx_string (res_type, res_id, param, value, raw) VALUES (?, ?, ?, ?, ?)",
-            [(*key, *s) for s in rows.strings],
-        )
-        self.conn.executemany(
-            "INSERT INTO idx_date (res_type, res_id, param, lo, hi) VALUES (?, ?, ?, ?, ?)",
-            [(*key, *d) for d in rows.dates],
-        )
-        self.conn.executemany(
-            "INSERT INTO idx_ref (res_type, res_id, param, target_type, target_id) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(*key, *r) for r in rows.refs],
-        )
-        self.conn.executemany(
-            "INSERT INTO unique_ident (kind, system, value, res_type, res_id) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(*u, *key) for u in rows.uniques],
-        )
+        uniques = list(dict.fromkeys(rows.uniques))
+        if uniques:
+            statements.append(
+                (
+                    f"INSERT INTO unique_ident ({_UNIQUE_COLS}) VALUES {_marks(uniques, 2)} "
+                    "ON CONFLICT DO NOTHING",
+                    tuple(v for u in uniques for v in (*u, *key)),
+                )
+            )
+        if not statements:
+            return
+        if self.dialect == "postgresql":
+            *ctes, (last, last_args) = statements
+            sql = ", ".join(f"c{n} AS ({q})" for n, (q, _) in enumerate(ctes))
+            args = tuple(a for _, part in ctes for a in part)
+            cursor = self.conn.execute(f"WITH {sql} {last}" if ctes else last, args + last_args)
+        else:
+            for sql, args in statements:
+                cursor = self.conn.execute(sql, args)
+        if uniques and cursor.rowcount < len(uniques):
+            for kind, system, value in uniques:
+                owner = self.find_unique(kind, system, value)
+                if owner and owner != key:
+                    raise DuplicateIdentifier(
+                        f"{kind} identifier {system}|{value} already belongs to "
+                        f"{owner[0]}/{owner[1]}"
+                    )
+
+
+def _marks(rows: list[tuple[Any, ...]], extra: int) -> str:
+    """``(?, …), (?, …)`` for ``rows`` of ``extra`` more columns than their length."""
+    one = "(" + ", ".join("?" * (len(rows[0]) + extra)) + ")"
+    return ", ".join([one] * len(rows))
 
 
 class Store:

@@ -1,0 +1,129 @@
+"""The storage layout of issue 15: the current version only in ``resource``, superseded versions
+in ``resource_history``; migration 200 converts a database written with the old layout (every
+version, the current one included, in history), on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from fhirmwl.errors import DuplicateIdentifier
+from fhirmwl.store import Store, open_store
+from fhirmwl.store.db import open_database
+from fhirmwl.store.migrations import MIGRATIONS, migrate
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = open_store(db_url)
+    yield s
+    s.close()
+
+
+def _count(store: Store, sql: str) -> int:
+    with store.read() as tx:
+        return int(tx.conn.execute(sql).fetchone()[0])
+
+
+def test_history_holds_only_superseded_versions(store: Store) -> None:
+    with store.write() as tx:
+        pid = tx.create("Patient", {"name": [{"family": "One"}]}).res_id
+    assert _count(store, "SELECT COUNT(*) FROM resource_history") == 0
+    with store.write() as tx:
+        tx.update("Patient", pid, {"name": [{"family": "Two"}]})
+    with store.write() as tx:
+        tx.delete("Patient", pid)
+    # versions 1 and 2 are superseded; version 3 (the deletion) is the current row
+    assert _count(store, "SELECT COUNT(*) FROM resource_history") == 2
+    with store.read() as tx:
+        versions = [(s.version, s.method, s.deleted) for s in tx.history("Patient", pid, 10, 0)]
+        assert versions == [(3, "DELETE", True), (2, "PUT", False), (1, "POST", False)]
+        first, second, third = (tx.vread("Patient", pid, v) for v in (1, 2, 3))
+        assert first is not None and first.resource()["name"][0]["family"] == "One"
+        assert second is not None and second.resource()["name"][0]["family"] == "Two"
+        assert third is not None and third.deleted and third.content is None
+        assert tx.vread("Patient", pid, 4) is None
+        assert [s.res_id for s in tx.history(None, None, 10, 0)] == [pid] * 3
+    with store.write() as tx:  # re-created after deletion: the deletion becomes history
+        again, created = tx.update("Patient", pid, {"name": [{"family": "Three"}]})
+    assert again.version == 4 and not created
+    with store.read() as tx:
+        assert [s.version for s in tx.history("Patient", pid, 2, 1)] == [3, 2]
+
+
+def test_unique_identifier_clash_writes_nothing(store: Store) -> None:
+    acsn = {
+        "type": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "ACSN"}]
+        },
+        "system": "urn:acsn",
+        "value": "A1",
+    }
+    order = {"status": "active", "intent": "order", "identifier": [acsn, acsn]}
+    with store.write() as tx:
+        first = tx.create("ServiceRequest", order).res_id  # the same identifier twice: one row
+    with (
+        pytest.raises(DuplicateIdentifier, match=f"ServiceRequest/{first}"),
+        store.write() as tx,
+    ):
+        tx.create("ServiceRequest", order)
+    assert _count(store, "SELECT COUNT(*) FROM resource") == 1
+    assert _count(store, "SELECT COUNT(*) FROM unique_ident") == 1
+    with store.write() as tx:  # the owner may keep its identifier across updates
+        tx.update("ServiceRequest", first, {**order, "status": "completed"})
+
+
+def _old_layout(db_url: str) -> None:
+    """Migrations before 200, rows written the way the store wrote them then."""
+    db = open_database(db_url)
+    kept = list(MIGRATIONS)
+    MIGRATIONS[:] = [m for m in kept if m.version < 200]
+    try:
+        migrate(db)
+    finally:
+        MIGRATIONS[:] = kept
+    v1 = {"resourceType": "Patient", "id": "p1", "meta": {"versionId": "1"}, "gender": "male"}
+    v2: dict[str, Any] = {**v1, "meta": {"versionId": "2"}, "gender": "female"}
+    cols = "res_type, res_id, version, last_updated, lu"
+    with db.transaction(write=True) as conn:
+        conn.execute(
+            f"INSERT INTO resource ({cols}, deleted, content) VALUES (?, ?, ?, ?, ?, 0, ?)",
+            ("Patient", "p1", 2, "2025-01-02T00:00:00Z", "2025-01-02", orjson.dumps(v2).decode()),
+        )
+        for version, method, body in ((1, "POST", v1), (2, "PUT", v2)):
+            conn.execute(
+                f"INSERT INTO resource_history ({cols}, method, deleted, content) "
+                "VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
+                (
+                    "Patient",
+                    "p1",
+                    version,
+                    f"2025-01-0{version}T00:00:00Z",
+                    f"2025-01-0{version}",
+                    method,
+                    orjson.dumps(body).decode(),
+                ),
+            )
+    db.close()
+
+
+def test_migration_200_converts_the_old_layout(db_url: str) -> None:
+    _old_layout(db_url)
+    store = open_store(db_url)  # applies 200
+    try:
+        assert _count(store, "SELECT COUNT(*) FROM resource_history") == 1
+        with store.read() as tx:
+            assert tx.get("Patient", "p1")["gender"] == "female"
+            history = tx.history("Patient", "p1", 10, 0)
+            assert [(s.version, s.method) for s in history] == [(2, "PUT"), (1, "POST")]
+            old = tx.vread("Patient", "p1", 1)
+            assert old is not None and old.resource()["gender"] == "male"
+        with store.write() as tx:
+            tx.update("Patient", "p1", {"gender": "other"})
+        with store.read() as tx:
+            assert [s.version for s in tx.history("Patient", "p1", 10, 0)] == [3, 2, 1]
+    finally:
+        store.close()
