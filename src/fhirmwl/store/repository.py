@@ -113,10 +113,18 @@ class Tx:
     # reference them yet, which lets derived-table hooks skip reverse-reference walks.
     created: set[tuple[str, str]] = field(default_factory=set)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
-    # Current rows this unit of work has read or written: key → (row, row lock held). Every
-    # write of a resource goes through this Tx, so an entry is never stale for this unit of
-    # work; a read ``for_update`` still goes to the database unless the lock is already held.
-    _seen: dict[tuple[str, str], tuple[Stored, bool]] = field(default_factory=dict)
+    # Rows this unit of work has read or written: key → (row or None when absent, row lock
+    # held). Every write of a resource goes through this Tx, so an entry is never stale for
+    # this unit of work. A read ``for_update`` of a row read without the lock goes to the
+    # database; of an absent one it does not (``FOR UPDATE`` locks nothing that is not there,
+    # and a concurrent create of the same id fails on the primary key at insert either way).
+    _seen: dict[tuple[str, str], tuple[Stored | None, bool]] = field(default_factory=dict)
+    # The reference index rows this unit of work wrote, by source (param, target type, id):
+    # exactly what the database holds for those sources now. ``_fresh``: resources created
+    # under an id the store drew itself, which nothing outside this unit of work can reference.
+    # Together they answer reference lookups about an order graph being written without SQL.
+    _written_refs: dict[tuple[str, str], list[tuple[str, str, str]]] = field(default_factory=dict)
+    _fresh: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def dialect(self) -> str:
@@ -133,7 +141,7 @@ class Tx:
         own reads and writes when it can: an order graph's resources are read many times by
         the pipeline and the derived-table hooks."""
         hit = self._seen.get((res_type, res_id))
-        if hit is not None and (hit[1] or not for_update):
+        if hit is not None and (hit[1] or not for_update or hit[0] is None):
             return hit[0]
         lock = " FOR UPDATE" if for_update and self.dialect == "postgresql" else ""
         row = self.conn.execute(
@@ -141,6 +149,7 @@ class Tx:
             (res_type, res_id),
         ).fetchone()
         if not row:
+            self._seen[(res_type, res_id)] = (None, False)
             return None
         stored = _row(row)
         # SQLite: a write transaction holds the database lock, every row is as good as locked.
@@ -193,8 +202,15 @@ class Tx:
         return [_row(r, r[6]) for r in rows]
 
     def search(self, q: SearchQuery) -> list[tuple[str, str]]:
+        """(id, JSON) of the matches; the rows also answer later reads in this unit of work."""
         sql, args = search_sql.build_search(q)
-        return [(r[0], r[1]) for r in self.conn.execute(sql, args).fetchall()]
+        out = []
+        for r in self.conn.execute(sql, args).fetchall():
+            stored = _row(r)
+            if (stored.res_type, stored.res_id) not in self._seen:
+                self._remember(stored, self.dialect == "sqlite")
+            out.append((stored.res_id, stored.content or ""))
+        return out
 
     def count(self, q: SearchQuery) -> int:
         sql, args = search_sql.build_count(q)
@@ -203,28 +219,51 @@ class Tx:
     def references_from(
         self, res_type: str, ids: list[str], param: str | None, target_type: str | None
     ) -> list[tuple[str, str]]:
-        return self._refs(
-            "res_type = ? AND res_id",
-            "target_type, target_id",
-            res_type,
-            ids,
-            param,
-            target_type,
-            "target_type",
-        )
+        """Distinct (target type, target id) referenced by ``res_type``/``ids``."""
+        known = [i for i in ids if (res_type, i) in self._written_refs]
+        out = [
+            (tt, tid)
+            for i in known
+            for p, tt, tid in self._written_refs[(res_type, i)]
+            if _matches(p, param) and _matches(tt, target_type)
+        ]
+        rest = [i for i in ids if (res_type, i) not in self._written_refs] if known else ids
+        if rest:
+            out += self._refs(
+                "res_type = ? AND res_id",
+                "target_type, target_id",
+                res_type,
+                rest,
+                param,
+                target_type,
+                "target_type",
+            )
+        return list(dict.fromkeys(out))
 
     def references_to(
         self, target_type: str, ids: list[str], source_type: str | None, param: str | None
     ) -> list[tuple[str, str]]:
-        return self._refs(
-            "target_type = ? AND target_id",
-            "res_type, res_id",
-            target_type,
-            ids,
-            param,
-            source_type,
-            "res_type",
-        )
+        """Distinct (source type, source id) referencing ``target_type``/``ids``."""
+        fresh = {i for i in ids if (target_type, i) in self._fresh}
+        out = [
+            source
+            for source, refs in self._written_refs.items()
+            if fresh and _matches(source[0], source_type)
+            for p, tt, tid in refs
+            if tt == target_type and tid in fresh and _matches(p, param)
+        ]
+        rest = [i for i in ids if i not in fresh]
+        if rest:
+            out += self._refs(
+                "target_type = ? AND target_id",
+                "res_type, res_id",
+                target_type,
+                rest,
+                param,
+                source_type,
+                "res_type",
+            )
+        return list(dict.fromkeys(out))
 
     def _refs(
         self,
@@ -262,7 +301,7 @@ class Tx:
         for t, i in dict.fromkeys(keys):
             hit = self._seen.get((t, i))
             if hit is not None:
-                if not hit[0].deleted:
+                if hit[0] is not None and not hit[0].deleted:
                     out.append(hit[0])
                 continue
             by_type.setdefault(t, []).append(i)
@@ -317,9 +356,10 @@ class Tx:
         primary key still guards it)."""
         if res_id is not None and not fresh and self.read(res_type, res_id) is not None:
             raise Conflict(f"{res_type}/{res_id} already exists")
-        return self._write(
-            res_type, res_id or self.store.new_id(), resource, 1, "POST", insert=True
-        )
+        if res_id is None or fresh:
+            res_id = res_id or self.store.new_id()
+            self._fresh.add((res_type, res_id))
+        return self._write(res_type, res_id, resource, 1, "POST", insert=True)
 
     def update(
         self, res_type: str, res_id: str, resource: dict[str, Any], if_match: int | None = None
@@ -427,6 +467,7 @@ class Tx:
             self._clear_index(res_type, res_id)
         if written.rowcount != 1:
             raise PreconditionFailed(f"concurrent change to {res_type}/{res_id}")
+        self._written_refs[key] = []
 
     def reindex(self, res_type: str, res_id: str) -> None:
         """Recompute the search index rows of the current version (``fhirmwl reindex``)."""
@@ -437,6 +478,7 @@ class Tx:
             self.touched.append((res_type, res_id))
 
     def _clear_index(self, res_type: str, res_id: str) -> None:
+        self._written_refs[(res_type, res_id)] = []
         if self.dialect == "postgresql":
             # One round trip instead of five: data-modifying CTEs (PostgreSQL only).
             ctes = ", ".join(
@@ -468,6 +510,7 @@ class Tx:
         """
         rows = index_rows(res_type, body)
         key = (res_type, res_id)
+        self._written_refs[key] = list(rows.refs)
         statements: list[tuple[str, tuple[Any, ...]]] = [first] if first else []
         for table, data in (
             ("idx_token", rows.tokens),
@@ -510,6 +553,10 @@ class Tx:
                         f"{kind} identifier {system}|{value} already belongs to "
                         f"{owner[0]}/{owner[1]}"
                     )
+
+
+def _matches(value: str, wanted: str | None) -> bool:
+    return not wanted or wanted == "*" or value == wanted
 
 
 def _marks(rows: list[tuple[Any, ...]], extra: int) -> str:
