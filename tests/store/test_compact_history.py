@@ -1,6 +1,7 @@
 """The storage layout of issue 15: the current version only in ``resource``, superseded versions
 in ``resource_history``; migration 200 converts a database written with the old layout (every
-version, the current one included, in history), on both backends."""
+version, the current one included, in history), on both backends; migration 201 rebuilds the
+SQLite search index tables clustered on their resource."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import orjson
 import pytest
 
 from fhirmwl.errors import DuplicateIdentifier
+from fhirmwl.fhir.search import parse_search
 from fhirmwl.store import Store, open_store
 from fhirmwl.store.db import open_database
 from fhirmwl.store.migrations import MIGRATIONS, migrate
@@ -107,6 +109,16 @@ def _old_layout(db_url: str) -> None:
                     orjson.dumps(body).decode(),
                 ),
             )
+        # index rows as the old layout held them: a reference listed twice, two tokens
+        conn.execute(
+            "INSERT INTO idx_token (res_type, res_id, param, system, code) VALUES "
+            "('Patient', 'p1', 'gender', NULL, 'female'), ('Patient', 'p1', '_id', NULL, 'p1')"
+        )
+        conn.execute(
+            "INSERT INTO idx_ref (res_type, res_id, param, target_type, target_id) VALUES "
+            "('Patient', 'p1', 'general-practitioner', 'Practitioner', 'd1'), "
+            "('Patient', 'p1', 'general-practitioner', 'Practitioner', 'd1')"
+        )
     db.close()
 
 
@@ -121,6 +133,15 @@ def test_migration_200_converts_the_old_layout(db_url: str) -> None:
             assert [(s.version, s.method) for s in history] == [(2, "PUT"), (1, "POST")]
             old = tx.vread("Patient", "p1", 1)
             assert old is not None and old.resource()["gender"] == "male"
+            # migration 201 (SQLite: index tables rebuilt) kept the rows, one per reference
+            assert [i for i, _ in tx.search(parse_search("Patient", [("gender", "female")]))] == [
+                "p1"
+            ]
+            refs = tx.references_to("Practitioner", ["d1"], None, None)
+            assert refs == [("Patient", "p1")]
+        # SQLite keys reference rows by all their columns now; PostgreSQL keeps them as they were
+        expected = 1 if store.db.dialect == "sqlite" else 2
+        assert _count(store, "SELECT COUNT(*) FROM idx_ref") == expected
         with store.write() as tx:
             tx.update("Patient", "p1", {"gender": "other"})
         with store.read() as tx:

@@ -9,7 +9,7 @@ transaction, just before commit, from the list of resources the unit of work tou
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -512,17 +512,24 @@ class Tx:
         key = (res_type, res_id)
         self._written_refs[key] = list(rows.refs)
         statements: list[tuple[str, tuple[Any, ...]]] = [first] if first else []
-        for table, data in (
-            ("idx_token", rows.tokens),
-            ("idx_string", rows.strings),
-            ("idx_date", rows.dates),
-            ("idx_ref", rows.refs),
-        ):
+        # SQLite keys token, string and date rows by (resource, seq) (migration 201), and
+        # reference rows by all their columns: a reference listed twice is stored once.
+        seq = self.dialect == "sqlite"
+        tables: tuple[tuple[str, list[tuple[Any, ...]]], ...] = (
+            ("idx_token", [(n, *r) for n, r in enumerate(rows.tokens)] if seq else rows.tokens),
+            ("idx_string", [(n, *r) for n, r in enumerate(rows.strings)] if seq else rows.strings),
+            ("idx_date", [(n, *r) for n, r in enumerate(rows.dates)] if seq else rows.dates),
+            ("idx_ref", list(dict.fromkeys(rows.refs))),
+        )
+        for table, data in tables:
+            cols = _INDEX_SQL[table]
+            if seq and table != "idx_ref":
+                cols = cols.replace("res_id,", "res_id, seq,")
             for start in range(0, len(data), _CHUNK):
                 chunk = data[start : start + _CHUNK]
                 statements.append(
                     (
-                        f"INSERT INTO {table} ({_INDEX_SQL[table]}) VALUES {_marks(chunk, 2)}",
+                        f"INSERT INTO {table} ({cols}) VALUES {_marks(chunk, 2)}",
                         tuple(v for r in chunk for v in (*key, *r)),
                     )
                 )
@@ -559,7 +566,7 @@ def _matches(value: str, wanted: str | None) -> bool:
     return not wanted or wanted == "*" or value == wanted
 
 
-def _marks(rows: list[tuple[Any, ...]], extra: int) -> str:
+def _marks(rows: Sequence[tuple[Any, ...]], extra: int) -> str:
     """``(?, …), (?, …)`` for ``rows`` of ``extra`` more columns than their length."""
     one = "(" + ", ".join("?" * (len(rows[0]) + extra)) + ")"
     return ", ".join([one] * len(rows))
