@@ -13,7 +13,7 @@ import pytest
 
 from fhirmwl.errors import DuplicateIdentifier
 from fhirmwl.fhir.search import parse_search
-from fhirmwl.store import Store, open_store
+from fhirmwl.store import Store, codec, open_store
 from fhirmwl.store.db import open_database
 from fhirmwl.store.migrations import MIGRATIONS, migrate
 
@@ -148,3 +148,20 @@ def test_migration_200_converts_the_old_layout(db_url: str) -> None:
             assert [s.version for s in tx.history("Patient", "p1", 10, 0)] == [3, 2, 1]
     finally:
         store.close()
+
+
+def test_sqlite_stores_resources_deflated_and_reads_text_rows(store: Store) -> None:
+    body = {"name": [{"family": "Ünal", "given": ["Zoë"]}], "gender": "female"}
+    with store.write() as tx:
+        pid = tx.create("Patient", body).res_id
+    with store.read() as tx:
+        raw = tx.conn.execute("SELECT content FROM resource WHERE res_id = ?", (pid,)).fetchone()
+        stored = tx.read("Patient", pid)
+    assert stored is not None and stored.resource()["name"] == body["name"]
+    if store.db.dialect == "sqlite":
+        assert isinstance(raw[0], bytes) and len(raw[0]) < len(stored.content or "")
+        assert codec.unpack(raw[0]) == stored.content
+    else:
+        assert raw[0] == stored.content
+    with pytest.raises(ValueError, match="unknown format"):
+        codec.unpack(b"\x07abc")

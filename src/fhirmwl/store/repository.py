@@ -27,7 +27,7 @@ from fhirmwl.errors import (
 from fhirmwl.fhir.dates import now_instant, utc_key
 from fhirmwl.fhir.indexing import index_rows
 from fhirmwl.fhir.search import SearchQuery
-from fhirmwl.store import search_sql
+from fhirmwl.store import codec, search_sql
 from fhirmwl.store.db import Conn, Database
 from fhirmwl.store.migrations import migrate
 
@@ -97,7 +97,7 @@ def _same_content(current: Stored, res_type: str, res_id: str, new: dict[str, An
 
 
 def _row(row: Any, method: str = "") -> Stored:
-    return Stored(row[0], row[1], row[2], row[3], bool(row[4]), row[5], method)
+    return Stored(row[0], row[1], row[2], row[3], bool(row[4]), codec.unpack(row[5]), method)
 
 
 def astuple_stored(s: Stored) -> tuple[str, str, int, str, bool, str | None]:
@@ -419,8 +419,10 @@ class Tx:
         body["meta"] = meta
         content = orjson.dumps(body).decode()
         lu = utc_key(instant)
+        # SQLite stores the JSON deflated (store/codec.py); PostgreSQL's column is text.
+        packed: str | bytes = codec.pack(content) if self.dialect == "sqlite" else content
         if insert:
-            row = (res_type, res_id, version, instant, lu, method, 0, content)
+            row = (res_type, res_id, version, instant, lu, method, 0, packed)
             first = (f"INSERT INTO resource ({_ROW_COLS}) VALUES ({', '.join('?' * 8)})", row)
             # PostgreSQL: the row and all its index rows in one statement (one round trip).
             self._index(res_type, res_id, body, first)
@@ -432,7 +434,7 @@ class Tx:
                 res_id,
                 expected,
                 "method = ?, deleted = 0, content = ?",
-                (version, instant, lu, method, content),
+                (version, instant, lu, method, packed),
             )
             self._index(res_type, res_id, body)
         self.touched.append((res_type, res_id))
