@@ -6,12 +6,13 @@ SQLite search index tables clustered on their resource."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from fhirmwl.errors import DuplicateIdentifier
+from fhirmwl.errors import BadRequest, DuplicateIdentifier
 from fhirmwl.fhir.search import parse_search
 from fhirmwl.store import Store, codec, open_store
 from fhirmwl.store.db import open_database
@@ -165,3 +166,15 @@ def test_sqlite_stores_resources_deflated_and_reads_text_rows(store: Store) -> N
         assert raw[0] == stored.content
     with pytest.raises(ValueError, match="unknown format"):
         codec.unpack(b"\x07abc")
+
+
+def test_sqlite_synchronous_from_the_url(tmp_path: Path) -> None:
+    for query, expected in (("", 1), ("?synchronous=full", 2)):  # NORMAL = 1, FULL = 2
+        store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}{query}")
+        try:
+            with store.read() as tx:
+                assert tx.conn.execute("PRAGMA synchronous").fetchone()[0] == expected
+        finally:
+            store.close()
+    with pytest.raises(BadRequest, match="synchronous"):
+        open_database(f"sqlite:///{tmp_path / 'db.sqlite'}?synchronous=off")
