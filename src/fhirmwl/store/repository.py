@@ -193,10 +193,14 @@ class Tx:
             where.append("lu >= ?")
             args.append(utc_key(since))
         clause = f" WHERE {' AND '.join(where)}" if where else ""
+        # Each side keeps only its newest count + offset versions (an index range on
+        # (res_type, lu) for type history) before the two are merged.
+        newest = f"ORDER BY lu DESC, version DESC LIMIT {int(count) + int(offset)}"
         rows = self.conn.execute(
-            f"SELECT {_HIST_COLS} FROM (SELECT {_HIST_COLS}, lu FROM resource{clause} UNION ALL "
-            f"SELECT {_HIST_COLS}, lu FROM resource_history{clause}) v "
-            "ORDER BY lu DESC, version DESC LIMIT ? OFFSET ?",
+            f"SELECT {_HIST_COLS} FROM ("
+            f"SELECT * FROM (SELECT {_HIST_COLS}, lu FROM resource{clause} {newest}) c "
+            f"UNION ALL SELECT * FROM (SELECT {_HIST_COLS}, lu FROM resource_history{clause} "
+            f"{newest}) p) v ORDER BY lu DESC, version DESC LIMIT ? OFFSET ?",
             (*args, *args, count, offset),
         ).fetchall()
         return [_row(r, r[6]) for r in rows]
