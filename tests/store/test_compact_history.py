@@ -178,3 +178,20 @@ def test_sqlite_synchronous_from_the_url(tmp_path: Path) -> None:
             store.close()
     with pytest.raises(BadRequest, match="synchronous"):
         open_database(f"sqlite:///{tmp_path / 'db.sqlite'}?synchronous=off")
+
+
+def test_sqlite_looks_up_references_by_resource(tmp_path: Path) -> None:
+    """The audit hook's question (Patients referenced by these resources) is answered from the
+    rows of those resources, not by scanning every reference to a Patient (migration 202)."""
+    store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with store.read() as tx:
+        plan = tx.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT DISTINCT target_id FROM idx_ref WHERE "
+            "target_type = 'Patient' AND ((res_type = ? AND res_id = ?) OR "
+            "(res_type = ? AND res_id = ?))",
+            ("Task", "t1", "ServiceRequest", "s1"),
+        ).fetchall()
+    store.close()
+    details = " ".join(str(row[-1]) for row in plan)
+    assert "PRIMARY KEY (res_type=? AND res_id=?)" in details, details
+    assert "ix_ref_target2" not in details
