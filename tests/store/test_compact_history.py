@@ -1,7 +1,7 @@
 """The storage layout of issue 15: the current version only in ``resource``, superseded versions
 in ``resource_history``; migration 200 converts a database written with the old layout (every
 version, the current one included, in history), on both backends; migration 201 rebuilds the
-SQLite search index tables clustered on their resource."""
+SQLite reference index clustered on its source resource."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def test_migration_200_converts_the_old_layout(db_url: str) -> None:
             assert [(s.version, s.method) for s in history] == [(2, "PUT"), (1, "POST")]
             old = tx.vread("Patient", "p1", 1)
             assert old is not None and old.resource()["gender"] == "male"
-            # migration 201 (SQLite: index tables rebuilt) kept the rows, one per reference
+            # migration 201 (SQLite: reference index rebuilt) kept the rows, one per reference
             assert [i for i, _ in tx.search(parse_search("Patient", [("gender", "female")]))] == [
                 "p1"
             ]

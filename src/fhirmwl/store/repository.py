@@ -518,24 +518,20 @@ class Tx:
         key = (res_type, res_id)
         self._written_refs[key] = list(rows.refs)
         statements: list[tuple[str, tuple[Any, ...]]] = [first] if first else []
-        # SQLite keys token, string and date rows by (resource, seq) (migration 201), and
-        # reference rows by all their columns: a reference listed twice is stored once.
-        seq = self.dialect == "sqlite"
-        tables: tuple[tuple[str, list[tuple[Any, ...]]], ...] = (
-            ("idx_token", [(n, *r) for n, r in enumerate(rows.tokens)] if seq else rows.tokens),
-            ("idx_string", [(n, *r) for n, r in enumerate(rows.strings)] if seq else rows.strings),
-            ("idx_date", [(n, *r) for n, r in enumerate(rows.dates)] if seq else rows.dates),
+        # A reference listed twice is indexed once (SQLite keys reference rows by all their
+        # columns, migration 201).
+        tables: tuple[tuple[str, Sequence[tuple[Any, ...]]], ...] = (
+            ("idx_token", rows.tokens),
+            ("idx_string", rows.strings),
+            ("idx_date", rows.dates),
             ("idx_ref", list(dict.fromkeys(rows.refs))),
         )
         for table, data in tables:
-            cols = _INDEX_SQL[table]
-            if seq and table != "idx_ref":
-                cols = cols.replace("res_id,", "res_id, seq,")
             for start in range(0, len(data), _CHUNK):
                 chunk = data[start : start + _CHUNK]
                 statements.append(
                     (
-                        f"INSERT INTO {table} ({cols}) VALUES {_marks(chunk, 2)}",
+                        f"INSERT INTO {table} ({_INDEX_SQL[table]}) VALUES {_marks(chunk, 2)}",
                         tuple(v for r in chunk for v in (*key, *r)),
                     )
                 )
