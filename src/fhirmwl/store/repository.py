@@ -100,7 +100,7 @@ def _row(row: Any, method: str = "") -> Stored:
     return Stored(row[0], row[1], row[2], row[3], bool(row[4]), codec.unpack(row[5]), method)
 
 
-def astuple_stored(s: Stored) -> tuple[str, str, int, str, bool, str | None]:
+def _fields(s: Stored) -> tuple[str, str, int, str, bool, str | None]:
     return (s.res_type, s.res_id, s.version, s.last_updated, s.deleted, s.content)
 
 
@@ -132,7 +132,7 @@ class Tx:
 
     def _remember(self, stored: Stored, locked: bool) -> None:
         if stored.method:
-            stored = Stored(*astuple_stored(stored), "")
+            stored = Stored(*_fields(stored), "")
         self._seen[(stored.res_type, stored.res_id)] = (stored, locked)
 
     # ---- reads -------------------------------------------------------------------------
