@@ -11,7 +11,8 @@ Four independent settings (days; 0 keeps forever):
 - ``retention_orders_days``: orders whose ImagingServiceRequest is completed, revoked or
   entered-in-error and unchanged for that long: the request, its requested procedures, steps
   and studies are deleted through the store (index and worklist rows go with them; Patients and
-  Encounters stay, other orders may share them).
+  Encounters stay, other orders may share them), and so is the order's HL7 v2 message clock
+  (``order_control_state``).
 
 ``serve`` runs a purge every ``retention_interval`` seconds in the background; ``fhirmwl purge
 [--dry-run]`` runs one by hand and prints what it removed (or would remove). Each batch is its
@@ -149,6 +150,7 @@ def _orders(tx: Tx, cutoff: datetime, limit: int, apply: bool) -> int:
         (utc_key(_instant(cutoff)), *FINAL_ORDER_STATUSES, limit),
     ).fetchall()
     count = 0
+    clock = apply and bool(rows) and _table_exists(tx, "order_control_state")
     for (isr_id,) in rows:
         stored = tx.read("ServiceRequest", isr_id)
         if stored is None or stored.deleted:
@@ -161,6 +163,8 @@ def _orders(tx: Tx, cutoff: datetime, limit: int, apply: bool) -> int:
             graph = load_order(tx, isr_id)
             for part in [*graph.tasks, *graph.studies, *graph.rps, graph.isr]:
                 tx.delete(part.res_type, part.res_id)
+            if clock:  # the order's HL7 v2 message clock goes with it
+                tx.conn.execute("DELETE FROM order_control_state WHERE isr_id = ?", (isr_id,))
     return count
 
 
