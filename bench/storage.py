@@ -17,6 +17,7 @@ indexes). Asserts nothing.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -123,6 +124,8 @@ def main() -> None:
             with services.store.write() as tx:
                 tx.conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         services.close()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
