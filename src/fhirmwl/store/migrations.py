@@ -142,12 +142,12 @@ _REF_STATS = Migration(
     202,
     "SQLite: planner statistics for the reference index",
     (
-        "sqlite: ANALYZE sqlite_schema",
+        "sqlite: ANALYZE sqlite_master",  # creates sqlite_stat1; reloads statistics
         "sqlite: DELETE FROM sqlite_stat1 WHERE tbl = 'idx_ref'",
         "sqlite: INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES "
         "('idx_ref', 'idx_ref', '1000000 100000 5 2 2 1'), "
         "('idx_ref', 'ix_ref_target2', '1000000 100000 10 5 2 1')",
-        "sqlite: ANALYZE sqlite_schema",
+        "sqlite: ANALYZE sqlite_master",  # creates sqlite_stat1; reloads statistics
     ),
 )
 
