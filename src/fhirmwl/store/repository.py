@@ -47,6 +47,7 @@ _INDEX_SQL = {
     "idx_ref": "res_type, res_id, param, target_type, target_id",
 }
 _UNIQUE_COLS = "kind, system, value, res_type, res_id"
+_SEEN_MAX = 10_000  # rows a unit of work remembers (see ``Tx._seen``)
 _CHUNK = 400  # rows per multi-row INSERT (SQLite allows 32,766 parameters per statement)
 _INDEX_TABLES = ("idx_token", "idx_string", "idx_date", "idx_ref", "unique_ident")
 
@@ -131,6 +132,8 @@ class Tx:
         return self.conn.dialect
 
     def _remember(self, stored: Stored, locked: bool) -> None:
+        if len(self._seen) >= _SEEN_MAX:  # a long batch (purge, reindex): memory stays bounded
+            self._seen.clear()
         if stored.method:
             stored = Stored(*_fields(stored), "")
         self._seen[(stored.res_type, stored.res_id)] = (stored, locked)
@@ -149,6 +152,8 @@ class Tx:
             (res_type, res_id),
         ).fetchone()
         if not row:
+            if len(self._seen) >= _SEEN_MAX:
+                self._seen.clear()
             self._seen[(res_type, res_id)] = (None, False)
             return None
         stored = _row(row)
