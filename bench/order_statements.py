@@ -1,4 +1,5 @@
-"""SQL statements and CPU time per order, in process: ``$create-order`` and HL7 v2 NW.
+"""SQL statements and CPU time per order, in process: ``$create-order``, HL7 v2 NW and the
+order-graph transaction Bundle of ``bench/fhir_api.py``.
 
 On a shared, loaded machine throughput swings by 2x between runs; the number of SQL statements
 per order does not, and on PostgreSQL each statement is a round trip (about 0.4 ms here), so this
@@ -24,6 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from fhir_api import order_graph  # noqa: E402
 from mllp_ingest import message  # noqa: E402
 from tests.conftest import PG_URL  # noqa: E402
 from tests.integration.orders.conftest import CATALOGUE, order_bundle  # noqa: E402
@@ -39,13 +41,21 @@ TRANSACTIONS = Counter[str]()
 
 
 def _counting(cls: Any) -> None:
-    original = cls.execute
+    """Count ``execute`` and ``executemany`` calls: on PostgreSQL each is one round trip
+    (psycopg sends the rows of one ``executemany`` in one pipeline)."""
+    original, original_many = cls.execute, cls.executemany
 
     def execute(self: Any, sql: str, params: Sequence[Any] = ()) -> Any:
         COUNTS[" ".join(sql.split())[:60]] += 1
         return original(self, sql, params)
 
+    def executemany(self: Any, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        if rows:
+            COUNTS["(many) " + " ".join(sql.split())[:53]] += 1
+        return original_many(self, sql, rows)
+
     cls.execute = execute
+    cls.executemany = executemany
 
 
 def _counting_transactions(cls: Any) -> None:
@@ -80,13 +90,15 @@ def main() -> None:
                 with services.store.write() as tx:
                     orders.create_order(tx, order_bundle(), ctx)
                 ingest(services, message(100_000 + i))
-            for kind in ("$create-order", "v2 NW"):
+            for kind in ("$create-order", "v2 NW", "transaction"):
                 COUNTS.clear()
                 TRANSACTIONS.clear()
                 cpu = time.process_time()
                 for i in range(args.n):
                     if kind == "v2 NW":
                         ingest(services, message(i))
+                    elif kind == "transaction":  # the order graph Bundle of bench/fhir_api.py
+                        services.bundles.process(order_graph(i), "http://localhost/fhir", None)
                     else:
                         with services.store.write() as tx:
                             orders.create_order(tx, order_bundle(), ctx)

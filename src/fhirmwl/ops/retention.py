@@ -2,7 +2,8 @@
 
 Four independent settings (days; 0 keeps forever):
 
-- ``retention_history_days``: superseded resource versions (the current version always stays);
+- ``retention_history_days``: superseded resource versions, i.e. the rows of
+  ``resource_history`` (the current version lives in ``resource`` and always stays);
 - ``retention_v2_log_days``: rows of the HL7 v2 message log, inbound and outbound (a
   retransmission older than this is no longer recognised as one; pending outbound rows stay);
 - ``retention_outbox_days``: notification events every subscription and every outbound HL7
@@ -10,7 +11,8 @@ Four independent settings (days; 0 keeps forever):
 - ``retention_orders_days``: orders whose ImagingServiceRequest is completed, revoked or
   entered-in-error and unchanged for that long: the request, its requested procedures, steps
   and studies are deleted through the store (index and worklist rows go with them; Patients and
-  Encounters stay, other orders may share them).
+  Encounters stay, other orders may share them), and so is the order's HL7 v2 message clock
+  (``order_control_state``).
 
 ``serve`` runs a purge every ``retention_interval`` seconds in the background; ``fhirmwl purge
 [--dry-run]`` runs one by hand and prints what it removed (or would remove). Each batch is its
@@ -78,10 +80,9 @@ def _table_exists(tx: Tx, name: str) -> bool:
 
 # Each step selects up to ``limit`` keys older than the cutoff and deletes them (unless dry run).
 def _history(tx: Tx, cutoff: datetime, limit: int, apply: bool) -> int:
+    """History holds only superseded versions (the current one lives in ``resource``)."""
     rows = tx.conn.execute(
-        "SELECT h.res_type, h.res_id, h.version FROM resource_history h JOIN resource r "
-        "ON r.res_type = h.res_type AND r.res_id = h.res_id "
-        "WHERE h.lu < ? AND h.version < r.version LIMIT ?",
+        "SELECT res_type, res_id, version FROM resource_history WHERE lu < ? LIMIT ?",
         (utc_key(_instant(cutoff)), limit),
     ).fetchall()
     if apply:
@@ -149,6 +150,7 @@ def _orders(tx: Tx, cutoff: datetime, limit: int, apply: bool) -> int:
         (utc_key(_instant(cutoff)), *FINAL_ORDER_STATUSES, limit),
     ).fetchall()
     count = 0
+    clock = apply and bool(rows) and _table_exists(tx, "order_control_state")
     for (isr_id,) in rows:
         stored = tx.read("ServiceRequest", isr_id)
         if stored is None or stored.deleted:
@@ -161,6 +163,8 @@ def _orders(tx: Tx, cutoff: datetime, limit: int, apply: bool) -> int:
             graph = load_order(tx, isr_id)
             for part in [*graph.tasks, *graph.studies, *graph.rps, graph.isr]:
                 tx.delete(part.res_type, part.res_id)
+            if clock:  # the order's HL7 v2 message clock goes with it
+                tx.conn.execute("DELETE FROM order_control_state WHERE isr_id = ?", (isr_id,))
     return count
 
 

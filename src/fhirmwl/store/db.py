@@ -74,12 +74,25 @@ class Database(Protocol):
     def is_retryable(self, exc: BaseException) -> bool: ...
 
 
+SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
+
+
 class SqliteDatabase:
+    """One SQLite file in WAL mode.
+
+    ``synchronous=NORMAL`` (the default): a commit is in the WAL file, handed to the operating
+    system, before it returns, so it survives the process being killed (kill -9, OOM killer);
+    only an operating-system crash or power loss can take the last commits with it, never
+    corrupt the database. ``FULL`` (``sqlite:///path?synchronous=FULL``) also waits for the
+    disk on every commit, for power-loss durability at the cost of an fsync per write.
+    """
+
     dialect = "sqlite"
 
-    def __init__(self, path: str, url: str) -> None:
+    def __init__(self, path: str, url: str, synchronous: str = "NORMAL") -> None:
         self.url = url
         self.path = path
+        self.synchronous = synchronous
         self._uri = False
         self._keepalive: sqlite3.Connection | None = None
         if path == ":memory:":
@@ -101,7 +114,7 @@ class SqliteDatabase:
                 self.path, isolation_level=None, check_same_thread=False, uri=self._uri
             )
             raw.execute("PRAGMA journal_mode=WAL")
-            raw.execute("PRAGMA synchronous=NORMAL")
+            raw.execute(f"PRAGMA synchronous={self.synchronous}")
             raw.execute("PRAGMA busy_timeout=30000")
             raw.execute("PRAGMA foreign_keys=ON")
             # Search values are stored normalised; a case-sensitive LIKE lets SQLite use the
@@ -196,7 +209,10 @@ def open_database(url: str) -> Database:
         path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
         if parts.netloc and parts.netloc != "":
             path = parts.netloc + parts.path
-        return SqliteDatabase(path or ":memory:", url)
+        sync = (parse_qs(parts.query).get("synchronous") or ["NORMAL"])[0].upper()
+        if sync not in SYNCHRONOUS:
+            raise BadRequest(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, got {sync!r}")
+        return SqliteDatabase(path or ":memory:", url, sync)
     if parts.scheme in ("postgresql", "postgres"):
         query = parse_qs(parts.query)
         schema = (query.pop("schema", [None]) or [None])[0]

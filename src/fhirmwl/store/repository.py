@@ -9,7 +9,7 @@ transaction, just before commit, from the list of resources the unit of work tou
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -27,12 +27,28 @@ from fhirmwl.errors import (
 from fhirmwl.fhir.dates import now_instant, utc_key
 from fhirmwl.fhir.indexing import index_rows
 from fhirmwl.fhir.search import SearchQuery
-from fhirmwl.store import search_sql
+from fhirmwl.store import codec, search_sql
 from fhirmwl.store.db import Conn, Database
 from fhirmwl.store.migrations import migrate
 
 T = TypeVar("T")
 _COLS = "res_type, res_id, version, last_updated, deleted, content"
+_HIST_COLS = f"{_COLS}, method"
+_ROW_COLS = "res_type, res_id, version, last_updated, lu, method, deleted, content"
+# Superseded versions: the current row moves to history before it is overwritten.
+_TO_HISTORY = (
+    f"INSERT INTO resource_history ({_ROW_COLS}) SELECT {_ROW_COLS} FROM resource "
+    "WHERE res_type = ? AND res_id = ? AND version = ?"
+)
+_INDEX_SQL = {
+    "idx_token": "res_type, res_id, param, system, code, type_system, type_code",
+    "idx_string": "res_type, res_id, param, value, raw",
+    "idx_date": "res_type, res_id, param, lo, hi",
+    "idx_ref": "res_type, res_id, param, target_type, target_id",
+}
+_UNIQUE_COLS = "kind, system, value, res_type, res_id"
+_SEEN_MAX = 10_000  # rows a unit of work remembers (see ``Tx._seen``)
+_CHUNK = 400  # rows per multi-row INSERT (SQLite allows 32,766 parameters per statement)
 _INDEX_TABLES = ("idx_token", "idx_string", "idx_date", "idx_ref", "unique_ident")
 
 
@@ -82,7 +98,11 @@ def _same_content(current: Stored, res_type: str, res_id: str, new: dict[str, An
 
 
 def _row(row: Any, method: str = "") -> Stored:
-    return Stored(row[0], row[1], row[2], row[3], bool(row[4]), row[5], method)
+    return Stored(row[0], row[1], row[2], row[3], bool(row[4]), codec.unpack(row[5]), method)
+
+
+def _fields(s: Stored) -> tuple[str, str, int, str, bool, str | None]:
+    return (s.res_type, s.res_id, s.version, s.last_updated, s.deleted, s.content)
 
 
 @dataclass
@@ -94,19 +114,52 @@ class Tx:
     # reference them yet, which lets derived-table hooks skip reverse-reference walks.
     created: set[tuple[str, str]] = field(default_factory=set)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    # Rows this unit of work has read or written: key → (row or None when absent, row lock
+    # held). Every write of a resource goes through this Tx, so an entry is never stale for
+    # this unit of work. A read ``for_update`` of a row read without the lock goes to the
+    # database; of an absent one it does not (``FOR UPDATE`` locks nothing that is not there,
+    # and a concurrent create of the same id fails on the primary key at insert either way).
+    _seen: dict[tuple[str, str], tuple[Stored | None, bool]] = field(default_factory=dict)
+    # The reference index rows this unit of work wrote, by source (param, target type, id):
+    # exactly what the database holds for those sources now. ``_fresh``: resources created
+    # under an id the store drew itself, which nothing outside this unit of work can reference.
+    # Together they answer reference lookups about an order graph being written without SQL.
+    _written_refs: dict[tuple[str, str], list[tuple[str, str, str]]] = field(default_factory=dict)
+    _fresh: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def dialect(self) -> str:
         return self.conn.dialect
 
+    def _remember(self, stored: Stored, locked: bool) -> None:
+        if len(self._seen) >= _SEEN_MAX:  # a long batch (purge, reindex): memory stays bounded
+            self._seen.clear()
+        if stored.method:
+            stored = Stored(*_fields(stored), "")
+        self._seen[(stored.res_type, stored.res_id)] = (stored, locked)
+
     # ---- reads -------------------------------------------------------------------------
     def read(self, res_type: str, res_id: str, *, for_update: bool = False) -> Stored | None:
+        """The current row (deleted ones included), or None. Answered from this unit of work's
+        own reads and writes when it can: an order graph's resources are read many times by
+        the pipeline and the derived-table hooks."""
+        hit = self._seen.get((res_type, res_id))
+        if hit is not None and (hit[1] or not for_update or hit[0] is None):
+            return hit[0]
         lock = " FOR UPDATE" if for_update and self.dialect == "postgresql" else ""
         row = self.conn.execute(
             f"SELECT {_COLS} FROM resource WHERE res_type = ? AND res_id = ?{lock}",
             (res_type, res_id),
         ).fetchone()
-        return _row(row) if row else None
+        if not row:
+            if len(self._seen) >= _SEEN_MAX:
+                self._seen.clear()
+            self._seen[(res_type, res_id)] = (None, False)
+            return None
+        stored = _row(row)
+        # SQLite: a write transaction holds the database lock, every row is as good as locked.
+        self._remember(stored, for_update or self.dialect == "sqlite")
+        return stored
 
     def get(self, res_type: str, res_id: str) -> dict[str, Any]:
         """The current resource; NotFound / Gone otherwise."""
@@ -116,10 +169,12 @@ class Tx:
         return stored.resource()
 
     def vread(self, res_type: str, res_id: str, version: int) -> Stored | None:
+        """One version: the current one lives in ``resource``, superseded ones in history."""
         row = self.conn.execute(
-            "SELECT res_type, res_id, version, last_updated, deleted, content, method "
-            "FROM resource_history WHERE res_type = ? AND res_id = ? AND version = ?",
-            (res_type, res_id, version),
+            f"SELECT {_HIST_COLS} FROM resource WHERE res_type = ? AND res_id = ? "
+            f"AND version = ? UNION ALL SELECT {_HIST_COLS} FROM resource_history "
+            "WHERE res_type = ? AND res_id = ? AND version = ?",
+            (res_type, res_id, version) * 2,
         ).fetchone()
         return _row(row, row[6]) if row else None
 
@@ -131,6 +186,7 @@ class Tx:
         offset: int,
         since: str | None = None,
     ) -> list[Stored]:
+        """Every version, newest first: current rows and the superseded ones in history."""
         where, args = [], []
         if res_type:
             where.append("res_type = ?")
@@ -141,17 +197,29 @@ class Tx:
         if since:
             where.append("lu >= ?")
             args.append(utc_key(since))
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        # Each side keeps only its newest count + offset versions (an index range on
+        # (res_type, lu) for type history) before the two are merged.
+        newest = f"ORDER BY lu DESC, version DESC LIMIT {int(count) + int(offset)}"
         rows = self.conn.execute(
-            "SELECT res_type, res_id, version, last_updated, deleted, content, method "
-            f"FROM resource_history {clause} ORDER BY lu DESC, version DESC LIMIT ? OFFSET ?",
-            (*args, count, offset),
+            f"SELECT {_HIST_COLS} FROM ("
+            f"SELECT * FROM (SELECT {_HIST_COLS}, lu FROM resource{clause} {newest}) c "
+            f"UNION ALL SELECT * FROM (SELECT {_HIST_COLS}, lu FROM resource_history{clause} "
+            f"{newest}) p) v ORDER BY lu DESC, version DESC LIMIT ? OFFSET ?",
+            (*args, *args, count, offset),
         ).fetchall()
         return [_row(r, r[6]) for r in rows]
 
     def search(self, q: SearchQuery) -> list[tuple[str, str]]:
+        """(id, JSON) of the matches; the rows also answer later reads in this unit of work."""
         sql, args = search_sql.build_search(q)
-        return [(r[0], r[1]) for r in self.conn.execute(sql, args).fetchall()]
+        out = []
+        for r in self.conn.execute(sql, args).fetchall():
+            stored = _row(r)
+            if (stored.res_type, stored.res_id) not in self._seen:
+                self._remember(stored, self.dialect == "sqlite")
+            out.append((stored.res_id, stored.content or ""))
+        return out
 
     def count(self, q: SearchQuery) -> int:
         sql, args = search_sql.build_count(q)
@@ -160,28 +228,51 @@ class Tx:
     def references_from(
         self, res_type: str, ids: list[str], param: str | None, target_type: str | None
     ) -> list[tuple[str, str]]:
-        return self._refs(
-            "res_type = ? AND res_id",
-            "target_type, target_id",
-            res_type,
-            ids,
-            param,
-            target_type,
-            "target_type",
-        )
+        """Distinct (target type, target id) referenced by ``res_type``/``ids``."""
+        known = [i for i in ids if (res_type, i) in self._written_refs]
+        out = [
+            (tt, tid)
+            for i in known
+            for p, tt, tid in self._written_refs[(res_type, i)]
+            if _matches(p, param) and _matches(tt, target_type)
+        ]
+        rest = [i for i in ids if (res_type, i) not in self._written_refs] if known else ids
+        if rest:
+            out += self._refs(
+                "res_type = ? AND res_id",
+                "target_type, target_id",
+                res_type,
+                rest,
+                param,
+                target_type,
+                "target_type",
+            )
+        return list(dict.fromkeys(out))
 
     def references_to(
         self, target_type: str, ids: list[str], source_type: str | None, param: str | None
     ) -> list[tuple[str, str]]:
-        return self._refs(
-            "target_type = ? AND target_id",
-            "res_type, res_id",
-            target_type,
-            ids,
-            param,
-            source_type,
-            "res_type",
-        )
+        """Distinct (source type, source id) referencing ``target_type``/``ids``."""
+        fresh = {i for i in ids if (target_type, i) in self._fresh}
+        out = [
+            source
+            for source, refs in self._written_refs.items()
+            if fresh and _matches(source[0], source_type)
+            for p, tt, tid in refs
+            if tt == target_type and tid in fresh and _matches(p, param)
+        ]
+        rest = [i for i in ids if i not in fresh]
+        if rest:
+            out += self._refs(
+                "target_type = ? AND target_id",
+                "res_type, res_id",
+                target_type,
+                rest,
+                param,
+                source_type,
+                "res_type",
+            )
+        return list(dict.fromkeys(out))
 
     def _refs(
         self,
@@ -213,9 +304,15 @@ class Tx:
         return out
 
     def read_many(self, keys: list[tuple[str, str]]) -> list[Stored]:
+        """The live (not deleted) current rows of ``keys``, in no particular order."""
         out: list[Stored] = []
         by_type: dict[str, list[str]] = {}
-        for t, i in keys:
+        for t, i in dict.fromkeys(keys):
+            hit = self._seen.get((t, i))
+            if hit is not None:
+                if hit[0] is not None and not hit[0].deleted:
+                    out.append(hit[0])
+                continue
             by_type.setdefault(t, []).append(i)
         for t, ids in by_type.items():
             for start in range(0, len(ids), 500):
@@ -225,7 +322,10 @@ class Tx:
                     f"IN ({','.join('?' * len(chunk))})",
                     (t, *chunk),
                 ).fetchall()
-                out += [_row(r) for r in rows]
+                for r in rows:
+                    stored = _row(r)
+                    self._remember(stored, self.dialect == "sqlite")
+                    out.append(stored)
         return out
 
     def find_unique(self, kind: str, system: str, value: str) -> tuple[str, str] | None:
@@ -265,9 +365,10 @@ class Tx:
         primary key still guards it)."""
         if res_id is not None and not fresh and self.read(res_type, res_id) is not None:
             raise Conflict(f"{res_type}/{res_id} already exists")
-        return self._write(
-            res_type, res_id or self.store.new_id(), resource, 1, "POST", insert=True
-        )
+        if res_id is None or fresh:
+            res_id = res_id or self.store.new_id()
+            self._fresh.add((res_type, res_id))
+        return self._write(res_type, res_id, resource, 1, "POST", insert=True)
 
     def update(
         self, res_type: str, res_id: str, resource: dict[str, Any], if_match: int | None = None
@@ -297,17 +398,17 @@ class Tx:
         if if_match is not None and if_match != current.version:
             raise PreconditionFailed(f"version conflict on {res_type}/{res_id}")
         version, instant = current.version + 1, self.store.clock()
-        updated = self.conn.execute(
-            "UPDATE resource SET version = ?, last_updated = ?, lu = ?, deleted = 1, content = NULL"
-            " WHERE res_type = ? AND res_id = ? AND version = ?",
-            (version, instant, utc_key(instant), res_type, res_id, current.version),
+        self._supersede(
+            res_type,
+            res_id,
+            current.version,
+            "method = 'DELETE', deleted = 1, content = NULL",
+            (version, instant, utc_key(instant)),
         )
-        if updated.rowcount != 1:
-            raise PreconditionFailed(f"concurrent change to {res_type}/{res_id}")
-        self._history(res_type, res_id, version, instant, "DELETE", None)
-        self._clear_index(res_type, res_id)
         self.touched.append((res_type, res_id))
-        return Stored(res_type, res_id, version, instant, True, None, "DELETE")
+        gone = Stored(res_type, res_id, version, instant, True, None, "DELETE")
+        self._remember(gone, True)
+        return gone
 
     def _write(
         self,
@@ -327,37 +428,57 @@ class Tx:
         body["meta"] = meta
         content = orjson.dumps(body).decode()
         lu = utc_key(instant)
-        hist_sql = (
-            "INSERT INTO resource_history (res_type, res_id, version, last_updated, lu, method, "
-            "deleted, content) VALUES (?, ?, ?, ?, ?, ?, 0, ?)"
-        )
-        hist_args = (res_type, res_id, version, instant, lu, method, content)
+        # SQLite stores the JSON deflated (store/codec.py); PostgreSQL's column is text.
+        packed: str | bytes = codec.pack(content) if self.dialect == "sqlite" else content
         if insert:
-            main_sql = (
-                "INSERT INTO resource (res_type, res_id, version, last_updated, lu, deleted, "
-                "content) VALUES (?, ?, ?, ?, ?, 0, ?)"
-            )
-            main_args: tuple[Any, ...] = (res_type, res_id, version, instant, lu, content)
-        else:
-            main_sql = (
-                "UPDATE resource SET version = ?, last_updated = ?, lu = ?, deleted = 0, "
-                "content = ? WHERE res_type = ? AND res_id = ? AND version = ?"
-            )
-            main_args = (version, instant, lu, content, res_type, res_id, expected)
-        if self.dialect == "postgresql":  # one round trip: history rides along as a CTE
-            written = self.conn.execute(f"WITH h AS ({hist_sql}) {main_sql}", hist_args + main_args)
-        else:
-            written = self.conn.execute(main_sql, main_args)
-            self.conn.execute(hist_sql, hist_args)
-        if not insert and written.rowcount != 1:
-            raise PreconditionFailed(f"concurrent change to {res_type}/{res_id}")
-        if not insert:  # a brand-new row has no index rows yet
-            self._clear_index(res_type, res_id)
-        self._index(res_type, res_id, body)
-        self.touched.append((res_type, res_id))
-        if insert:
+            row = (res_type, res_id, version, instant, lu, method, 0, packed)
+            first = (f"INSERT INTO resource ({_ROW_COLS}) VALUES ({', '.join('?' * 8)})", row)
+            # PostgreSQL: the row and all its index rows in one statement (one round trip).
+            self._index(res_type, res_id, body, first)
             self.created.add((res_type, res_id))
-        return Stored(res_type, res_id, version, instant, False, content, method)
+        else:
+            assert expected is not None
+            self._supersede(
+                res_type,
+                res_id,
+                expected,
+                "method = ?, deleted = 0, content = ?",
+                (version, instant, lu, method, packed),
+            )
+            self._index(res_type, res_id, body)
+        self.touched.append((res_type, res_id))
+        stored = Stored(res_type, res_id, version, instant, False, content, method)
+        self._remember(stored, True)
+        return stored
+
+    def _supersede(
+        self, res_type: str, res_id: str, expected: int, assign: str, args: tuple[Any, ...]
+    ) -> None:
+        """Move version ``expected`` to history, overwrite the current row (``version,
+        last_updated, lu`` from the first three ``args``, then ``assign``) and drop its index
+        rows. PostgreSQL: one statement (data-modifying CTEs see the row as it was)."""
+        key = (res_type, res_id)
+        update = (
+            f"UPDATE resource SET version = ?, last_updated = ?, lu = ?, {assign} "
+            "WHERE res_type = ? AND res_id = ? AND version = ?"
+        )
+        update_args = (*args, *key, expected)
+        if self.dialect == "postgresql":
+            ctes = ", ".join(
+                f"d{n} AS (DELETE FROM {t} WHERE res_type = ? AND res_id = ?)"
+                for n, t in enumerate(_INDEX_TABLES)
+            )
+            written = self.conn.execute(
+                f"WITH h AS ({_TO_HISTORY}), {ctes} {update}",
+                (*key, expected, *key * len(_INDEX_TABLES), *update_args),
+            )
+        else:
+            self.conn.execute(_TO_HISTORY, (*key, expected))
+            written = self.conn.execute(update, update_args)
+            self._clear_index(res_type, res_id)
+        if written.rowcount != 1:
+            raise PreconditionFailed(f"concurrent change to {res_type}/{res_id}")
+        self._written_refs[key] = []
 
     def reindex(self, res_type: str, res_id: str) -> None:
         """Recompute the search index rows of the current version (``fhirmwl reindex``)."""
@@ -367,31 +488,8 @@ class Tx:
             self._index(res_type, res_id, stored.resource())
             self.touched.append((res_type, res_id))
 
-    def _history(
-        self,
-        res_type: str,
-        res_id: str,
-        version: int,
-        instant: str,
-        method: str,
-        content: str | None,
-    ) -> None:
-        self.conn.execute(
-            "INSERT INTO resource_history (res_type, res_id, version, last_updated, lu, method, "
-            "deleted, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                res_type,
-                res_id,
-                version,
-                instant,
-                utc_key(instant),
-                method,
-                1 if content is None else 0,
-                content,
-            ),
-        )
-
     def _clear_index(self, res_type: str, res_id: str) -> None:
+        self._written_refs[(res_type, res_id)] = []
         if self.dialect == "postgresql":
             # One round trip instead of five: data-modifying CTEs (PostgreSQL only).
             ctes = ", ".join(
@@ -408,38 +506,77 @@ class Tx:
                 f"DELETE FROM {table} WHERE res_type = ? AND res_id = ?", (res_type, res_id)
             )
 
-    def _index(self, res_type: str, res_id: str, body: dict[str, Any]) -> None:
+    def _index(
+        self,
+        res_type: str,
+        res_id: str,
+        body: dict[str, Any],
+        first: tuple[str, tuple[Any, ...]] | None = None,
+    ) -> None:
+        """Insert the search index rows and unique identifiers of ``body`` (after ``first``).
+
+        Each table's rows go in multi-row INSERTs; on PostgreSQL all of them (and ``first``)
+        are one statement. A unique identifier another resource owns is caught by the primary
+        key (``ON CONFLICT DO NOTHING`` inserts fewer rows) rather than looked up beforehand.
+        """
         rows = index_rows(res_type, body)
         key = (res_type, res_id)
-        for kind, system, value in rows.uniques:
-            owner = self.find_unique(kind, system, value)
-            if owner and owner != key:
-                raise DuplicateIdentifier(
-                    f"{kind} identifier {system}|{value} already belongs to {owner[0]}/{owner[1]}"
+        self._written_refs[key] = list(rows.refs)
+        statements: list[tuple[str, tuple[Any, ...]]] = [first] if first else []
+        # A reference listed twice is indexed once (SQLite keys reference rows by all their
+        # columns, migration 201).
+        tables: tuple[tuple[str, Sequence[tuple[Any, ...]]], ...] = (
+            ("idx_token", rows.tokens),
+            ("idx_string", rows.strings),
+            ("idx_date", rows.dates),
+            ("idx_ref", list(dict.fromkeys(rows.refs))),
+        )
+        for table, data in tables:
+            for start in range(0, len(data), _CHUNK):
+                chunk = data[start : start + _CHUNK]
+                statements.append(
+                    (
+                        f"INSERT INTO {table} ({_INDEX_SQL[table]}) VALUES {_marks(chunk, 2)}",
+                        tuple(v for r in chunk for v in (*key, *r)),
+                    )
                 )
-        self.conn.executemany(
-            "INSERT INTO idx_token (res_type, res_id, param, system, code, type_system, type_code)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(*key, *t) for t in rows.tokens],
-        )
-        self.conn.executemany(
-            "INSERT INTO idx_string (res_type, res_id, param, value, raw) VALUES (?, ?, ?, ?, ?)",
-            [(*key, *s) for s in rows.strings],
-        )
-        self.conn.executemany(
-            "INSERT INTO idx_date (res_type, res_id, param, lo, hi) VALUES (?, ?, ?, ?, ?)",
-            [(*key, *d) for d in rows.dates],
-        )
-        self.conn.executemany(
-            "INSERT INTO idx_ref (res_type, res_id, param, target_type, target_id) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(*key, *r) for r in rows.refs],
-        )
-        self.conn.executemany(
-            "INSERT INTO unique_ident (kind, system, value, res_type, res_id) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(*u, *key) for u in rows.uniques],
-        )
+        uniques = list(dict.fromkeys(rows.uniques))
+        if uniques:
+            statements.append(
+                (
+                    f"INSERT INTO unique_ident ({_UNIQUE_COLS}) VALUES {_marks(uniques, 2)} "
+                    "ON CONFLICT DO NOTHING",
+                    tuple(v for u in uniques for v in (*u, *key)),
+                )
+            )
+        if not statements:
+            return
+        if self.dialect == "postgresql":
+            *ctes, (last, last_args) = statements
+            sql = ", ".join(f"c{n} AS ({q})" for n, (q, _) in enumerate(ctes))
+            args = tuple(a for _, part in ctes for a in part)
+            cursor = self.conn.execute(f"WITH {sql} {last}" if ctes else last, args + last_args)
+        else:
+            for sql, args in statements:
+                cursor = self.conn.execute(sql, args)
+        if uniques and cursor.rowcount < len(uniques):
+            for kind, system, value in uniques:
+                owner = self.find_unique(kind, system, value)
+                if owner and owner != key:
+                    raise DuplicateIdentifier(
+                        f"{kind} identifier {system}|{value} already belongs to "
+                        f"{owner[0]}/{owner[1]}"
+                    )
+
+
+def _matches(value: str, wanted: str | None) -> bool:
+    return not wanted or wanted == "*" or value == wanted
+
+
+def _marks(rows: Sequence[tuple[Any, ...]], extra: int) -> str:
+    """``(?, …), (?, …)`` for ``rows`` of ``extra`` more columns than their length."""
+    one = "(" + ", ".join("?" * (len(rows[0]) + extra)) + ")"
+    return ", ".join([one] * len(rows))
 
 
 class Store:

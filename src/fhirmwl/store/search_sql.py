@@ -306,7 +306,8 @@ def build_where(q: SearchQuery) -> tuple[str, list[Any]]:
 def build_search(q: SearchQuery) -> tuple[str, list[Any]]:
     where, args = build_where(q)
     order, order_args = _order_sql(q)
-    sql = f"SELECT r.res_id, r.content FROM resource r WHERE {where}{order} LIMIT ? OFFSET ?"
+    cols = "r.res_type, r.res_id, r.version, r.last_updated, r.deleted, r.content"
+    sql = f"SELECT {cols} FROM resource r WHERE {where}{order} LIMIT ? OFFSET ?"
     return sql, [*args, *order_args, q.count, q.offset]
 
 
