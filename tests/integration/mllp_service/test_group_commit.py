@@ -19,6 +19,7 @@ from fhirmwl.mllp import send_messages
 from fhirmwl.mllp.client import MLLPError
 from fhirmwl.services.ingest_v2.group import GroupCommit
 from fhirmwl.store import Tx
+from fhirmwl.store.codec import unpack
 from fhirmwl.wiring import build_services
 from tests.conftest import serve_with_mllp
 from tests.integration.mllp_service.conftest import start_runtime
@@ -171,7 +172,7 @@ def test_kill9_with_four_connections_loses_no_acked_message(tmp_path: Path) -> N
                 for (c,) in tx.conn.execute(
                     "SELECT content FROM resource WHERE res_type = 'ServiceRequest'"
                 ).fetchall()
-                if (m := re.search(r'"value":"(K\d+M\d+)"', c))
+                if (m := re.search(r'"value":"(K\d+M\d+)"', unpack(c) or ""))
             }
     finally:
         services.close()
