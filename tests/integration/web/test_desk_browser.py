@@ -187,6 +187,7 @@ def test_screenshot_script_writes_every_page(browser: Any, tmp_path: Path) -> No
     )
     shots = sorted(p.name for p in tmp_path.glob("*.png"))
     assert shots == [
-        f"desk-{n}.png" for n in ("messages", "order", "status", "subscriptions", "worklist")
+        f"desk-{n}.png"
+        for n in ("login", "messages", "order", "status", "subscriptions", "worklist")
     ]
     assert all(p.stat().st_size > 10_000 for p in tmp_path.glob("*.png"))
