@@ -129,8 +129,10 @@ class _Checkpointer:
 
     def checkpoint(self, conn: sqlite3.Connection, final: bool = False) -> None:
         try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             self.runs += 1
+            if frames != copied:  # a reader's snapshot holds the rest; copied on a later run
+                log.debug("SQLite checkpoint copied %s of %s WAL frames", copied, frames)
             try:
                 size = os.path.getsize(self.path + "-wal")
             except OSError:
@@ -155,6 +157,10 @@ class SqliteDatabase:
     only an operating-system crash or power loss can take the last commits with it, never
     corrupt the database. ``FULL`` (``sqlite:///path?synchronous=FULL``) also waits for the
     disk on every commit, for power-loss durability at the cost of an fsync per write.
+
+    ``checkpoint_interval`` seconds (``?checkpoint_interval=…``, default 1) is how often a
+    background thread checkpoints the WAL (``_Checkpointer``); 0 leaves it to SQLite's automatic
+    checkpoint inside COMMIT, as before.
     """
 
     dialect = "sqlite"
