@@ -110,6 +110,11 @@ async def main() -> None:
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     ap.add_argument("--n", type=int, default=4000)
     ap.add_argument("--rate", type=float, default=100.0)
+    ap.add_argument(
+        "--sqlite-query",
+        default="",
+        help="SQLite URL query, e.g. checkpoint_interval=0 (SQLite's own checkpoint)",
+    )
     args = ap.parse_args()
     if args.target == "inproc":
         async with inproc() as port:
@@ -118,7 +123,7 @@ async def main() -> None:
     schema = f"bench_mllp_{uuid.uuid4().hex[:8]}"  # a fresh database: no message is a repeat
     with tempfile.TemporaryDirectory() as tmp:
         db = (
-            f"sqlite:///{tmp}/bench.db"
+            f"sqlite:///{tmp}/bench.db" + (f"?{args.sqlite_query}" if args.sqlite_query else "")
             if args.backend == "sqlite"
             else f"{args.pg}?schema={schema}"
         )
