@@ -130,7 +130,8 @@ def _pages(base: str, out: Path, chromium: str) -> list[Path]:
             shots.append(path)
 
         page.goto(f"{base}/ui/worklist")
-        page.wait_for_function("document.getElementById('live').textContent.length > 0")
+        # a locator wait: the desk's CSP (no 'unsafe-eval') may refuse a string predicate
+        page.locator("#live", has_text=re.compile(r"\S")).wait_for(timeout=15000)
         snap("worklist")
         page.locator("tr[data-task]", has_text="NGUYỄN").locator("a").click()
         page.wait_for_url("**/ui/order/**")
