@@ -122,14 +122,28 @@ def running_broker(
         runtime.stop()
 
 
+def wait_ready(url: str, timeout: float = 60.0) -> bool:
+    """Poll ``url`` until it answers 200 (a ``serve`` subprocess coming up); False at timeout."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
 def serve_with_mllp(db: str) -> tuple[Any, int, int]:
     """``fhirmwl serve`` (HTTP + MLLP, no DICOM) as a subprocess, once ready: (process, HTTP
     port, MLLP port). For kill -9 tests; the caller kills and waits for it."""
     import subprocess
     import sys
-    import time
-
-    import httpx
 
     http_port, mllp_port = free_port(), free_port()
     proc = subprocess.Popen(
@@ -140,13 +154,10 @@ def serve_with_mllp(db: str) -> tuple[Any, int, int]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{http_port}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    if not wait_ready(f"http://127.0.0.1:{http_port}/readyz"):
+        proc.kill()
+        proc.wait()
+        raise RuntimeError("fhirmwl serve did not become ready")
     return proc, http_port, mllp_port
 
 

@@ -17,13 +17,11 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
-
 from fhirmwl.config import load_settings
 from fhirmwl.mllp import send_messages
 from fhirmwl.mllp.framing import Frame, FrameDecoder, frame
 from fhirmwl.wiring import build_services
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, wait_ready
 from tests.integration.mllp_service.messages import orm
 
 
@@ -68,15 +66,8 @@ def test_sigterm_during_ingest_keeps_every_acked_message(db_url: str, tmp_path: 
             env=dict(os.environ),
         )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{http_port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        else:
+        deadline = time.monotonic() + 60  # start-up and the first 20 ACKs share this minute
+        if not wait_ready(f"http://127.0.0.1:{http_port}/readyz", deadline - time.monotonic()):
             raise AssertionError("serve did not become ready: " + log_file.read_text())
         acked: list[str] = []
         stop = threading.Event()

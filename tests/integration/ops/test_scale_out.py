@@ -12,14 +12,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from fhirmwl.mllp import send_messages
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, wait_ready
 from tests.integration.mllp_service.messages import orm
 from tests.integration.orders.conftest import CATALOGUE, Subscriber, order_bundle, subscription
 
@@ -36,14 +35,8 @@ class Broker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        if wait_ready(f"{self.base}/readyz"):
+            return
         self.stop()
         raise RuntimeError("serve did not become ready")
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from fhirmwl.runtime import Runtime
-from tests.conftest import REPO, free_port, running_broker
+from tests.conftest import REPO, free_port, running_broker, wait_ready
 
 EXAMPLE = REPO / "tests/unit/conformance/examples/Bundle-CreateOrderRequest-Example.json"
 CATALOGUE = """
@@ -206,13 +206,8 @@ class ServeProcess:
             stderr=subprocess.DEVNULL,
             cwd=REPO,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base}/metadata", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        if wait_ready(f"{self.base}/metadata", timeout=30):
+            return
         raise RuntimeError("fhirmwl serve did not come up")
 
     def kill9(self) -> None:
