@@ -60,6 +60,9 @@ class Desk:
 
 @pytest.fixture
 def start_desk(tmp_path: Path) -> Iterator[Callable[..., Desk]]:
+    """Start brokers; they stop at teardown. A test that passes ``db_url`` lists it *before*
+    ``start_desk``: pytest tears fixtures down in reverse order, so the brokers stop before the
+    PostgreSQL schema is dropped (dropping it under a running broker can deadlock)."""
     stack: list[Any] = []
 
     def start(db: str | None = None, **settings: Any) -> Desk:
@@ -81,7 +84,7 @@ def start_desk(tmp_path: Path) -> Iterator[Callable[..., Desk]]:
 
 
 @pytest.fixture
-def desk(start_desk: Callable[..., Desk], db_url: str) -> Desk:
+def desk(db_url: str, start_desk: Callable[..., Desk]) -> Desk:
     return start_desk(db_url)
 
 

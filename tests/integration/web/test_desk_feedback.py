@@ -42,7 +42,7 @@ def _wait(check: Callable[[], bool], timeout: float = 20) -> None:
 
 
 def test_performed_steps_and_outbound_messages_on_the_desk(
-    start_desk: Callable[..., Desk], db_url: str, pacs: Receiver
+    db_url: str, start_desk: Callable[..., Desk], pacs: Receiver
 ) -> None:
     down = free_port()  # a destination nobody listens on: its error shows on the status page
     desk = start_desk(

@@ -29,7 +29,7 @@ def _events(desk: Desk, until: Callable[[list[str]], bool], opened: threading.Ev
 
 
 def test_a_change_in_another_process_reaches_the_desk(
-    start_desk: Callable[..., Desk], db_url: str
+    db_url: str, start_desk: Callable[..., Desk]
 ) -> None:
     viewer = start_desk(db_url)
     writer = start_desk(db_url)  # a second broker on the same database

@@ -54,7 +54,7 @@ def login(http: httpx.Client, base: str, user: tuple[str, str]) -> httpx.Respons
 
 
 @pytest.fixture
-def auth_desk(start_desk: Callable[..., Desk], db_url: str) -> Desk:
+def auth_desk(db_url: str, start_desk: Callable[..., Desk]) -> Desk:
     desk = start_desk(db_url, auth="builtin")
     add_users(desk.runtime.services.store.db)
     return desk
@@ -280,7 +280,7 @@ def test_desk_logs_in_at_another_broker_as_external_server(tmp_path: Path) -> No
 
 
 def test_session_and_live_feed_end_when_the_token_expires(
-    start_desk: Callable[..., Desk], db_url: str
+    db_url: str, start_desk: Callable[..., Desk]
 ) -> None:
     desk = start_desk(db_url, auth="builtin", auth_user_token_lifetime=2)
     add_users(desk.runtime.services.store.db)

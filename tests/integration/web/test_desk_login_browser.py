@@ -29,7 +29,7 @@ def _log_in(page: Any, base: str, name: str, password: str) -> None:
 
 
 def test_login_then_scopes_decide_the_actions(
-    start_desk: Callable[..., Desk], db_url: str, page: Any, console_allowed: list[str]
+    db_url: str, start_desk: Callable[..., Desk], page: Any, console_allowed: list[str]
 ) -> None:
     console_allowed.append(FORBIDDEN)  # the refused cancel is answered 403, as designed
     desk = start_desk(db_url, auth="builtin")
