@@ -176,18 +176,28 @@ class BundleProcessor:
         An order-graph resource goes through the order hook like a one-entry transaction:
         completion before ``write`` (which keeps the REST semantics: conditional forms,
         If-Match), the worklist check after it; the hook's issues join the write's warnings
-        and the answer shows the resource as stored last (the check may mark the Task).
+        and the answer shows the resource as stored last (the check may mark the Task). What
+        completion added (a Requested Procedure's study and catalogue steps) is written in the
+        same unit of work, its references to the written resource rewritten.
         """
         hook = self.order_hook
         if hook is None or resource.get("resourceType") not in ORDER_GRAPH_TYPES:
             return write(tx, resource)
-        entry = {"resource": resource, "request": {"method": method, "url": url}}
-        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+        entry: dict[str, Any] = {"resource": resource, "request": {"method": method, "url": url}}
+        entries: list[dict[str, Any]] = [entry]
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
         issues = hook.before(tx, bundle)
         result = write(tx, entry["resource"])
         if method == "POST" and not result.created:
             return result  # a conditional create that matched: nothing was written
         response = {"entry": [self._response(result, "", None)]}
+        added = entries[1:]  # what completion added (a procedure's study and steps)
+        if added:
+            s = result.stored
+            own = {entry["fullUrl"]: f"{s.res_type}/{s.res_id}"} if entry.get("fullUrl") else {}
+            rest = [dict(e, resource=rewrite_references(e["resource"], own)) for e in added]
+            more = {"resourceType": "Bundle", "type": "transaction", "entry": rest}
+            response["entry"] += self.transaction(tx, more, "", None)["entry"]
         issues += hook.after(tx, bundle, response)
         s = result.stored
         latest = tx.read(s.res_type, s.res_id) or s

@@ -55,10 +55,19 @@ def test_validate_operation_names_the_element(client: httpx.Client) -> None:
 
 
 def test_strict_validation_refuses_and_stores_nothing(client: httpx.Client) -> None:
-    r = client.post("/ServiceRequest", json=isr_without_accession())
+    isr = isr_without_accession()  # the broker assigns a missing accession number …
+    del isr["subject"]  # … but not the patient the profile requires
+    r = client.post("/ServiceRequest", json=isr)
     assert r.status_code == 422
-    assert "accessionNumber" in json.dumps(r.json())
+    assert "ServiceRequest.subject" in json.dumps(r.json())
     assert client.get("/ServiceRequest").json()["entry"] == []
+
+
+def test_an_order_posted_alone_gets_its_accession_number(client: httpx.Client) -> None:
+    r = client.post("/ServiceRequest", json=isr_without_accession())
+    assert r.status_code == 201, r.text
+    stored = client.get(r.headers["location"].rsplit("/_history", 1)[0]).json()
+    assert [i for i in stored["identifier"] if i["type"]["coding"][0]["code"] == "ACSN"]
 
 
 @pytest.fixture

@@ -5,13 +5,16 @@ by a real C-FIND; a Task that cannot be scheduled is stored with its ``businessS
 answer carries the warning (OperationOutcome, or the ``X-FHIRMWL-Warnings`` count); a
 ServiceRequest PUT that changes the requested procedure code changes the worklist item, and one
 that takes its step off the worklist is said and marked (and cleared when put back); REST
-semantics (Location, ETag, If-Match → 412, conditional create) stay as they were.
+semantics (Location, ETag, If-Match → 412, conditional create) stay as they were. An order
+created one resource at a time (the order, then its procedure) gets its accession number, RP ID,
+study and catalogue step and is found by C-FIND.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +24,9 @@ from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
 
 from fhirmwl.runtime import Runtime
+from fhirmwl.services.orders import ids
 from tests.conftest import running_broker
+from tests.integration.orders.conftest import CATALOGUE, order_bundle
 from tests.integration.pipeline.conftest import client, worklist_items
 from tests.integration.pipeline.orders import LOCAL, create_order_bundle
 from tests.integration.pipeline.test_one_pipeline import SCHEDULABILITY, _nameless_order
@@ -186,3 +191,77 @@ def test_service_request_put_that_unschedules_its_step_is_said(lenient_broker: R
     assert [i["severity"] for i in restored.json()["issue"]] == ["information"]
     assert "businessStatus" not in cleared
     assert len(worklist_items(lenient_broker)) == 1
+
+
+@pytest.fixture
+def catalogue_broker(db_url: str, tmp_path: Path) -> Iterator[Runtime]:
+    path = tmp_path / "catalogue.toml"
+    path.write_text(CATALOGUE)
+    with running_broker(db_url, dicom=True, catalogue=str(path)) as runtime:
+        yield runtime
+
+
+def _identifier(resource: dict[str, Any], code: str) -> str:
+    (value,) = [
+        i["value"]
+        for i in resource.get("identifier") or []
+        if any(c.get("code") == code for c in (i.get("type") or {}).get("coding") or [])
+    ]
+    return str(value)
+
+
+def test_an_order_built_one_resource_at_a_time_reaches_the_worklist(
+    catalogue_broker: Runtime,
+) -> None:
+    """A FHIR client that creates the order, then its procedure, one POST each (as fhirpy does),
+    gets what a whole-graph transaction gets: accession number, RP ID, study, catalogue step."""
+    entries = {e["resource"]["resourceType"]: e["resource"] for e in order_bundle()["entry"]}
+    isr, rp = [e["resource"] for e in order_bundle()["entry"][:2]]
+    with client(catalogue_broker) as http:
+        patient = http.post("/Patient", json=entries["Patient"], headers=REPR)
+        assert patient.status_code == 201, patient.text
+        subject = {"reference": f"Patient/{patient.json()['id']}"}
+        isr["subject"] = subject
+        made = http.post("/ServiceRequest", json=isr, headers=REPR)
+        assert made.status_code == 201, made.text
+        order = made.json()
+        accession = _identifier(order, "ACSN")
+        rp.update(subject=subject, basedOn=[{"reference": f"ServiceRequest/{order['id']}"}])
+        rp.pop("encounter")
+        rp.pop("identifier")  # empty in the fixture: the broker assigns it
+        made = http.post("/ServiceRequest", json=rp, headers=REPR)
+        assert made.status_code == 201, made.text
+        procedure = made.json()
+        assert "x-fhirmwl-warnings" not in made.headers
+        based_on = {"based-on": f"ServiceRequest/{procedure['id']}"}
+        studies = http.get("/ImagingStudy", params=based_on)
+        tasks = http.get("/Task", params=based_on)
+        # Updating the stored order does not assign a second accession number.
+        isr_again = {k: v for k, v in order.items() if k != "meta"}
+        again = http.put(f"/ServiceRequest/{order['id']}", json=isr_again, headers=REPR)
+        assert again.status_code == 200, again.text
+    assert _identifier(procedure, "RPID") == ids.rp_id(accession, 1)
+    assert [e["resource"]["status"] for e in studies.json().get("entry", [])] == ["registered"]
+    (task,) = [e["resource"] for e in tasks.json()["entry"]]
+    assert _sps_id(task) == ids.sps_id(ids.rp_id(accession, 1), 1)
+    assert _identifier(again.json(), "ACSN") == accession
+    found = _c_find(catalogue_broker.settings.dicom_port, accession)
+    assert [ds.ScheduledProcedureStepSequence[0].ScheduledProcedureStepID for ds in found] == [
+        _sps_id(task)
+    ]
+    assert found[0].AccessionNumber == accession
+
+
+def test_a_plain_service_request_posted_alone_gets_no_accession(broker: Runtime) -> None:
+    """Only imaging orders (the guide's profile or the imaging category) are completed."""
+    lab = {
+        "resourceType": "ServiceRequest",
+        "status": "active",
+        "intent": "order",
+        "code": {"concept": {"text": "Full blood count"}},
+        "subject": {"display": "Jane Doe"},
+    }
+    with client(broker) as http:
+        made = http.post("/ServiceRequest", json=lab, headers=REPR)
+    assert made.status_code == 201, made.text
+    assert "identifier" not in made.json()

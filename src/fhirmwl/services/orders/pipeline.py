@@ -29,7 +29,11 @@ from fhirmwl.services.orders.complete import (
     refs_to,
 )
 from fhirmwl.services.orders.context import OrderContext
-from fhirmwl.services.orders.single import complete_lone_steps, tasks_fed_by
+from fhirmwl.services.orders.single import (
+    complete_lone_request,
+    complete_lone_steps,
+    tasks_fed_by,
+)
 from fhirmwl.services.orders.status import TERMINAL
 from fhirmwl.services.orders.steps import Finding
 from fhirmwl.services.orders.survivor import attach_to_survivors
@@ -97,7 +101,15 @@ def complete_graphs(
     assigned here instead, by the same rules as for every other door.
     """
     findings = attach_to_survivors(tx, bundle, ctx)
-    for parsed in split_orders(bundle):
+    orders = split_orders(bundle)
+    in_graphs = {id(e) for parsed in orders if parsed.rps for e in (parsed.isr, *parsed.rps)}
+    for entry in bundle.get("entry") or []:
+        res = entry.get("resource")
+        # A ServiceRequest written without its order or without its procedures:
+        lone = id(entry) not in in_graphs and isinstance(res, dict)
+        if lone and res.get("resourceType") == "ServiceRequest":
+            complete_lone_request(tx, ParsedOrder(bundle, entry), ctx, findings)
+    for parsed in orders:
         assert parsed.isr is not None
         isr = parsed.isr["resource"]
         if not parsed.rps:

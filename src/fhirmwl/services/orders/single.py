@@ -1,11 +1,15 @@
-"""Order-graph resources written one at a time: a step for a stored procedure, a changed order.
+"""Order-graph resources written one at a time: an order, a procedure or a step, a changed order.
 
 A transaction that carries a whole order graph is completed by ``pipeline.complete_graphs``. A
 write of one resource (``POST /Task``, ``PUT /ServiceRequest/{id}``, or a transaction with a
 single entry) carries only part of a graph whose rest is already stored. The same rules apply
-to it here, reading the stored part instead of the request: a Scheduled Procedure Step based on
-a stored Requested Procedure gets the step defaults (``steps.complete_step``) and its SPS ID
-(``complete.complete_task``), and after the write every Task whose worklist item the written
+to it here, reading the stored part instead of the request: an Imaging Service Request created
+on its own gets its accession number (``complete.complete_isr``); a Requested Procedure created
+for a stored order gets its Requested Procedure ID (the order's accession number and the next
+running number), its ImagingStudy and, from the catalogue, its steps
+(``complete.complete_procedures``); a Scheduled Procedure Step based on a stored Requested
+Procedure gets the step defaults (``steps.complete_step``) and its SPS ID
+(``complete.complete_task``). After the write every Task whose worklist item the written
 ServiceRequest or ImagingStudy feeds is checked against the worklist like a written Task.
 """
 
@@ -16,7 +20,15 @@ from typing import Any
 from fhirmwl.fhir import model
 from fhirmwl.fhir.references import split_reference
 from fhirmwl.services.orders import ids
-from fhirmwl.services.orders.complete import complete_task, keys, refs_to
+from fhirmwl.services.orders.complete import (
+    IMAGING,
+    ParsedOrder,
+    complete_isr,
+    complete_procedures,
+    complete_task,
+    keys,
+    refs_to,
+)
 from fhirmwl.services.orders.context import OrderContext
 from fhirmwl.services.orders.steps import Finding, complete_step
 from fhirmwl.services.worklist.graph import affected_tasks
@@ -98,3 +110,95 @@ def tasks_fed_by(tx: Tx, response: dict[str, Any]) -> list[str]:
     if not written:
         return []
     return affected_tasks(tx, written)
+
+
+def complete_lone_request(
+    tx: Tx, parsed: ParsedOrder, ctx: OrderContext, findings: list[Finding]
+) -> None:
+    """Complete a ServiceRequest the Bundle creates without its Requested Procedures.
+
+    ``parsed`` is what ``pipeline.split_orders`` found: a ServiceRequest with no Requested
+    Procedure in the Bundle. Based on a stored Imaging Service Request, it is a Requested
+    Procedure added to that order; otherwise, when it is an imaging order (the guide's profile
+    or the imaging category), it is an order whose procedures follow in later writes. An update
+    of a stored resource is left as sent (its identifiers were assigned when it was created).
+    """
+    entry = parsed.isr
+    assert entry is not None
+    res = entry["resource"]
+    if not _creates(tx, entry, ctx):
+        return
+    order = next(
+        (
+            sr
+            for based in res.get("basedOn") or []
+            if (sr := _stored_sr(tx, str(based.get("reference") or ""), ctx)) is not None
+            and not _is_rp(sr)
+        ),
+        None,
+    )
+    if order is not None:
+        _complete_lone_procedure(tx, parsed, order, ctx, findings)
+    elif not _is_rp(res) and _is_imaging_order(res):
+        complete_isr(tx, res, ctx)
+
+
+def _complete_lone_procedure(
+    tx: Tx,
+    parsed: ParsedOrder,
+    isr: dict[str, Any],
+    ctx: OrderContext,
+    findings: list[Finding],
+) -> None:
+    """A Requested Procedure for the stored order ``isr``, with the Bundle's steps and study."""
+    assert parsed.isr is not None
+    acsn = model.identifier_of_type(isr, model.ACSN)
+    accession = str((acsn or {}).get("value") or "")
+    if not accession:
+        return  # no accession to derive the Requested Procedure ID from: stored as sent
+    isr_ref = f"ServiceRequest/{isr['id']}"
+    siblings = tx.references_to("ServiceRequest", [isr["id"]], "ServiceRequest", "based-on")
+    procedure = ParsedOrder(parsed.bundle, {"fullUrl": isr_ref, "resource": isr})
+    procedure.rps = [parsed.isr]
+    rp_keys = keys(parsed.isr)
+    for e in parsed.bundle.get("entry") or []:
+        res = e.get("resource")
+        if not isinstance(res, dict) or not refs_to(res, rp_keys):
+            continue
+        if res.get("resourceType") == "Task":
+            procedure.tasks.append(e)
+        elif res.get("resourceType") == "ImagingStudy":
+            procedure.studies.append(e)
+    first = len({i for _, i in siblings}) + 1
+    complete_procedures(
+        tx, procedure, isr, isr_ref, accession, ctx, first, findings=findings, strict=False
+    )
+
+
+def _creates(tx: Tx, entry: dict[str, Any], ctx: OrderContext) -> bool:
+    """True when the entry creates its resource (POST, or a PUT or conditional create that
+    finds nothing stored)."""
+    request = entry.get("request") or {}
+    method = str(request.get("method", "")).upper()
+    if method == "POST":
+        condition = str(request.get("ifNoneExist") or "")
+        return not condition or not ctx.resources.find(tx, "ServiceRequest", condition)
+    if method != "PUT":
+        return False
+    url = str(request.get("url", "")).lstrip("/")
+    rtype, _, rest = url.partition("?")
+    if rest:
+        return not ctx.resources.find(tx, rtype, rest)
+    res_type, _, res_id = rtype.partition("/")
+    return bool(res_id) and tx.read(res_type, res_id) is None
+
+
+def _is_imaging_order(resource: dict[str, Any]) -> bool:
+    profiles = (resource.get("meta") or {}).get("profile") or []
+    if model.PROFILE_ISR in profiles:
+        return True
+    return any(
+        c.get("system") == IMAGING["system"] and c.get("code") == IMAGING["code"]
+        for category in resource.get("category") or []
+        for c in category.get("coding") or []
+    )
