@@ -9,7 +9,7 @@ property that matters on a page full of untrusted strings.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -76,7 +76,7 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
     state = request.scope.get("state")
     user = state.get("desk_user") if isinstance(state, dict) else None
     html = _env.get_template(template).render(
-        request=request, csrf=token, desk_user=user, **context
+        request=request, csrf=token, desk_user=user, why_not=_refusals(user), **context
     )
     response = HTMLResponse(html, status_code=status)
     response.headers["Content-Security-Policy"] = (
@@ -91,6 +91,19 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
             CSRF_COOKIE, token, httponly=True, samesite="strict", path="/ui", max_age=86400 * 30
         )
     return response
+
+
+def _refusals(user: Any) -> Callable[[str], str | None]:
+    """``why_not(what)`` for the templates: why the logged-in user may not do ``what`` (a
+    ``guard.NEEDS`` key), or None. A page shows an action's form only to users who may use it,
+    and says which scope is missing instead (the action itself still checks: ``guard.require``).
+    """
+    from fhirmwl.web.guard import refusal  # guard imports the login, which renders pages
+
+    def why_not(what: str) -> str | None:
+        return None if user is None else refusal(user, what)
+
+    return why_not
 
 
 def fragment(template: str, **context: Any) -> str:

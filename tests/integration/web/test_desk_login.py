@@ -101,7 +101,13 @@ def test_read_only_user_sees_but_cannot_change(auth_desk: Desk) -> None:
     assert "eyJ" not in str(session.value)  # the token stays on the server
     (task,) = ROW.findall(worklist.text)
     order = http.get(f"/ui/task/{task}").headers["location"].split("#")[0]
-    assert http.get(order).status_code == 200
+    page = http.get(order)
+    assert page.status_code == 200
+    # the page shows a reader no action forms, and says which scope they lack …
+    assert "/cancel" not in page.text and "/reschedule" not in page.text
+    assert "reader may not cancel an order: the login lacks the scope" in page.text
+    assert "reader may not change a step&#39;s status" in page.text
+    # … and an action posted anyway is refused
     refused = http.post(f"{order}/cancel", data={"csrf": _csrf(http), "reason": "x"})
     assert refused.status_code == 403
     assert "reader may not cancel an order: the login lacks the scope user/ServiceRequest.u" in (
