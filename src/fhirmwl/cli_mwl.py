@@ -25,6 +25,7 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 from fhirmwl.dicom.dumpfile import read_worklist_file
 from fhirmwl.errors import FhirMwlError
 from fhirmwl.mapping.fhir_to_dicom import DicomMappingContext, worklist_item_to_fhir
+from fhirmwl.store import Store
 from fhirmwl.worklist import WorklistQuery, WorklistSource
 
 app = typer.Typer(help="DICOM Modality Worklist tools", no_args_is_help=True)
@@ -89,6 +90,24 @@ _DB = typer.Option(None, "--db", help="database URL (env FHIRMWL_DB; default as 
 _CONFIG = typer.Option(None, "--config", "-c", help="TOML config file")
 
 
+def analyze(store: Store) -> None:
+    """Refresh PostgreSQL's planner statistics of the store's tables after a bulk load.
+
+    Until autovacuum gets to freshly loaded tables (a minute or more), PostgreSQL plans the
+    worklist and search queries as if the tables were empty: a date and modality search took
+    90 ms instead of 2 ms after a load of 2,000 orders (docs/benchmarks.md). SQLite's planner
+    statistics are fixed by a migration and are left as they are.
+    """
+    if store.db.dialect != "postgresql":
+        return
+    with store.write() as tx:
+        tables = tx.conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        ).fetchall()
+        for (table,) in tables:
+            tx.conn.execute(f'ANALYZE "{table}"')
+
+
 @app.command("import")
 def import_command(
     paths: list[Path] = typer.Argument(..., help=".wl / .dump files or folders"),
@@ -116,6 +135,8 @@ def import_command(
             except FhirMwlError as err:
                 failed += 1
                 typer.echo(f"{path}: not imported: {err.message}", err=True)
+        if services is not None and count:
+            analyze(services.store)
     finally:
         if services is not None:
             services.close()

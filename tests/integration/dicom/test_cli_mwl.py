@@ -99,3 +99,22 @@ def test_exported_folder_is_served_by_wlmscpfs(mwl_corpus: Path, tmp_path: Path)
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_import_refreshes_postgresql_planner_statistics(mwl_corpus: Path, pg_url: str) -> None:
+    """After a bulk import the worklist tables have statistics at once, not after autovacuum."""
+    import psycopg
+
+    paths = [str(p) for p in sorted(mwl_corpus.glob("dcmtk_wklist*.dump"))]
+    result = runner.invoke(app, ["import", *paths, "--db", pg_url])
+    assert result.exit_code == 0, result.output
+    base, _, schema = pg_url.rpartition("schema=")
+    with psycopg.connect(base.rstrip("?&")) as conn:
+        analyzed = dict(
+            conn.execute(
+                "SELECT relname, last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                "WHERE schemaname = %s",
+                (schema,),
+            ).fetchall()
+        )
+    assert analyzed["resource"] and analyzed["worklist"] and analyzed["idx_token"]
