@@ -273,22 +273,22 @@ class BundleProcessor:
             return {"response": {"status": "204 No Content"}}
         if e.resource is None:
             raise BadRequest(f"{e.method} entry needs a resource")
+        if e.method == "PATCH":
+            raise BadRequest("PATCH is not supported in Bundles")
+        return self._response(self._write_entry(tx, e, e.resource), base, prefer)
+
+    def _write_entry(self, tx: Tx, e: _Entry, resource: dict[str, Any]) -> WriteResult:
+        """The POST or PUT of a planned entry (``e.target`` set by ``_plan``)."""
         assert e.target is not None
         rtype, res_id = e.target
         if e.method == "POST":
             existing = tx.read(rtype, res_id) if e.if_none_exist else None
             if existing is not None:
-                return self._response(WriteResult(existing, False), base, prefer)
-            body = {k: v for k, v in e.resource.items() if k != "id"}
-            warnings = svc.prepare(tx, rtype, body, None)
-            return self._response(
-                WriteResult(tx.create(rtype, body, res_id, fresh=True), True, warnings),
-                base,
-                prefer,
-            )
-        if e.method == "PATCH":
-            raise BadRequest("PATCH is not supported in Bundles")
-        return self._response(svc.update(tx, rtype, res_id, e.resource, e.if_match), base, prefer)
+                return WriteResult(existing, False)
+            body = {k: v for k, v in resource.items() if k != "id"}
+            warnings = self.resources.prepare(tx, rtype, body, None)
+            return WriteResult(tx.create(rtype, body, res_id, fresh=True), True, warnings)
+        return self.resources.update(tx, rtype, res_id, resource, e.if_match)
 
     def _get(self, tx: Tx, url: str, base: str) -> dict[str, Any]:
         parts = urlsplit(url)
@@ -330,9 +330,23 @@ class BundleProcessor:
                     if e.full_url and e.full_url.startswith("urn:uuid:"):
                         e.full_url = None
                     self._plan(tx, [e])
-                    out.append(self._run(tx, e, base, prefer))
+                    out.append(self._batch_entry(tx, e, base, prefer))
             except FhirMwlError as err:
                 out.append(
                     {"response": {"status": str(err.http_status), "outcome": from_error(err)}}
                 )
         return {"resourceType": "Bundle", "type": "batch-response", "entry": out}
+
+    def _batch_entry(self, tx: Tx, e: _Entry, base: str, prefer: str | None) -> dict[str, Any]:
+        """One batch entry; an order-graph write takes the order pipeline, as a REST write."""
+        res = e.resource
+        if e.method not in ("POST", "PUT") or (res or {}).get("resourceType") not in (
+            ORDER_GRAPH_TYPES
+        ):
+            return self._run(tx, e, base, prefer)
+        assert res is not None
+
+        def write(t: Tx, body: dict[str, Any]) -> WriteResult:
+            return self._write_entry(t, e, body)
+
+        return self._response(self.single_write(tx, e.url, e.method, res, write), base, prefer)

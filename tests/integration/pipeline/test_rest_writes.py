@@ -265,3 +265,31 @@ def test_a_plain_service_request_posted_alone_gets_no_accession(broker: Runtime)
         made = http.post("/ServiceRequest", json=lab, headers=REPR)
     assert made.status_code == 201, made.text
     assert "identifier" not in made.json()
+
+
+def test_batch_entries_take_the_order_pipeline(dicom_broker: Runtime) -> None:
+    """A batch entry is completed and checked as the same REST write would be."""
+    isr = order_bundle()["entry"][0]["resource"]
+    isr["subject"] = {"display": "Jane Doe"}
+    with client(dicom_broker) as http:
+        stored = _order(http, create_order_bundle("RW9"))
+        batch = {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [
+                {"resource": isr, "request": {"method": "POST", "url": "ServiceRequest"}},
+                {"resource": _second_step(stored), "request": {"method": "POST", "url": "Task"}},
+            ],
+        }
+        answer = http.post("/", json=batch, headers=REPR)
+        assert answer.status_code == 200, answer.text
+        entries = answer.json()["entry"]
+        assert [e["response"]["status"][:3] for e in entries] == ["201", "201"]
+        order = http.get("/" + entries[0]["response"]["location"].rsplit("/_history", 1)[0])
+        task = http.get("/" + entries[1]["response"]["location"].rsplit("/_history", 1)[0])
+    assert _identifier(order.json(), "ACSN")
+    first = _sps_id(stored["Task"])
+    assert _sps_id(task.json()) == first[:-1] + "2"
+    accession = stored["isr"]["identifier"][-1]["value"]
+    found = _c_find(dicom_broker.settings.dicom_port, accession)
+    assert len(found) == 2
