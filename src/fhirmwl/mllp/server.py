@@ -163,6 +163,7 @@ class MLLPServer:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         addr = writer.get_extra_info("peername") or ("?", 0)
+        peer = PeerInfo(str(addr[0]), int(addr[1]), 0, None)  # numbered once the peer is known
         try:
             if self.ssl is not None and not await self._handshake(writer, addr):
                 return

@@ -4,19 +4,28 @@ The browser holds only a random id in an ``HttpOnly`` cookie; the access token s
 server, so a script injected into a page (or a copied cookie jar) never sees a token that also
 opens the FHIR API. The rows are in the database rather than in process memory so that every
 ``serve`` process on one PostgreSQL knows a session (a load balancer may send the callback and
-the next page to different processes). Ids are stored as their SHA-256. A pending login (state,
-PKCE verifier, the page to return to) is taken out once, at the callback; a session row lives
-until its token expires or the user logs out. Expired rows are deleted as new ones are written.
+the next page to different processes). Ids are stored as their SHA-256, and each row's data (the
+access token of a session, the PKCE verifier of a pending login) is encrypted with AES-256-GCM
+under a key derived from the id (HKDF-SHA-256): the browser's cookie is the only key, so a
+database dump or backup shows no live token and no id to present. A pending login (state, PKCE
+verifier, the page to return to) is taken out once, at the callback; a session row lives until
+its token expires or the user logs out. Expired rows are deleted as new ones are written.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import secrets
 import time
 from collections.abc import Callable
 from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from fhirmwl.store.db import Database
 from fhirmwl.store.migrations import MIGRATIONS, Migration, register
@@ -30,16 +39,44 @@ SESSION_MIGRATION = Migration(
         "CREATE INDEX ix_desk_session_exp ON desk_session (exp)",
     ),
 )
+# Rows written before the data was encrypted held tokens in clear: dropped (users log in again).
+SEALED_MIGRATION = Migration(
+    212, "web desk: session data encrypted under the session id", ("DELETE FROM desk_session",)
+)
 LOGIN, SESSION = "login", "session"
 
 
 def register_migration() -> None:
-    if not any(m.version == SESSION_MIGRATION.version for m in MIGRATIONS):
-        register(SESSION_MIGRATION)
+    for migration in (SESSION_MIGRATION, SEALED_MIGRATION):
+        if not any(m.version == migration.version for m in MIGRATIONS):
+            register(migration)
 
 
 def _key(sid: str) -> str:
     return hashlib.sha256(sid.encode("utf-8")).hexdigest()
+
+
+def _cipher(sid: str) -> AESGCM:
+    kdf = HKDF(hashes.SHA256(), 32, salt=None, info=b"fhirmwl desk session data")
+    return AESGCM(kdf.derive(sid.encode("utf-8")))
+
+
+def seal(sid: str, kind: str, data: dict[str, Any]) -> str:
+    """``data`` encrypted under ``sid`` (the row kind is bound in as associated data)."""
+    nonce = secrets.token_bytes(12)
+    box = _cipher(sid).encrypt(nonce, json.dumps(data).encode("utf-8"), kind.encode())
+    return base64.b64encode(nonce + box).decode("ascii")
+
+
+def unseal(sid: str, kind: str, text: str) -> dict[str, Any] | None:
+    """The data ``seal`` wrote, or None when it was not written under ``sid`` and ``kind``."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+        plain = _cipher(sid).decrypt(raw[:12], raw[12:], kind.encode())
+    except (ValueError, InvalidTag):
+        return None
+    data: dict[str, Any] = json.loads(plain)
+    return data
 
 
 class SessionStore:
@@ -53,7 +90,7 @@ class SessionStore:
             conn.execute("DELETE FROM desk_session WHERE exp < ?", (int(self.clock()),))
             conn.execute(
                 "INSERT INTO desk_session (id_hash, kind, data, exp) VALUES (?, ?, ?, ?)",
-                (_key(sid), kind, json.dumps(data), exp),
+                (_key(sid), kind, seal(sid, kind, data), exp),
             )
         return sid
 
@@ -77,8 +114,7 @@ class SessionStore:
                 row = row if gone.rowcount == 1 else None  # another process took it first
         if row is None or row[1] <= self.clock():
             return None
-        data: dict[str, Any] = json.loads(row[0])
-        return data
+        return unseal(sid, kind, row[0])
 
     def drop(self, sid: str) -> None:
         if sid and len(sid) <= 128:

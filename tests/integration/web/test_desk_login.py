@@ -98,7 +98,11 @@ def test_read_only_user_sees_but_cannot_change(auth_desk: Desk) -> None:
     assert "DOE, JANE" in worklist.text and ">reader</span>" in worklist.text
     session = next(c for c in http.cookies.jar if c.name == "fhirmwl_desk_session")
     assert session.has_nonstandard_attr("HttpOnly") and session.path == "/"
-    assert "eyJ" not in str(session.value)  # the token stays on the server
+    assert "eyJ" not in str(session.value)  # the token stays on the server …
+    with auth_desk.runtime.services.store.read() as tx:  # … encrypted under the cookie's id
+        rows = tx.conn.execute("SELECT id_hash, data FROM desk_session").fetchall()
+    assert rows and not any("eyJ" in data or str(session.value) in data for _, data in rows)
+    assert not any(str(session.value) in id_hash for id_hash, _ in rows)
     (task,) = ROW.findall(worklist.text)
     order = http.get(f"/ui/task/{task}").headers["location"].split("#")[0]
     page = http.get(order)
