@@ -1,4 +1,4 @@
-"""``fhirmwl user add|list|remove``: desk users of the built-in authorization server.
+"""``fhirmwl user add|set|list|remove``: desk users of the built-in authorization server.
 
 Like ``fhirmwl client``, the commands write the store directly: adding the first user is an
 administrator's act on the broker's database and must work before anyone can log in. The
@@ -40,6 +40,29 @@ def add(
     with _database(config, db) as (database, _):
         user = users.add_user(database, name, password, scope)
     typer.echo(f"added user {user.name} (scope: {user.scope})")
+
+
+@app.command("set")
+def set_(
+    name: str = typer.Argument(..., help="user name"),
+    scope: str | None = typer.Option(None, "--scope", help="new allowed scopes"),
+    password: bool = typer.Option(False, "--password", help="set a new password (asked for)"),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="read the new password as one line from standard input"
+    ),
+    config: Path | None = _CONFIG,
+    db: str | None = _DB,
+) -> None:
+    """Change user NAME's scopes and/or password; an open desk session keeps its token."""
+    if scope is None and not (password or password_stdin):
+        raise typer.BadParameter("give --scope, --password or --password-stdin")
+    new_password = _password(password_stdin) if password or password_stdin else None
+    with _database(config, db) as (database, _):
+        user = users.change_user(database, name, password=new_password, scope=scope)
+    changed = (
+        "password and scope" if new_password and scope else "password" if new_password else "scope"
+    )
+    typer.echo(f"changed the {changed} of user {user.name} (scope: {user.scope})")
 
 
 @app.command("list")

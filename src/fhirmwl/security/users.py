@@ -104,8 +104,36 @@ def add_user(db: Database, name: str, password: str, scope: str) -> User:
             (user.name, hash_password(password), user.scope, user.created),
         )
         if inserted.rowcount != 1:
-            raise Conflict(f"user {name!r} exists (remove it first to change it)")
+            raise Conflict(f"user {name!r} exists (fhirmwl user set changes it)")
     return user
+
+
+def change_user(
+    db: Database, name: str, *, password: str | None = None, scope: str | None = None
+) -> User:
+    """Give user ``name`` a new password and/or scopes. An unused login code of theirs is void
+    (it was issued under the old ones); an open desk session lasts until its token expires."""
+    if password is not None and not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise BadRequest(f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    if scope is not None and not parse_scopes(scope):
+        raise BadRequest(f"no SMART scope in {scope!r} (e.g. user/Task.rs)")
+    with db.transaction(write=True) as conn:
+        if password is not None:
+            conn.execute(
+                "UPDATE auth_user SET password_hash = ? WHERE name = ?",
+                (hash_password(password), name),
+            )
+        if scope is not None:
+            conn.execute(
+                "UPDATE auth_user SET scope = ? WHERE name = ?", (" ".join(scope.split()), name)
+            )
+        row = conn.execute(
+            "SELECT name, scope, created FROM auth_user WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"user {name!r} does not exist")
+        conn.execute("DELETE FROM auth_code WHERE username = ?", (name,))
+    return User(*row)
 
 
 def list_users(db: Database) -> list[User]:

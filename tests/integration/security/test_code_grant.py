@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fhirmwl.errors import Conflict
+from fhirmwl.errors import Conflict, NotFound
 from fhirmwl.security import keystore, pkce, users
 from fhirmwl.security.authserver import (
     CODE_LIFETIME,
@@ -174,6 +174,20 @@ def test_users_store(db: Database) -> None:
     with db.transaction(write=False) as conn:
         stored = conn.execute("SELECT password_hash FROM auth_user").fetchall()
     assert all(row[0].startswith("scrypt$") and "password" not in row[0] for row in stored)
+
+
+def test_users_are_changed_in_place(db: Database) -> None:
+    changed = users.change_user(db, "reader", password="a-new-password", scope="user/Task.rs")
+    assert changed.scope == "user/Task.rs"
+    assert users.authenticate(db, "reader", "reader-password") is None
+    assert users.authenticate(db, "reader", "a-new-password") is not None
+    with pytest.raises(NotFound):
+        users.change_user(db, "nobody", scope="user/*.rs")
+    with pytest.raises(Exception, match="no SMART scope"):
+        users.change_user(db, "reader", scope="openid")
+    with pytest.raises(Exception, match="8 to"):
+        users.change_user(db, "reader", password="short")
+    assert users.get_user(db, "reader") == changed  # nothing changed by the refused calls
 
 
 def test_client_credentials_still_answer(server: BuiltinServer) -> None:

@@ -125,7 +125,7 @@ def test_external_issuer_example(tmp_path: Path) -> None:
 
 
 def test_desk_users_example(tmp_path: Path) -> None:
-    """``fhirmwl user add|list|remove`` as written, and the two users logging in at the desk of
+    """``fhirmwl user add|list|remove|set`` as written, and the two users logging in at the desk of
     the ``serve`` line."""
     port = _prepare(tmp_path)
     lines = _blocks("sh")[2].strip().splitlines()
@@ -153,10 +153,22 @@ def test_desk_users_example(tmp_path: Path) -> None:
             with httpx.Client(timeout=30) as http:
                 page = submit(http, open_form(http, f"{base}/ui/worklist"), name, password)
                 assert page.status_code == 200 and f">{name}</span>" in page.text
-        assert run(lines[serve + 1 :]).strip() == "removed user alice"
+        assert run(lines[serve + 1 :]).strip().splitlines() == [
+            "removed user alice",
+            "changed the password and scope of user bob (scope: user/*.rs)",
+        ]
         with httpx.Client(timeout=30) as http:
             refused = submit(http, open_form(http, f"{base}/ui/worklist"), "alice", "x" * 8)
             assert refused.status_code == 401
+        with httpx.Client(timeout=30) as http:
+            old = submit(http, open_form(http, f"{base}/ui/worklist"), "bob", "changes-the-orders")
+            assert old.status_code == 401
+        with httpx.Client(timeout=30) as http:
+            page = submit(
+                http, open_form(http, f"{base}/ui/worklist"), "bob", "reads-only-from-now"
+            )
+            assert page.status_code == 200 and ">bob</span>" in page.text
+            assert '<span class="who" title="user/*.rs">bob</span>' in page.text
 
 
 def test_central_broker_examples(tmp_path: Path) -> None:
