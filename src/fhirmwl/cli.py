@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from fhirmwl.cli_options import CONFIG as _CONFIG
+from fhirmwl.cli_options import DB as _DB
 from fhirmwl.config import load_settings
 
 app = typer.Typer(
@@ -39,10 +41,6 @@ def _add_subcommands() -> None:
     from fhirmwl.cli_security import dev_certs
 
     app.command("dev-certs")(dev_certs)
-
-
-_CONFIG = typer.Option(None, "--config", "-c", help="TOML config file (env FHIRMWL_CONFIG)")
-_DB = typer.Option(None, "--db", help="database URL (env FHIRMWL_DB)")
 
 
 @app.command()

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import typer
 
+from fhirmwl.cli_options import CONFIG as _CONFIG
+from fhirmwl.cli_options import DB as _DB
 from fhirmwl.config import load_settings
 from fhirmwl.errors import FhirMwlError
 from fhirmwl.security import keystore, users
@@ -23,8 +25,6 @@ from fhirmwl.security.authserver import auth_base
 from fhirmwl.store.db import Database, open_database
 
 app = typer.Typer(help="Clients of the built-in token endpoint", no_args_is_help=True)
-_CONFIG = typer.Option(None, "--config", "-c", help="TOML config file (env FHIRMWL_CONFIG)")
-_DB = typer.Option(None, "--db", help="database URL (env FHIRMWL_DB)")
 
 
 @contextmanager

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import typer
 
+from fhirmwl.cli_options import CONFIG as _CONFIG
+from fhirmwl.cli_options import DB as _DB
 from fhirmwl.config import SECTIONS, load_sources, setting_names, unknown_environment
 
 app = typer.Typer(no_args_is_help=True)
@@ -76,8 +78,8 @@ def render(config: Path | None = None, **overrides: Any) -> str:
 
 @app.command()
 def show(
-    config: Path | None = typer.Option(None, "--config", "-c", help="TOML config file"),
-    db: str | None = typer.Option(None, "--db", help="database URL (env FHIRMWL_DB)"),
+    config: Path | None = _CONFIG,
+    db: str | None = _DB,
 ) -> None:
     """Print the effective settings and where each came from (default/file/env/cli)."""
     typer.echo(render(config, db=db), nl=False)

@@ -22,6 +22,8 @@ import typer
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 
+from fhirmwl.cli_options import CONFIG as _CONFIG
+from fhirmwl.cli_options import DB as _DB
 from fhirmwl.dicom.dumpfile import read_worklist_file
 from fhirmwl.errors import FhirMwlError
 from fhirmwl.mapping.fhir_to_dicom import DicomMappingContext, worklist_item_to_fhir
@@ -86,8 +88,6 @@ def export_items(source: WorklistSource, out: Path, ae_title: str) -> int:
 
 
 _TZ = typer.Option("UTC", "--timezone", help="the modalities' wall clock (IANA zone)")
-_DB = typer.Option(None, "--db", help="database URL (env FHIRMWL_DB; default as for serve)")
-_CONFIG = typer.Option(None, "--config", "-c", help="TOML config file")
 
 
 def analyze(store: Store) -> None:

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import typer
 
+from fhirmwl.cli_options import CONFIG as _CONFIG
+from fhirmwl.cli_options import DB as _DB
 from fhirmwl.config import load_settings
 from fhirmwl.errors import FhirMwlError
-
-_CONFIG = typer.Option(None, "--config", "-c", help="TOML config file (env FHIRMWL_CONFIG)")
-_DB = typer.Option(None, "--db", help="database URL (env FHIRMWL_DB)")
 
 
 def purge(

@@ -17,6 +17,8 @@ from typing import Any
 
 import typer
 
+from fhirmwl.cli_options import CONFIG as _CONFIG
+from fhirmwl.cli_options import DB as _DB
 from fhirmwl.cli_security import TLS_CA, TLS_CERT, TLS_KEY, client_tls
 from fhirmwl.mapping.v2_to_fhir import (
     MappingContext,
@@ -28,8 +30,6 @@ from fhirmwl.mapping.v2_to_fhir.intake import evaluate
 from fhirmwl.mllp import MLLPError, send_messages
 
 app = typer.Typer(help="HL7 v2 tools: map to FHIR, send over MLLP, message log and replay.")
-_CONFIG = typer.Option(None, "--config", "-c", help="TOML config file (env FHIRMWL_CONFIG)")
-_DB = typer.Option(None, "--db", help="database URL (env FHIRMWL_DB)")
 
 
 def _readable(ack: bytes) -> str:
