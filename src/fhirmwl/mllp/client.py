@@ -89,8 +89,12 @@ def send_messages(
     replies: list[bytes] = []
     decoder = FrameDecoder(max_message_bytes=1 << 24)
     raw = socket.create_connection((host, port), timeout=timeout)
-    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock = ssl_context.wrap_socket(raw, server_hostname=host) if ssl_context else raw
+    try:
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = ssl_context.wrap_socket(raw, server_hostname=host) if ssl_context else raw
+    except BaseException:
+        raw.close()  # a refused handshake must not leave the connection to the GC
+        raise
     with sock:
         for message in messages:
             sock.sendall(frame(message))
