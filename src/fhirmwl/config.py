@@ -78,7 +78,8 @@ class Settings:
     auth_audience: str = ""  # expected aud of external tokens; default: the FHIR base URL
     auth_token_lifetime: int = 300  # seconds an access token of the built-in server lives
     # The desk's login (authorization code with PKCE; docs/auth.md "Desk login").
-    auth_user_token_lifetime: int = 3600  # seconds a desk user's built-in token (session) lives
+    auth_user_token_lifetime: int = 3600  # seconds a desk user's built-in access token lives
+    auth_user_session_lifetime: int = 43200  # seconds a desk login lasts by refreshing (0: no)
     auth_desk_client_id: str = "fhirmwl-desk"  # the desk's OAuth client id (public client)
     auth_desk_scope: str = ""  # scopes the desk asks for; empty: all the user's (built-in)
     auth_redirect_uris: str = ""  # more desk callback URLs the built-in server accepts (comma)

@@ -41,6 +41,8 @@ def _check(settings: Settings) -> None:
         raise BadRequest(f"auth_jwks {jwks!r} is neither an http(s) URL nor a readable file")
     if settings.auth_token_lifetime < 1 or settings.auth_user_token_lifetime < 1:
         raise BadRequest("auth_token_lifetime and auth_user_token_lifetime are at least 1 second")
+    if settings.auth_user_session_lifetime < 0:
+        raise BadRequest("auth_user_session_lifetime is 0 (no refresh tokens) or more seconds")
     for url in filter(None, (u.strip() for u in settings.auth_redirect_uris.split(","))):
         if not url.startswith(("http://", "https://")) or "#" in url:
             raise BadRequest(f"auth_redirect_uris: {url!r} is not an absolute http(s) URL")
@@ -65,6 +67,7 @@ def install(services: Services) -> None:
         user_lifetime=settings.auth_user_token_lifetime,
         desk_client_id=settings.auth_desk_client_id,
         redirect_uris=tuple(u.strip() for u in settings.auth_redirect_uris.split(",")),
+        session_lifetime=settings.auth_user_session_lifetime,
     )
     validator = TokenValidator()
     validator.add(

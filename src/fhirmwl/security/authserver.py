@@ -14,6 +14,9 @@ checked here (``check_authorize``): the client id must be the desk's, the redire
 desk callbacks this server knows (its own ``/ui/callback`` and ``auth_redirect_uris``), PKCE
 ``S256``. The code is single-use, lives ``CODE_LIFETIME`` seconds and is bound to client id,
 redirect URI and challenge; ``/auth/token`` with ``grant_type=authorization_code`` redeems it.
+With ``session_lifetime`` set, the answer also carries a refresh token (``refresh.py``):
+``grant_type=refresh_token`` trades it, once, for a new access token and a new refresh token that
+expires when the first one would have.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
-from fhirmwl.security import keystore, pkce, users
+from fhirmwl.security import keystore, pkce, refresh, users
 from fhirmwl.security.scopes import parse_scope, parse_scopes, within
 from fhirmwl.security.tokens import LEEWAY, parse_jwks
 from fhirmwl.store.db import Database
@@ -84,6 +87,7 @@ class BuiltinServer:
     user_lifetime: int = 3600  # access tokens of desk users (authorization code grant)
     desk_client_id: str = "fhirmwl-desk"
     redirect_uris: tuple[str, ...] = ()  # more desk callbacks than this broker's own
+    session_lifetime: int = 0  # seconds a desk login may refresh its token (0: no refresh)
 
     def __post_init__(self) -> None:
         self.issuer = auth_base(self.fhir_base)
@@ -123,9 +127,12 @@ class BuiltinServer:
         grant_type = form.get("grant_type")
         if grant_type == "authorization_code":
             return self._redeem(form)
+        if grant_type == "refresh_token":
+            return self._refresh(form)
         if grant_type != "client_credentials":
             raise OAuthError(
-                "unsupported_grant_type", "grant_type is client_credentials or authorization_code"
+                "unsupported_grant_type",
+                "grant_type is client_credentials, authorization_code or refresh_token",
             )
         if form.get("client_assertion_type") != ASSERTION_TYPE or not form.get("client_assertion"):
             raise OAuthError(
@@ -236,12 +243,49 @@ class BuiltinServer:
             raise OAuthError("invalid_grant", "redirect_uri differs from the authorization request")
         if not pkce.matches(verifier, grant.challenge):
             raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
-        user = users.get_user(self.db, grant.username)
+        scope = self._user_scope(grant.username, grant.scope)
+        answer = self._mint(grant.username, grant.client_id, scope, self.user_lifetime)
+        if self.session_lifetime > 0:
+            exp = int(self.clock()) + self.session_lifetime
+            self._add_refresh(
+                answer, refresh.RefreshGrant(grant.client_id, grant.username, scope, exp)
+            )
+        return answer
+
+    def _refresh(self, form: dict[str, str]) -> dict[str, Any]:
+        """``grant_type=refresh_token``: the token is taken out (single use), a new access token
+        and a new refresh token with the same absolute expiry are issued."""
+        if self.session_lifetime <= 0:
+            raise OAuthError("unsupported_grant_type", "this server issues no refresh tokens")
+        grant = refresh.take(self.db, form.get("refresh_token", ""))
+        if grant is None:
+            raise OAuthError("invalid_grant", "the refresh token is unknown or was used before")
+        now = int(self.clock())
+        if grant.exp <= now:
+            raise OAuthError("invalid_grant", "the refresh token expired (the login is over)")
+        if form.get("client_id") != grant.client_id:
+            raise OAuthError("invalid_grant", "the refresh token was issued to another client_id")
+        scope = self._user_scope(grant.username, grant.scope)
+        lifetime = min(self.user_lifetime, grant.exp - now)
+        answer = self._mint(grant.username, grant.client_id, scope, lifetime)
+        self._add_refresh(
+            answer, refresh.RefreshGrant(grant.client_id, grant.username, scope, grant.exp)
+        )
+        return answer
+
+    def _user_scope(self, username: str, granted: str) -> str:
+        """The granted scopes the user still has; invalid_grant when none is left."""
+        user = users.get_user(self.db, username)
         allowed = parse_scopes(user.scope) if user else []
-        scope = [s for s in grant.scope.split() if (p := parse_scope(s)) and within(p, allowed)]
+        scope = [s for s in granted.split() if (p := parse_scope(s)) and within(p, allowed)]
         if user is None or not scope:
             raise OAuthError("invalid_grant", "the user was removed or lost the granted scopes")
-        return self._mint(user.name, grant.client_id, " ".join(scope), self.user_lifetime)
+        return " ".join(scope)
+
+    def _add_refresh(self, answer: dict[str, Any], grant: refresh.RefreshGrant) -> None:
+        now = int(self.clock())
+        answer["refresh_token"] = refresh.issue(self.db, grant, now)
+        answer["refresh_expires_in"] = grant.exp - now
 
     def _verify_assertion(self, assertion: str) -> tuple[keystore.Client, dict[str, Any]]:
         try:
@@ -284,6 +328,10 @@ class BuiltinServer:
         return client, claims
 
     # ---- discovery --------------------------------------------------------------------
+    def _grant_types(self) -> list[str]:
+        types = ["authorization_code", "client_credentials"]
+        return [*types, "refresh_token"] if self.session_lifetime > 0 else types
+
     def metadata(self) -> dict[str, Any]:
         """Authorization server metadata (RFC 8414), served at
         ``/auth/.well-known/oauth-authorization-server``: what another broker's desk discovers."""
@@ -293,7 +341,7 @@ class BuiltinServer:
             "token_endpoint": self.token_url,
             "jwks_uri": f"{self.issuer}/jwks",
             "response_types_supported": ["code"],
-            "grant_types_supported": ["authorization_code", "client_credentials"],
+            "grant_types_supported": self._grant_types(),
             "code_challenge_methods_supported": [pkce.METHOD],
             "token_endpoint_auth_methods_supported": ["private_key_jwt", "none"],
         }
@@ -304,7 +352,7 @@ class BuiltinServer:
             "jwks_uri": f"{self.issuer}/jwks",
             "authorization_endpoint": self.authorize_url,
             "token_endpoint": self.token_url,
-            "grant_types_supported": ["authorization_code", "client_credentials"],
+            "grant_types_supported": self._grant_types(),
             "code_challenge_methods_supported": [pkce.METHOD],
             "response_types_supported": ["code"],
             "token_endpoint_auth_methods_supported": ["private_key_jwt", "none"],

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fhirmwl.errors import BadRequest, Conflict, NotFound
+from fhirmwl.security.refresh import revoke_user
 from fhirmwl.security.scopes import parse_scopes
 from fhirmwl.store.db import Database
 from fhirmwl.store.migrations import MIGRATIONS, Migration, register
@@ -44,8 +45,11 @@ MAX_PASSWORD = 1024
 
 
 def register_migration() -> None:
+    from fhirmwl.security import refresh
+
     if not any(m.version == USERS_MIGRATION.version for m in MIGRATIONS):
         register(USERS_MIGRATION)
+    refresh.register_migration()
 
 
 def _b64(data: bytes) -> str:
@@ -111,8 +115,9 @@ def add_user(db: Database, name: str, password: str, scope: str) -> User:
 def change_user(
     db: Database, name: str, *, password: str | None = None, scope: str | None = None
 ) -> User:
-    """Give user ``name`` a new password and/or scopes. An unused login code of theirs is void
-    (it was issued under the old ones); an open desk session lasts until its token expires."""
+    """Give user ``name`` a new password and/or scopes. An unused login code and the refresh
+    tokens of theirs are void (issued under the old ones): an open desk session ends when its
+    access token expires."""
     if password is not None and not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise BadRequest(f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters")
     if scope is not None and not parse_scopes(scope):
@@ -133,6 +138,7 @@ def change_user(
         if row is None:
             raise NotFound(f"user {name!r} does not exist")
         conn.execute("DELETE FROM auth_code WHERE username = ?", (name,))
+        revoke_user(conn, name)
     return User(*row)
 
 
@@ -156,6 +162,7 @@ def remove_user(db: Database, name: str) -> None:
         if gone.rowcount != 1:
             raise NotFound(f"user {name!r} does not exist")
         conn.execute("DELETE FROM auth_code WHERE username = ?", (name,))
+        revoke_user(conn, name)
 
 
 def authenticate(db: Database, name: str, password: str) -> User | None:

@@ -4,7 +4,11 @@
 browser by an ``HttpOnly`` cookie holding the state) and sends the browser to the authorization
 endpoint; ``/ui/callback`` checks the state against the cookie, exchanges the code with the
 verifier, validates the access token with the broker's own token validator (the one in front of
-``/fhir``) and opens a session (``web.session``); ``/ui/logout`` ends it.
+``/fhir``) and opens a session (``web.session``); ``/ui/logout`` ends it. When the token answer
+carries a refresh token, the session lasts ``auth_user_session_lifetime`` (or less, when the
+server says its refresh token expires sooner): an expired access token is traded for a new one
+on the next request (``grant_type=refresh_token``), and the session ends when the server refuses
+(the login is over, the user was removed or changed).
 
 Which authorization server: with ``auth_jwks``/``auth_issuer`` set, the external issuer, whose
 authorization and token endpoints come from ``auth_authorize_url``/``auth_token_url`` or are
@@ -76,6 +80,7 @@ class DeskLogin:
         self.secure = settings.fhir_base.startswith("https://")
         self._authorize_url = settings.auth_authorize_url
         self._token_url = settings.auth_token_url
+        self.session_lifetime = settings.auth_user_session_lifetime
         self._lock = threading.Lock()
 
     # ---- endpoints ---------------------------------------------------------------------
@@ -121,6 +126,9 @@ class DeskLogin:
             "client_id": self.client_id,
             "code_verifier": verifier,
         }
+        return self._token_request(form)
+
+    def _token_request(self, form: dict[str, str]) -> dict[str, Any]:
         if not self.external:
             try:
                 return self.builtin.token(form)
@@ -147,16 +155,61 @@ class DeskLogin:
         if data is None:
             return None
         token = str(data.get("token", ""))
+        claims: dict[str, Any] | None = None
+        why = "the access token expired"
         try:
             claims = self.validator.remembered(token)
             if claims is None:
                 claims = await run_in_threadpool(self.validator.validate, token)
         except InvalidToken as err:
-            log.info("desk session ended: %s", err.message)
+            why = err.message
+        # Refreshed once expired, not only once the validator's clock-skew leeway is over too.
+        if data.get("refresh") and (claims is None or int(claims["exp"]) <= time.time()):
+            claims = await run_in_threadpool(self._refresh, sid, data)
+        if claims is None:
+            log.info("desk session ended: %s", why)
             await run_in_threadpool(self.sessions.drop, sid)
             return None
         name = str(claims.get("preferred_username") or claims.get("sub") or "")
         return DeskUser(name, parse_scopes(token_scopes(claims)), int(claims["exp"]), claims)
+
+    def _refresh(self, sid: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        """Trade the session's refresh token for a new access token; its claims, or None when
+        the session is over. Two requests of one browser may race here: the refresh token is
+        single use, so the loser finds the winner's new token in the session and takes that."""
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": str(data["refresh"]),
+            "client_id": self.client_id,
+        }
+        try:
+            answer = self._token_request(form)
+            token = str(answer.get("access_token", ""))
+            claims = self.validator.validate(token)
+        except (FhirMwlError, InvalidToken) as err:
+            now = self.sessions.get(SESSION, sid)
+            if now is not None and now.get("refresh") != data.get("refresh"):
+                try:
+                    return self.validator.validate(str(now.get("token", "")))
+                except InvalidToken:
+                    return None
+            log.info("desk session not refreshed: %s", getattr(err, "message", err))
+            return None
+        renewed = {"token": token, "refresh": answer.get("refresh_token") or data["refresh"]}
+        self.sessions.replace(SESSION, sid, renewed)
+        log.info("desk session refreshed for %s", claims.get("sub"))
+        return claims
+
+    def _session_end(self, answer: dict[str, Any], token_exp: int) -> int:
+        """When a new session ends: with a refresh token, after the session lifetime (or the
+        refresh token's own expiry when the server gives it); otherwise with the token."""
+        if not answer.get("refresh_token") or self.session_lifetime <= 0:
+            return token_exp
+        lifetime = self.session_lifetime
+        given = answer.get("refresh_expires_in")
+        if isinstance(given, int) and given > 0:
+            lifetime = min(lifetime, given)
+        return max(token_exp, int(time.time()) + lifetime)
 
     # ---- routes ------------------------------------------------------------------------
     async def login(self, request: Request) -> Response:
@@ -218,11 +271,14 @@ class DeskLogin:
                 raise LoginFailed(f"the access token is not accepted: {err.message}") from None
         except FhirMwlError as err:
             return self._failed(request, err)
-        exp = int(claims["exp"])
+        exp = self._session_end(answer, int(claims["exp"]))
         previous = request.cookies.get(SESSION_COOKIE, "")
         if previous:  # a new login replaces this browser's old session
             await run_in_threadpool(self.sessions.drop, previous)
-        sid = await run_in_threadpool(self.sessions.put, SESSION, {"token": token}, exp)
+        data: dict[str, Any] = {"token": token}
+        if answer.get("refresh_token") and self.session_lifetime > 0:
+            data["refresh"] = str(answer["refresh_token"])
+        sid = await run_in_threadpool(self.sessions.put, SESSION, data, exp)
         log.info("desk session opened for %s", claims.get("sub"))
         response = RedirectResponse(safe_next(str(pending.get("next", ""))), 303)
         response.set_cookie(

@@ -94,6 +94,14 @@ class SessionStore:
             )
         return sid
 
+    def replace(self, kind: str, sid: str, data: dict[str, Any]) -> None:
+        """New data for a row (a refreshed token); its expiry stays."""
+        with self.db.transaction(write=True) as conn:
+            conn.execute(
+                "UPDATE desk_session SET data = ? WHERE id_hash = ? AND kind = ?",
+                (seal(sid, kind, data), _key(sid), kind),
+            )
+
     def get(self, kind: str, sid: str) -> dict[str, Any] | None:
         return self._read(kind, sid, take=False)
 

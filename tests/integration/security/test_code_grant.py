@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import jwt
 import pytest
 
 from fhirmwl.errors import Conflict, NotFound
@@ -225,3 +226,46 @@ def test_one_token_per_code_under_a_race(db_url: str, db: Database, clock: Clock
         "invalid_grant",
         "token",
     ], outcomes
+
+
+def test_refresh_tokens_rotate_and_end_with_the_login(db: Database, clock: Clock) -> None:
+    server = BuiltinServer(db, BASE, clock=clock, user_lifetime=600, session_lifetime=3600)
+    assert "refresh_token" in server.metadata()["grant_types_supported"]
+    verifier = pkce.new_verifier()
+    first = _redeem(server, _code(server, verifier, "writer"), verifier)
+    assert first["refresh_expires_in"] == 3600 and first["expires_in"] == 600
+
+    def trade(token: str, client_id: str = "fhirmwl-desk") -> dict[str, Any]:
+        form = {"grant_type": "refresh_token", "refresh_token": token, "client_id": client_id}
+        return server.token(form)
+
+    with pytest.raises(OAuthError, match="another client_id"):
+        trade(first["refresh_token"], "someone-else")  # … and the token is spent
+    with pytest.raises(OAuthError, match="unknown or was used before"):
+        trade(first["refresh_token"])
+    second = _redeem(server, _code(server, verifier, "writer"), verifier)
+    clock.now += 3000
+    third = trade(second["refresh_token"])
+    assert third["refresh_token"] != second["refresh_token"]
+    assert third["expires_in"] == 600 and third["refresh_expires_in"] == 600  # same end
+    claims = jwt.decode(third["access_token"], options={"verify_signature": False})
+    assert claims["sub"] == "writer" and claims["scope"] == "user/*.cruds user/Task.rs"
+    with pytest.raises(OAuthError, match="unknown or was used before"):
+        trade(second["refresh_token"])  # single use
+    users.change_user(db, "writer", scope="user/Task.rs")  # voids the user's refresh tokens
+    with pytest.raises(OAuthError, match="unknown or was used before"):
+        trade(third["refresh_token"])
+    fourth = _redeem(server, _code(server, verifier, "writer"), verifier)
+    clock.now += 3600
+    with pytest.raises(OAuthError, match="expired"):
+        trade(fourth["refresh_token"])
+
+
+def test_no_refresh_tokens_without_a_session_lifetime(server: BuiltinServer) -> None:
+    verifier = pkce.new_verifier()
+    answer = _redeem(server, _code(server, verifier), verifier)
+    assert "refresh_token" not in answer
+    assert "refresh_token" not in server.metadata()["grant_types_supported"]
+    with pytest.raises(OAuthError) as refused:
+        server.token({"grant_type": "refresh_token", "refresh_token": "x", "client_id": "d"})
+    assert refused.value.error == "unsupported_grant_type"

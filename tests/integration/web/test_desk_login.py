@@ -20,6 +20,8 @@ import pytest
 from fhirmwl.config import load_settings
 from fhirmwl.runtime import Runtime
 from fhirmwl.security import pkce, users
+from fhirmwl.security.authserver import OAuthError
+from fhirmwl.web.session import SESSION, SessionStore
 from tests.conftest import free_port
 from tests.integration.web.conftest import Desk, today
 from tests.integration.web.messages import omi
@@ -292,7 +294,9 @@ def test_desk_logs_in_at_another_broker_as_external_server(tmp_path: Path) -> No
 def test_session_and_live_feed_end_when_the_token_expires(
     db_url: str, start_desk: Callable[..., Desk]
 ) -> None:
-    desk = start_desk(db_url, auth="builtin", auth_user_token_lifetime=2)
+    desk = start_desk(
+        db_url, auth="builtin", auth_user_token_lifetime=2, auth_user_session_lifetime=0
+    )
     add_users(desk.runtime.services.store.db)
     http = desk.http
     assert login(http, desk.base, READER).status_code == 200
@@ -305,3 +309,36 @@ def test_session_and_live_feed_end_when_the_token_expires(
     gone = http.get("/ui/worklist")
     assert gone.status_code == 303 and gone.headers["location"].startswith("/ui/login")
     assert http.get("/ui/events").status_code == 401  # the browser's reconnect is refused
+
+
+def test_session_outlives_its_access_token_by_refreshing(
+    db_url: str, start_desk: Callable[..., Desk]
+) -> None:
+    """Access tokens of 2 s, a login of a minute: the desk refreshes the token and stays logged
+    in; the refresh token is single use; removing the user ends the session at its next
+    refresh."""
+    desk = start_desk(
+        db_url, auth="builtin", auth_user_token_lifetime=2, auth_user_session_lifetime=60
+    )
+    db = desk.runtime.services.store.db
+    add_users(db)
+    http = desk.http
+    assert login(http, desk.base, WRITER).status_code == 200
+    sid = str(http.cookies["fhirmwl_desk_session"])
+    sessions = SessionStore(db)
+    first = sessions.get(SESSION, sid)
+    assert first is not None and first["refresh"]
+    time.sleep(2.5)
+    page = http.get("/ui/worklist")
+    assert page.status_code == 200 and ">writer</span>" in page.text
+    second = sessions.get(SESSION, sid)
+    assert second is not None and second["token"] != first["token"]
+    assert second["refresh"] != first["refresh"]  # rotated: the first one is spent
+    builtin = desk.runtime.services.auth[1]
+    spent = {"grant_type": "refresh_token", "refresh_token": first["refresh"]}
+    with pytest.raises(OAuthError, match="unknown or was used before"):
+        builtin.token({**spent, "client_id": "fhirmwl-desk"})
+    users.remove_user(db, "writer")
+    time.sleep(2.5)
+    gone = http.get("/ui/worklist")
+    assert gone.status_code == 303 and gone.headers["location"].startswith("/ui/login")
