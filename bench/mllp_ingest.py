@@ -1,4 +1,5 @@
-"""Benchmark HL7 v2 ingest over MLLP: messages/s and ACK latency, 1 and 8 connections.
+"""Benchmark HL7 v2 ingest over MLLP: messages/s and ACK latency, 1 and 8 connections
+(``--conns 1,4`` for others; ``--rate 0`` skips the paced run).
 
 Two targets:
   --target inproc   an in-process MLLPServer whose handler is the pure intake
@@ -111,14 +112,20 @@ async def main() -> None:
     ap.add_argument("--n", type=int, default=4000)
     ap.add_argument("--rate", type=float, default=100.0)
     ap.add_argument(
+        "--conns",
+        default="1,8",
+        help="comma-separated connection counts, one unpaced run each (default 1,8)",
+    )
+    ap.add_argument(
         "--sqlite-query",
         default="",
         help="SQLite URL query, e.g. checkpoint_interval=0 (SQLite's own checkpoint)",
     )
     args = ap.parse_args()
+    conns = [int(c) for c in args.conns.split(",") if c.strip()]
     if args.target == "inproc":
         async with inproc() as port:
-            await _suite(port, args.n, args.rate)
+            await _suite(port, args.n, args.rate, conns)
         return
     schema = f"bench_mllp_{uuid.uuid4().hex[:8]}"  # a fresh database: no message is a repeat
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,7 +138,7 @@ async def main() -> None:
         server = Server(db, "--mllp-port", str(mllp_port), "--no-dicom")
         try:
             _wait_port(mllp_port)
-            await _suite(mllp_port, args.n, args.rate)
+            await _suite(mllp_port, args.n, args.rate, conns)
         finally:
             server.stop()
             if args.backend == "postgres":
@@ -141,10 +148,13 @@ async def main() -> None:
                     conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-async def _suite(port: int, n: int, rate: float) -> None:
-    await run(port, 1, n, 1)
-    await run(port, n + 1, n, 8)
-    await run(port, 2 * n + 1, int(rate * 10), 1, rate)
+async def _suite(port: int, n: int, rate: float, conns: list[int]) -> None:
+    first = 1
+    for c in conns:
+        await run(port, first, n, c)
+        first += n
+    if rate > 0:
+        await run(port, first, int(rate * 10), 1, rate)
 
 
 if __name__ == "__main__":
