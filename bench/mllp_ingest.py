@@ -71,8 +71,16 @@ async def _sender(port: int, ids: list[int], lat: list[float], rate: float | Non
     return errors
 
 
-async def run(port: int, first: int, n: int, conns: int, rate: float | None = None) -> float:
+async def run(
+    port: int,
+    first: int,
+    n: int,
+    conns: int,
+    rate: float | None = None,
+    server: Server | None = None,
+) -> float:
     lat: list[float] = []
+    cpu0 = server.cpu_seconds() if server else None
     ids = list(range(first, first + n))
     chunks = [ids[i::conns] for i in range(conns)]
     per_conn = rate / conns if rate else None
@@ -80,7 +88,11 @@ async def run(port: int, first: int, n: int, conns: int, rate: float | None = No
     errors = sum(await asyncio.gather(*(_sender(port, c, lat, per_conn) for c in chunks)))
     dt = time.perf_counter() - t
     label = f"{conns} conn" + (f" paced {rate:.0f}/s" if rate else "")
-    print(f"{label:>22}: {n / dt:7.0f} msg/s  ACK {summary_ms(lat)}  not-AA {errors}")
+    cpu1 = server.cpu_seconds() if server else None
+    cpu = ""
+    if cpu0 is not None and cpu1 is not None:
+        cpu = f"  server CPU {(cpu1 - cpu0) / n * 1000:.1f} ms/msg"
+    print(f"{label:>22}: {n / dt:7.0f} msg/s  ACK {summary_ms(lat)}  not-AA {errors}{cpu}")
     return n / dt
 
 
@@ -138,7 +150,7 @@ async def main() -> None:
         server = Server(db, "--mllp-port", str(mllp_port), "--no-dicom")
         try:
             _wait_port(mllp_port)
-            await _suite(mllp_port, args.n, args.rate, conns)
+            await _suite(mllp_port, args.n, args.rate, conns, server)
         finally:
             server.stop()
             if args.backend == "postgres":
@@ -148,13 +160,15 @@ async def main() -> None:
                     conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-async def _suite(port: int, n: int, rate: float, conns: list[int]) -> None:
+async def _suite(
+    port: int, n: int, rate: float, conns: list[int], server: Server | None = None
+) -> None:
     first = 1
     for c in conns:
-        await run(port, first, n, c)
+        await run(port, first, n, c, server=server)
         first += n
     if rate > 0:
-        await run(port, first, int(rate * 10), 1, rate)
+        await run(port, first, int(rate * 10), 1, rate, server=server)
 
 
 if __name__ == "__main__":
