@@ -46,6 +46,7 @@ from fhirmwl.notify.topics import Change, classify
 from fhirmwl.services.orders.graph import referencing
 from fhirmwl.services.orders.status import ref_id
 from fhirmwl.store import Store, Tx
+from fhirmwl.store.db import PostgresDatabase
 from fhirmwl.store.migrations import Migration
 
 log = logging.getLogger("fhirmwl.notify")
@@ -82,11 +83,6 @@ PENDING_MIGRATION = Migration(
 
 # The sequencer's advisory lock, hashed with the schema: two schemas on one database (tests,
 # benchmarks, tenants) do not wait on each other.
-# One round trip: the lock, and ``synchronous_commit = off`` for this transaction only.
-SEQUENCER_LOCK = (
-    "SELECT set_config('synchronous_commit', 'off', true), "
-    "pg_advisory_xact_lock(hashtextextended(current_schema() || ?, 0))"
-)
 SEQUENCER_KEY = "fhirmwl.notify_event.sequencer"
 _CHUNK = 400  # events per INSERT (SQLite allows 32,766 parameters per statement)
 _EVENT_COLS = "created, topic, order_id, focus_type, focus_id, focus_version, context"
@@ -95,21 +91,24 @@ _MOVE = (
     f"INSERT INTO notify_event ({_EVENT_COLS}) SELECT {_EVENT_COLS} FROM moved "
     "ORDER BY staging_id"
 )
+# The whole sequencer, one round trip (``PostgresDatabase.script``): ``synchronous_commit = off``
+# for this transaction only, the lock until it ends, then the move.
+_SEQUENCER = (
+    "SELECT set_config('synchronous_commit', 'off', true), "
+    f"pg_advisory_xact_lock(hashtextextended(current_schema() || '{SEQUENCER_KEY}', 0)); " + _MOVE
+)
 
 
 def sequence(store: Store) -> int:
     """Number every committed pending event (PostgreSQL), in staging order; return how many.
 
     Its own transaction, one at a time per schema (the advisory lock is held until commit, so
-    the next sequencer's DELETE sees this one's moves and its numbers come after). A no-op on
-    SQLite, whose writers number their events directly.
+    the next sequencer's DELETE sees this one's moves and its numbers come after), sent as one
+    round trip. A no-op on SQLite, whose writers number their events directly.
     """
-    if store.db.dialect != "postgresql":
+    if not isinstance(store.db, PostgresDatabase):
         return 0
-    with store.db.transaction(write=True) as conn:
-        conn.execute(SEQUENCER_LOCK, (SEQUENCER_KEY,))
-        moved = conn.execute(_MOVE).rowcount
-    return int(moved or 0)
+    return max(0, store.db.script(_SEQUENCER))
 
 
 def sequence_pending(store: Store) -> int:
