@@ -239,3 +239,32 @@ def test_migration_230_converts_an_existing_database(db_url: str) -> None:
         assert [r[1] for r in rows] == ["old", sr]
     finally:
         services.close()
+
+
+@pytest.mark.postgres
+def test_dispatcher_cycle_numbers_what_a_killed_writer_left_pending(pg_url: str) -> None:
+    """A writer killed between its commit and its sequencer leaves staged events; the
+    dispatcher's next cycle (wake-up or 0.5 s poll) numbers them before it reads."""
+    from fhirmwl.notify.dispatcher import Dispatcher
+
+    services = build_services(load_settings(None, db=pg_url))
+    dispatcher = Dispatcher(services.store, services.notify_hook, "http://127.0.0.1:1/fhir")
+    try:
+        with services.store.write() as tx:
+            tx.conn.execute(
+                "INSERT INTO notify_event_pending (created, topic, order_id, focus_type, "
+                "focus_id, focus_version, context) VALUES "
+                "('2025-01-01T00:00:00Z', ?, 'left', 'ServiceRequest', 'left', 0, '{}')",
+                (ORDER_CREATED,),
+            )
+        with services.store.read() as tx:
+            assert outbox.pending_count(tx) == 1
+        dispatcher.tick()
+        with services.store.read() as tx:
+            assert outbox.pending_count(tx) == 0
+            rows = tx.conn.execute("SELECT order_id FROM notify_event").fetchall()
+        assert [r[0] for r in rows] == ["left"]
+    finally:
+        dispatcher.pool.shutdown(wait=True)
+        dispatcher.client.close()
+        services.close()
