@@ -55,6 +55,14 @@ class Server:
                 time.sleep(0.2)
         raise RuntimeError("server did not start")
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the server process so far (Linux ``/proc``; else None)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=30)

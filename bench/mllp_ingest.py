@@ -1,4 +1,5 @@
-"""Benchmark HL7 v2 ingest over MLLP: messages/s and ACK latency, 1 and 8 connections.
+"""Benchmark HL7 v2 ingest over MLLP: messages/s and ACK latency, 1 and 8 connections
+(``--conns 1,4`` for others; ``--rate 0`` skips the paced run).
 
 Two targets:
   --target inproc   an in-process MLLPServer whose handler is the pure intake
@@ -70,8 +71,16 @@ async def _sender(port: int, ids: list[int], lat: list[float], rate: float | Non
     return errors
 
 
-async def run(port: int, first: int, n: int, conns: int, rate: float | None = None) -> float:
+async def run(
+    port: int,
+    first: int,
+    n: int,
+    conns: int,
+    rate: float | None = None,
+    server: Server | None = None,
+) -> float:
     lat: list[float] = []
+    cpu0 = server.cpu_seconds() if server else None
     ids = list(range(first, first + n))
     chunks = [ids[i::conns] for i in range(conns)]
     per_conn = rate / conns if rate else None
@@ -79,7 +88,11 @@ async def run(port: int, first: int, n: int, conns: int, rate: float | None = No
     errors = sum(await asyncio.gather(*(_sender(port, c, lat, per_conn) for c in chunks)))
     dt = time.perf_counter() - t
     label = f"{conns} conn" + (f" paced {rate:.0f}/s" if rate else "")
-    print(f"{label:>22}: {n / dt:7.0f} msg/s  ACK {summary_ms(lat)}  not-AA {errors}")
+    cpu1 = server.cpu_seconds() if server else None
+    cpu = ""
+    if cpu0 is not None and cpu1 is not None:
+        cpu = f"  server CPU {(cpu1 - cpu0) / n * 1000:.1f} ms/msg"
+    print(f"{label:>22}: {n / dt:7.0f} msg/s  ACK {summary_ms(lat)}  not-AA {errors}{cpu}")
     return n / dt
 
 
@@ -111,14 +124,20 @@ async def main() -> None:
     ap.add_argument("--n", type=int, default=4000)
     ap.add_argument("--rate", type=float, default=100.0)
     ap.add_argument(
+        "--conns",
+        default="1,8",
+        help="comma-separated connection counts, one unpaced run each (default 1,8)",
+    )
+    ap.add_argument(
         "--sqlite-query",
         default="",
         help="SQLite URL query, e.g. checkpoint_interval=0 (SQLite's own checkpoint)",
     )
     args = ap.parse_args()
+    conns = [int(c) for c in args.conns.split(",") if c.strip()]
     if args.target == "inproc":
         async with inproc() as port:
-            await _suite(port, args.n, args.rate)
+            await _suite(port, args.n, args.rate, conns)
         return
     schema = f"bench_mllp_{uuid.uuid4().hex[:8]}"  # a fresh database: no message is a repeat
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,7 +150,7 @@ async def main() -> None:
         server = Server(db, "--mllp-port", str(mllp_port), "--no-dicom")
         try:
             _wait_port(mllp_port)
-            await _suite(mllp_port, args.n, args.rate)
+            await _suite(mllp_port, args.n, args.rate, conns, server)
         finally:
             server.stop()
             if args.backend == "postgres":
@@ -141,10 +160,15 @@ async def main() -> None:
                     conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-async def _suite(port: int, n: int, rate: float) -> None:
-    await run(port, 1, n, 1)
-    await run(port, n + 1, n, 8)
-    await run(port, 2 * n + 1, int(rate * 10), 1, rate)
+async def _suite(
+    port: int, n: int, rate: float, conns: list[int], server: Server | None = None
+) -> None:
+    first = 1
+    for c in conns:
+        await run(port, first, n, c, server=server)
+        first += n
+    if rate > 0:
+        await run(port, first, int(rate * 10), 1, rate, server=server)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,18 @@ def _counting_transactions(cls: Any) -> None:
     cls.transaction = transaction
 
 
+def _counting_scripts(cls: Any) -> None:
+    """``PostgresDatabase.script`` (the outbox sequencer): one round trip, its own transaction."""
+    original = cls.script
+
+    def script(self: Any, sql: str) -> Any:
+        COUNTS["(script) " + " ".join(sql.split())[:51]] += 1
+        TRANSACTIONS["script"] += 1
+        return original(self, sql)
+
+    cls.script = script
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
@@ -78,6 +90,7 @@ def main() -> None:
     _counting(db._PgConn)
     _counting_transactions(db.SqliteDatabase)
     _counting_transactions(db.PostgresDatabase)
+    _counting_scripts(db.PostgresDatabase)
     with tempfile.TemporaryDirectory() as tmp:
         catalogue = Path(tmp) / "catalogue.toml"
         catalogue.write_text(CATALOGUE)

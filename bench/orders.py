@@ -1,8 +1,10 @@
 """$create-order throughput and p95 latency (SQLite, PostgreSQL), and notification delivery
-latency p95 from commit to a rest-hook subscriber. Run: ``python bench/orders.py [N]``.
+latency p95 from commit to a rest-hook subscriber. Run: ``python bench/orders.py [N [CLIENTS]]``.
 
-An in-process server (same code path as ``fhirmwl serve``) on loopback; sequential keep-alive
-client so the figures are per-request latency, not client-side concurrency. The subscriber
+An in-process server (same code path as ``fhirmwl serve``) on loopback; one sequential
+keep-alive client by default, so the figures are per-request latency, not client-side
+concurrency (CLIENTS > 1: that many concurrent clients; the notification lag then pairs
+answers and event numbers in answer order, an approximation). The subscriber
 (same process) stamps each event number when its notification arrives; the commit happens
 between sending the request and receiving the 201, so the lag is reported from both ends
 (from the 201 = lower bound, from sending = upper bound).
@@ -13,7 +15,9 @@ from __future__ import annotations
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -36,7 +40,7 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1] if len(values) > 1 else values[0]
 
 
-def run(db: str, n: int, catalogue: Path) -> None:
+def run(db: str, n: int, catalogue: Path, clients: int = 1) -> None:
     settings = load_settings(
         None, db=db, http_port=free_port(), mllp=False, dicom=False, catalogue=str(catalogue)
     )
@@ -46,20 +50,31 @@ def run(db: str, n: int, catalogue: Path) -> None:
     try:
         with httpx.Client(base_url=settings.fhir_base, timeout=60) as c:
             c.post("/Subscription", json=subscription("order-created", sub.url))
-            latencies, started, answered = [], [], []
-            start = time.perf_counter()
-            for _ in range(n):
-                t0 = time.perf_counter()
-                r = c.post("/$create-order", json=order_bundle())
-                assert r.status_code == 201, r.text
-                started.append(t0)
-                answered.append(time.perf_counter())
-                latencies.append(answered[-1] - t0)
-            elapsed = time.perf_counter() - start
+        latencies: list[float] = []
+        started: list[float] = []
+        answered: list[float] = []
+
+        def client(count: int) -> None:
+            with httpx.Client(base_url=settings.fhir_base, timeout=60) as c:
+                for _ in range(count):
+                    t0 = time.perf_counter()
+                    r = c.post("/$create-order", json=order_bundle())
+                    assert r.status_code == 201, r.text
+                    t1 = time.perf_counter()
+                    with lock:  # the k-th answer is event number k (one event per order)
+                        started.append(t0)
+                        answered.append(t1)
+                        latencies.append(t1 - t0)
+
+        lock = threading.Lock()
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            list(pool.map(client, [n // clients + (i < n % clients) for i in range(clients)]))
+        elapsed = time.perf_counter() - start
         deadline = time.perf_counter() + 60
         while len(sub.arrived) < n and time.perf_counter() < deadline:
             time.sleep(0.01)
-        kind = db.split(":")[0]
+        kind = db.split(":")[0] + (f" ({clients} clients)" if clients > 1 else "")
         print(
             f"{kind}: {n} orders, {n / elapsed:.0f} orders/s, "
             f"p95 {p95(latencies) * 1000:.1f} ms, "
@@ -81,16 +96,17 @@ def run(db: str, n: int, catalogue: Path) -> None:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    clients = int(sys.argv[2]) if len(sys.argv) > 2 else 1
     with tempfile.TemporaryDirectory() as tmp:
         catalogue = Path(tmp) / "catalogue.toml"
         catalogue.write_text(CATALOGUE)
-        run(f"sqlite:///{tmp}/bench.db", n, catalogue)
+        run(f"sqlite:///{tmp}/bench.db", n, catalogue, clients)
         try:
             import psycopg
 
             with psycopg.connect(PG_URL, connect_timeout=3, autocommit=True) as conn:
                 conn.execute("DROP SCHEMA IF EXISTS bench_orders CASCADE")
-            run(f"{PG_URL}?schema=bench_orders", n, catalogue)
+            run(f"{PG_URL}?schema=bench_orders", n, catalogue, clients)
         except Exception as exc:  # noqa: BLE001 - PostgreSQL is optional for the bench
             print(f"postgresql: skipped ({exc})")
 

@@ -15,13 +15,14 @@ if TYPE_CHECKING:
 def install(services: Services) -> None:
     from fhirmwl.notify import ops
     from fhirmwl.notify.dispatcher import Dispatcher
-    from fhirmwl.notify.outbox import OUTBOX_MIGRATION, OutboxHook
+    from fhirmwl.notify.outbox import OUTBOX_MIGRATION, PENDING_MIGRATION, OutboxHook
     from fhirmwl.notify.topics import TopicRegistry
     from fhirmwl.services.container import Operation
     from fhirmwl.store.migrations import MIGRATIONS, register
 
-    if not any(m.version == OUTBOX_MIGRATION.version for m in MIGRATIONS):
-        register(OUTBOX_MIGRATION)  # applied by fhirmwl.wiring once every feature is installed
+    for migration in (OUTBOX_MIGRATION, PENDING_MIGRATION):
+        if not any(m.version == migration.version for m in MIGRATIONS):
+            register(migration)  # applied by fhirmwl.wiring once every feature is installed
     hook = OutboxHook()
     services.store.add_hook(hook)
     services.notify_hook = hook

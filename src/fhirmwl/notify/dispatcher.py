@@ -8,7 +8,8 @@ answered 2xx, so a kill -9 at any point leads to a re-delivery with the same eve
 (at-least-once; receivers de-duplicate by number). The outbox hook wakes the worker right after
 the writing transaction commits (same process); other processes are seen by polling. A failing
 endpoint backs off exponentially and only its own subscription waits: each subscription is
-worked in its own pool thread. A lease column keeps two processes on one PostgreSQL database
+worked in its own pool thread. Each cycle first numbers events left pending on PostgreSQL
+(``outbox.sequence_pending``). A lease column keeps two processes on one PostgreSQL database
 from delivering the same subscription at once.
 """
 
@@ -31,7 +32,7 @@ from fhirmwl.notify.delivery import (
     headers_of,
     notification_bundle,
 )
-from fhirmwl.notify.outbox import OutboxHook
+from fhirmwl.notify.outbox import OutboxHook, sequence_pending
 from fhirmwl.notify.topics import matches
 from fhirmwl.store import Store, Tx
 
@@ -83,6 +84,9 @@ class Dispatcher:
                 log.exception("notification cycle failed")
 
     def tick(self) -> None:
+        # PostgreSQL: number what writers left pending (a writer numbers its own events after
+        # commit; one killed in between leaves them to this poll), before reading the outbox.
+        sequence_pending(self.store)
         now = time.time()
         with self.store.read() as tx:
             rows = tx.conn.execute(

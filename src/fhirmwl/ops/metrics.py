@@ -228,6 +228,7 @@ class StoreCollector(Collector):
             yield up
 
     def _collect(self) -> Iterator[GaugeMetricFamily]:
+        from fhirmwl.notify.outbox import pending_count
         from fhirmwl.store.migrations import current_version
 
         now = time.time()
@@ -237,6 +238,7 @@ class StoreCollector(Collector):
                 "SELECT station_aet, COUNT(*) FROM worklist GROUP BY station_aet"
             ).fetchall()
             last_event = conn.execute("SELECT MAX(event_no) FROM notify_event").fetchone()[0] or 0
+            unnumbered = pending_count(tx)
             subs = conn.execute(
                 "SELECT sub_id, cursor, error_count, last_sent FROM notify_sub"
             ).fetchall()
@@ -281,6 +283,12 @@ class StoreCollector(Collector):
         yield depth
         yield errors
         yield lag
+        staged = GaugeMetricFamily(
+            "fhirmwl_outbox_unnumbered_events",
+            "PostgreSQL: committed events not numbered yet (normally 0; see notify.outbox)",
+        )
+        staged.add_metric([], unnumbered)
+        yield staged
         yield from self._destinations(last_event)
 
     def _destinations(self, last_event: int) -> Iterator[GaugeMetricFamily]:

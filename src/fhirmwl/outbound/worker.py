@@ -16,6 +16,7 @@ import orjson
 
 from fhirmwl.errors import FhirMwlError
 from fhirmwl.notify.delivery import backoff
+from fhirmwl.notify.outbox import sequence_pending
 from fhirmwl.notify.topics import matches
 from fhirmwl.outbound.config import Destination
 from fhirmwl.outbound.sender import (
@@ -98,6 +99,7 @@ class DestinationWorker:
 
     def enqueue(self) -> None:
         """New outbox events → pending messages (built now), cursor advanced in the same tx."""
+        sequence_pending(self.store)  # PostgreSQL: events a killed writer left unnumbered
         while not self.stopping.is_set():
             with self.store.write() as tx:
                 cursor = tx.conn.execute(

@@ -279,6 +279,25 @@ class PostgresDatabase:
         except self._psycopg.OperationalError as exc:
             raise StoreError(f"PostgreSQL failure: {exc}") from exc
 
+    def script(self, sql: str) -> int:
+        """Run parameterless ``;``-separated statements as one implicit transaction in one round
+        trip (autocommit and the simple query protocol: BEGIN and COMMIT are not sent apart);
+        return the row count of the last statement. Each statement reads the latest commits
+        (READ COMMITTED takes a snapshot per statement), and a failing statement rolls back them
+        all. For short, hot maintenance transactions such as the outbox sequencer."""
+        try:
+            with self.pool.connection() as raw:
+                raw.autocommit = True
+                try:
+                    cur = raw.execute(sql)
+                    while cur.nextset():
+                        pass
+                    return int(cur.rowcount)
+                finally:
+                    raw.autocommit = False
+        except self._psycopg.OperationalError as exc:
+            raise StoreError(f"PostgreSQL failure: {exc}") from exc
+
     def is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, self._psycopg.errors.UniqueViolation)
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from fhirmwl.errors import BadRequest
 from fhirmwl.hl7v2.charset import decode_message
+from fhirmwl.notify.outbox import pending_count
 from fhirmwl.services.ingest_v2 import log as v2log
 from fhirmwl.store import Tx
 
@@ -223,6 +224,7 @@ def status_view(tx: Tx, settings: Any, measured: dict[str, bool]) -> StatusView:
         ("worklist items", _count(tx, "SELECT COUNT(*) FROM worklist")),
         *resources,
         ("outbox events", _count(tx, "SELECT COUNT(*) FROM notify_event")),
+        ("outbox events not numbered yet", pending_count(tx)),
         ("HL7 messages logged", _count(tx, "SELECT COUNT(*) FROM v2_message_log")),
     ]
     by_status = [

@@ -1,9 +1,14 @@
 """Identifiers the broker assigns: Accession Number, Requested Procedure ID, SPS ID.
 
-The accession number comes from a counter row incremented inside the order's own transaction:
-on PostgreSQL the row lock serialises concurrent creators (also across processes) and a rolled
-back order gives its number back; on SQLite the database write lock does the same. A value that
-already exists (imported by hand, counter reset) is skipped, never reused.
+On SQLite the accession number comes from a counter row (``order_counter``) incremented inside
+the order's own transaction (the database write lock serialises writers anyway, and a rolled
+back order gives its number back). On PostgreSQL it comes from a sequence
+(``order_accession_seq``, migration 231): a counter row's lock would be held until the order's
+COMMIT, so every concurrent ``$create-order`` (also in other processes) waited for the previous
+one to commit. ``nextval`` takes no lock that lasts; the price is that a rolled back order leaves
+a gap in the numbers. Migration 231 starts the sequence after the counter row's value; to move
+it by hand, ``SELECT setval('order_accession_seq', n)``. A value that already exists (imported
+by hand, counter reset) is skipped, never reused.
 """
 
 from __future__ import annotations
@@ -21,24 +26,41 @@ COUNTER_MIGRATION = Migration(
     ("CREATE TABLE order_counter (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",),
 )
 
+SEQUENCE_MIGRATION = Migration(
+    231,
+    "PostgreSQL: accession numbers from a sequence (no counter row lock held until commit)",
+    (
+        "postgresql: CREATE SEQUENCE order_accession_seq",
+        "postgresql: SELECT setval('order_accession_seq', value) FROM order_counter "
+        "WHERE name = 'accession' AND value > 0",
+    ),
+)
+# PostgreSQL: counters backed by a sequence instead of an ``order_counter`` row.
+_SEQUENCES = {"accession": "order_accession_seq"}
+_INCREMENT = "UPDATE order_counter SET value = value + 1 WHERE name = ? RETURNING value"
+
 
 def register_migrations() -> None:
     from fhirmwl.store.migrations import MIGRATIONS
 
-    if not any(m.version == COUNTER_MIGRATION.version for m in MIGRATIONS):
-        register(COUNTER_MIGRATION)
+    for migration in (COUNTER_MIGRATION, SEQUENCE_MIGRATION):
+        if not any(m.version == migration.version for m in MIGRATIONS):
+            register(migration)
 
 
 def next_counter(tx: Tx, name: str) -> int:
-    """Increment and return the named counter within ``tx`` (row locked until commit)."""
-    updated = tx.conn.execute("UPDATE order_counter SET value = value + 1 WHERE name = ?", (name,))
-    if updated.rowcount == 0:
+    """The next value of the named counter: a sequence on PostgreSQL (no lock that lasts until
+    commit), else the counter row incremented within ``tx`` (one statement when it exists)."""
+    sequence = _SEQUENCES.get(name)
+    if sequence and tx.dialect == "postgresql":
+        return int(tx.conn.execute(f"SELECT nextval('{sequence}')").fetchone()[0])
+    row = tx.conn.execute(_INCREMENT, (name,)).fetchone()
+    if row is None:
         tx.conn.execute(
             "INSERT INTO order_counter (name, value) VALUES (?, 0) ON CONFLICT (name) DO NOTHING",
             (name,),
         )
-        tx.conn.execute("UPDATE order_counter SET value = value + 1 WHERE name = ?", (name,))
-    row = tx.conn.execute("SELECT value FROM order_counter WHERE name = ?", (name,)).fetchone()
+        row = tx.conn.execute(_INCREMENT, (name,)).fetchone()
     return int(row[0])
 
 
