@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
+from fhirmwl.errors import DuplicateIdentifier
 from fhirmwl.fhir.search import parse_search
 from fhirmwl.store import open_store
 from fhirmwl.store.db import open_database
@@ -16,6 +18,11 @@ from fhirmwl.store.migrations import MIGRATIONS, migrate
 
 PATIENT = {"resourceType": "Patient", "id": "p1", "meta": {"versionId": "1"}}
 ORDER = {"resourceType": "ServiceRequest", "id": "s1", "meta": {"versionId": "1"}}
+
+
+def _acsn(value: str) -> dict[str, Any]:
+    acsn = {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "ACSN"}
+    return {"type": {"coding": [acsn]}, "system": "urn:acsn", "value": value}
 
 
 def _text_keyed_layout(db_url: str) -> None:
@@ -38,6 +45,7 @@ def _text_keyed_layout(db_url: str) -> None:
         "status": "active",
         "intent": "order",
         "subject": {"reference": "Patient/p1"},
+        "identifier": [_acsn("A1")],
     }
     cols = "res_type, res_id, version, last_updated, lu, method, deleted, content"
     with db.transaction(write=True) as conn:
@@ -76,7 +84,7 @@ def _text_keyed_layout(db_url: str) -> None:
         )
         conn.execute(
             "INSERT INTO unique_ident (kind, system, value, res_type, res_id) VALUES "
-            "('MR', 'urn:mrn', 'M1', 'Patient', 'p1')"
+            "('ACSN', 'urn:acsn', 'A1', 'ServiceRequest', 's1')"
         )
     db.close()
 
@@ -106,6 +114,9 @@ def test_migration_220_converts_the_text_keyed_index(db_url: str) -> None:
             assert tx.references_from("ServiceRequest", ["s1"], "encounter", None) == [
                 ("Encounter", "e-later")
             ]
+            assert tx.find_unique("ACSN", "urn:acsn", "A1") == ("ServiceRequest", "s1")
+        with pytest.raises(DuplicateIdentifier, match="ServiceRequest/s1"), store.write() as tx:
+            tx.create("ServiceRequest", {"status": "active", "identifier": [_acsn("A1")]})
         with store.write() as tx:
             # the referenced Encounter arrives later: the reverse lookup and chain find it
             tx.update("Encounter", "e-later", {"status": "planned", "class": {"code": "AMB"}})

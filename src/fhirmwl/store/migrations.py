@@ -159,7 +159,8 @@ _REF_STATS = Migration(
 # ``search_param`` numbers each (resource type, parameter name) as ``pid``; an index row is
 # (rid, pid, n, values…), ``n`` numbering a resource's rows of one parameter. New resources get
 # increasing rids, so their index rows append at the end of the (rid, pid, n) B-tree. Reference
-# targets stay text (type, id): a reference may name a resource that is stored later.
+# targets stay text (type, id): a reference may name a resource that is stored later. The
+# unique identifiers name their owner by rid too.
 _INDEX_TABLES_220 = {
     "idx_token": (
         "system TEXT, code TEXT, type_system TEXT, type_code TEXT",
@@ -242,6 +243,14 @@ _INT_KEYS = Migration(
         "UNION SELECT res_type, param FROM idx_date UNION SELECT res_type, param FROM idx_ref"
         ") u ORDER BY res_type, param",
         *(s for table in _INDEX_TABLES_220 for s in _int_key_table(table)),
+        """CREATE TABLE unique_ident_new (kind TEXT NOT NULL, system TEXT NOT NULL,
+            value TEXT NOT NULL, rid BIGINT NOT NULL, PRIMARY KEY (kind, system, value))""",
+        "INSERT INTO unique_ident_new (kind, system, value, rid) SELECT u.kind, u.system, "
+        "u.value, r.rid FROM unique_ident u JOIN resource r ON r.res_type = u.res_type "
+        "AND r.res_id = u.res_id",
+        "DROP TABLE unique_ident",
+        "ALTER TABLE unique_ident_new RENAME TO unique_ident",
+        "CREATE INDEX ix_unique_rid ON unique_ident (rid)",
         # SQLite planner statistics (no ANALYZE has run; see migration 202): the shape, not the
         # counts, matters. A resource type has very many rows, a resource few index rows, a
         # parameter many, a reference target few. Without them SQLite takes ``res_type = ?``

@@ -51,10 +51,10 @@ _INDEX_SQL = {
     "idx_date": "rid, pid, n, lo, hi",
     "idx_ref": "rid, pid, n, target_type, target_id",
 }
-_UNIQUE_COLS = "kind, system, value, res_type, res_id"
+_UNIQUE_COLS = "kind, system, value, rid"
 _SEEN_MAX = 10_000  # rows a unit of work remembers (see ``Tx._seen``)
 _CHUNK = 400  # rows per multi-row INSERT (SQLite allows 32,766 parameters per statement)
-_INDEX_TABLES = ("idx_token", "idx_string", "idx_date", "idx_ref")  # keyed by rid
+_INDEX_TABLES = ("idx_token", "idx_string", "idx_date", "idx_ref", "unique_ident")  # by rid
 
 
 @dataclass
@@ -347,7 +347,8 @@ class Tx:
 
     def find_unique(self, kind: str, system: str, value: str) -> tuple[str, str] | None:
         row = self.conn.execute(
-            "SELECT res_type, res_id FROM unique_ident WHERE kind = ? AND system = ? AND value = ?",
+            "SELECT r.res_type, r.res_id FROM unique_ident u JOIN resource r ON r.rid = u.rid "
+            "WHERE u.kind = ? AND u.system = ? AND u.value = ?",
             (kind, system, value),
         ).fetchone()
         return (row[0], row[1]) if row else None
@@ -507,10 +508,8 @@ class Tx:
                 f"d{n} AS (DELETE FROM {t} WHERE rid = ?)" for n, t in enumerate(_INDEX_TABLES)
             )
             written = self.conn.execute(
-                f"WITH h AS ({_TO_HISTORY}), {ctes}, "
-                "du AS (DELETE FROM unique_ident WHERE res_type = ? AND res_id = ?) "
-                f"{update}",
-                (*key, expected, *(rid,) * len(_INDEX_TABLES), *key, *update_args),
+                f"WITH h AS ({_TO_HISTORY}), {ctes} {update}",
+                (*key, expected, *(rid,) * len(_INDEX_TABLES), *update_args),
             )
         else:
             self.conn.execute(_TO_HISTORY, (*key, expected))
@@ -536,18 +535,15 @@ class Tx:
         if self.dialect == "postgresql":
             # One round trip instead of five: data-modifying CTEs (PostgreSQL only).
             ctes = ", ".join(
-                f"d{n} AS (DELETE FROM {t} WHERE rid = ?)" for n, t in enumerate(_INDEX_TABLES)
+                f"d{n} AS (DELETE FROM {t} WHERE rid = ?)" for n, t in enumerate(_INDEX_TABLES[:-1])
             )
             self.conn.execute(
-                f"WITH {ctes} DELETE FROM unique_ident WHERE res_type = ? AND res_id = ?",
-                (*(rid,) * len(_INDEX_TABLES), res_type, res_id),
+                f"WITH {ctes} DELETE FROM {_INDEX_TABLES[-1]} WHERE rid = ?",
+                (rid,) * len(_INDEX_TABLES),
             )
             return
         for table in _INDEX_TABLES:
             self.conn.execute(f"DELETE FROM {table} WHERE rid = ?", (rid,))
-        self.conn.execute(
-            "DELETE FROM unique_ident WHERE res_type = ? AND res_id = ?", (res_type, res_id)
-        )
 
     # ---- parameter numbers ----------------------------------------------------------------
     def pid(self, res_type: str, name: str) -> int | None:
@@ -654,9 +650,11 @@ class Tx:
         if uniques:
             statements.append(
                 (
-                    f"INSERT INTO unique_ident ({_UNIQUE_COLS}) VALUES {_marks(uniques, 2)} "
-                    "ON CONFLICT DO NOTHING" + (" RETURNING 1" if pg else ""),
-                    tuple(v for u in uniques for v in (*u, *key)),
+                    f"INSERT INTO unique_ident ({_UNIQUE_COLS}) VALUES "
+                    + ", ".join([f"(?, ?, ?, {rid_sql})"] * len(uniques))
+                    + " ON CONFLICT DO NOTHING"
+                    + (" RETURNING 1" if pg else ""),
+                    tuple(v for u in uniques for v in (*u, *rid_args)),
                 )
             )
         inserted = 0
@@ -702,12 +700,6 @@ def _numbered(data: Sequence[tuple[Any, ...]], pids: dict[str, int]) -> list[tup
 
 def _matches(value: str, wanted: str | None) -> bool:
     return not wanted or wanted == "*" or value == wanted
-
-
-def _marks(rows: Sequence[tuple[Any, ...]], extra: int) -> str:
-    """``(?, …), (?, …)`` for ``rows`` of ``extra`` more columns than their length."""
-    one = "(" + ", ".join("?" * (len(rows[0]) + extra)) + ")"
-    return ", ".join([one] * len(rows))
 
 
 class Store:
