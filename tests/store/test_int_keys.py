@@ -15,6 +15,7 @@ from fhirmwl.fhir.search import parse_search
 from fhirmwl.store import open_store
 from fhirmwl.store.db import open_database
 from fhirmwl.store.migrations import MIGRATIONS, migrate
+from fhirmwl.store.search_sql import REF_ALIASES
 
 PATIENT = {"resourceType": "Patient", "id": "p1", "meta": {"versionId": "1"}}
 ORDER = {"resourceType": "ServiceRequest", "id": "s1", "meta": {"versionId": "1"}}
@@ -105,6 +106,19 @@ def test_migration_220_converts_the_text_keyed_index(db_url: str) -> None:
             assert _ids(tx, "Patient", [("birthdate", "1970-05")]) == ["p1"]
             assert _ids(tx, "ServiceRequest", [("status", "active")]) == ["s1"]
             assert _ids(tx, "ServiceRequest", [("subject", "Patient/p1")]) == ["s1"]
+            # ``patient`` is read from the ``subject`` rows; its own rows were dropped
+            assert _ids(tx, "ServiceRequest", [("patient", "p1")]) == ["s1"]
+            assert _ids(tx, "ServiceRequest", [("patient:missing", "false")]) == ["s1"]
+            assert tx.conn.execute("SELECT COUNT(*) FROM idx_ref").fetchone() == (2,)
+            assert tx.references_from("ServiceRequest", ["s1"], "patient", None) == [
+                ("Patient", "p1")
+            ]
+            assert tx.references_to("Patient", ["p1"], "ServiceRequest", "patient") == [
+                ("ServiceRequest", "s1")
+            ]
+            assert tx.references_to("Patient", ["p1"], None, "patient") == [
+                ("ServiceRequest", "s1")
+            ]
             assert _ids(tx, "ServiceRequest", [("subject:Patient.family", "ünal")]) == ["s1"]
             assert _ids(tx, "ServiceRequest", [("encounter:missing", "false")]) == ["s1"]
             assert tx.references_to("Patient", ["p1"], None, None) == [("ServiceRequest", "s1")]
@@ -151,5 +165,50 @@ def test_every_registered_parameter_is_numbered_before_the_first_write(db_url: s
         with store.read() as tx:
             assert _ids(tx, "Patient", [("gender", "other")]) != []
             assert _ids(tx, "Patient", [("gender", "male")]) == []
+    finally:
+        store.close()
+
+
+def test_reference_aliases_are_the_subject_rows_of_a_patient(db_url: str) -> None:
+    """``patient`` stores no rows of its own: the ``subject`` rows with a Patient target answer
+    it, and a ``subject`` naming something else does not (migration 220 drops the rows of
+    exactly these aliases)."""
+    assert {k: v for k, v in REF_ALIASES.items()} == {
+        (t, "patient"): ("subject", "Patient")
+        for t in (
+            "Encounter",
+            "ImagingStudy",
+            "Observation",
+            "Flag",
+            "Procedure",
+            "ServiceRequest",
+            "Task",
+        )
+    }
+    store = open_store(db_url)
+    try:
+        with store.write() as tx:
+            tx.update("Patient", "pa", {"gender": "other"})
+            on_patient = tx.create(
+                "Observation", {"status": "final", "subject": {"reference": "Patient/pa"}}
+            ).res_id
+            on_group = tx.create(
+                "Observation", {"status": "final", "subject": {"reference": "Group/pa"}}
+            ).res_id
+        with store.read() as tx:
+            rows = tx.conn.execute("SELECT COUNT(*) FROM idx_ref").fetchone()
+            assert rows == (2,)  # one subject row each, no patient rows
+            assert _ids(tx, "Observation", [("patient", "pa")]) == [on_patient]
+            assert _ids(tx, "Observation", [("patient", "Patient/pa")]) == [on_patient]
+            assert sorted(_ids(tx, "Observation", [("subject", "pa")])) == sorted(
+                [on_patient, on_group]
+            )
+            assert _ids(tx, "Observation", [("patient:missing", "true")]) == [on_group]
+            assert _ids(tx, "Observation", [("patient.gender", "other")]) == [on_patient]
+            assert tx.references_to("Patient", ["pa"], "Observation", "patient") == [
+                ("Observation", on_patient)
+            ]
+            assert tx.references_to("Group", ["pa"], None, "patient") == []
+            assert tx.references_from("Observation", [on_group], "patient", None) == []
     finally:
         store.close()

@@ -243,6 +243,11 @@ _INT_KEYS = Migration(
         "UNION SELECT res_type, param FROM idx_date UNION SELECT res_type, param FROM idx_ref"
         ") u ORDER BY res_type, param",
         *(s for table in _INDEX_TABLES_220 for s in _int_key_table(table)),
+        # rows of reference aliases (``patient`` = the ``subject`` rows of a Patient target):
+        # searches read the base parameter's rows (``search_sql.REF_ALIASES``)
+        "DELETE FROM idx_ref WHERE pid IN (SELECT pid FROM search_param WHERE name = 'patient' "
+        "AND res_type IN ('Encounter', 'ImagingStudy', 'Observation', 'Flag', 'Procedure', "
+        "'ServiceRequest', 'Task'))",
         """CREATE TABLE unique_ident_new (kind TEXT NOT NULL, system TEXT NOT NULL,
             value TEXT NOT NULL, rid BIGINT NOT NULL, PRIMARY KEY (kind, system, value))""",
         "INSERT INTO unique_ident_new (kind, system, value, rid) SELECT u.kind, u.system, "

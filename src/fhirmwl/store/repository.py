@@ -257,11 +257,9 @@ class Tx:
             )
             extra: list[Any] = []
             if param and param != "*":
-                pid = self.pid(res_type, param)
-                if pid is None:
-                    return list(dict.fromkeys(out))
-                sql += " AND i.pid = ?"
-                extra.append(pid)
+                which, which_args = search_sql.param_sql(self.pid, res_type, param, "i.")
+                sql += f" AND {which}"
+                extra += which_args
             if target_type and target_type != "*":
                 # SQLite could drive this from the target index on the type alone (every
                 # reference of that type); unary + keeps it on the source rows.
@@ -293,14 +291,24 @@ class Tx:
             some_type = source_type and source_type != "*"
             if param and param != "*":
                 if some_type:
-                    pid = self.pid(str(source_type), param)
-                    if pid is None:
-                        return list(dict.fromkeys(out))
-                    sql += " AND i.pid = ?"
-                    extra.append(pid)
-                else:  # the parameter of that name on any resource type
-                    sql += " AND i.pid IN (SELECT pid FROM search_param WHERE name = ?)"
-                    extra.append(param)
+                    which, which_args = search_sql.param_sql(
+                        self.pid, str(source_type), param, "i."
+                    )
+                    sql += f" AND {which}"
+                    extra += which_args
+                else:  # the parameter of that name on any resource type (or its base rows)
+                    bases = [
+                        pid
+                        for (t, name), (base, only) in search_sql.REF_ALIASES.items()
+                        if name == param and only == target_type
+                        for pid in [self.pid(t, base)]
+                        if pid is not None
+                    ]
+                    sql += (
+                        " AND (i.pid IN (SELECT pid FROM search_param WHERE name = ?)"
+                        f" OR i.pid IN ({','.join(['?'] * len(bases)) or 'NULL'}))"
+                    )
+                    extra += [param, *bases]
             if some_type:
                 sql += " AND r.res_type = ?"
                 extra.append(source_type)
@@ -627,12 +635,14 @@ class Tx:
         if first is not None:
             statements.append((f"{first[0]} RETURNING rid", first[1]))
         rid_sql, rid_args = ("(SELECT rid FROM c0)", ()) if first is not None else ("?", (rid,))
-        # A reference listed twice is indexed once.
+        # A reference listed twice is indexed once; an alias's (``patient``) rows are its base
+        # parameter's (``subject``) and not stored again (``search_sql.REF_ALIASES``).
+        refs = [r for r in rows.refs if (res_type, r[0]) not in search_sql.REF_ALIASES]
         tables: tuple[tuple[str, Sequence[tuple[Any, ...]]], ...] = (
             ("idx_token", rows.tokens),
             ("idx_string", rows.strings),
             ("idx_date", rows.dates),
-            ("idx_ref", list(dict.fromkeys(rows.refs))),
+            ("idx_ref", list(dict.fromkeys(refs))),
         )
         for table, data in tables:
             numbered = _numbered(data, pids)

@@ -17,7 +17,7 @@ from fhirmwl.errors import BadRequest, NotSupported
 from fhirmwl.fhir.dates import date_range
 from fhirmwl.fhir.indexing import normalize
 from fhirmwl.fhir.search import Criterion, SearchQuery
-from fhirmwl.fhir.search_params import SearchParam, param_for
+from fhirmwl.fhir.search_params import SEARCH_PARAMS, SearchParam, param_for
 
 _PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
 _FMT = "%Y-%m-%dT%H:%M:%S.%f"
@@ -29,6 +29,37 @@ def _pid(pids: Pids, res_type: str, name: str) -> int:
     """The parameter's number; -1 (no row has it) for one never indexed."""
     pid = pids(res_type, name)
     return -1 if pid is None else pid
+
+
+def _ref_aliases() -> dict[tuple[str, str], tuple[str, str]]:
+    """Reference parameters whose rows another parameter's rows already hold: ``patient``
+    (path ``subject[Patient]``) is exactly the ``subject`` rows (path ``subject``) whose target
+    is a Patient. (resource type, alias) → (base parameter, target type)."""
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    for res_type, params in SEARCH_PARAMS.items():
+        by_path = {p.paths: p.name for p in params.values() if p.type == "reference"}
+        for p in params.values():
+            if p.type != "reference" or len(p.paths) != 1 or not p.paths[0].endswith("]"):
+                continue
+            path, _, only = p.paths[0][:-1].partition("[")
+            base = by_path.get((path,))
+            if base is not None and only:
+                out[(res_type, p.name)] = (base, only)
+    return out
+
+
+# The store writes no rows for these (``Tx._index``); searches read the base parameter's.
+REF_ALIASES = _ref_aliases()
+
+
+def param_sql(pids: Pids, res_type: str, name: str, table: str = "") -> tuple[str, list[Any]]:
+    """``pid = ?`` selecting one parameter's index rows (columns of ``table.`` when given); a
+    reference alias is its base parameter's rows with the alias's target type."""
+    alias = REF_ALIASES.get((res_type, name))
+    if alias is None:
+        return f"{table}pid = ?", [_pid(pids, res_type, name)]
+    base, target = alias
+    return f"{table}pid = ? AND {table}target_type = ?", [_pid(pids, res_type, base), target]
 
 
 def like_escape(text: str) -> str:
@@ -165,8 +196,9 @@ def _value_sql(
             args += a
     else:  # pragma: no cover - registry only uses the types above
         raise NotSupported(f"search type {param.type}")
-    sql = f"SELECT rid FROM {table} WHERE pid = ? AND ({' OR '.join(conds)})"
-    return sql, [_pid(pids, res_type, name), *args], "rid"
+    which, which_args = param_sql(pids, res_type, name)
+    sql = f"SELECT rid FROM {table} WHERE {which} AND ({' OR '.join(conds)})"
+    return sql, [*which_args, *args], "rid"
 
 
 def _worklist_sql(
@@ -220,12 +252,13 @@ def _chain_sql(pids: Pids, c: Criterion) -> tuple[str, list[Any]]:
             inner = f"SELECT res_id FROM resource WHERE rid IN ({inner})"
     for n, (source, param, target) in enumerate(reversed(c.chain)):
         column = "rid" if n == len(c.chain) - 1 else "res_id"
+        which, which_args = param_sql(pids, source, param.name)
         inner = (
-            f"SELECT rid FROM idx_ref WHERE pid = ? AND target_type = ? AND target_id IN ({inner})"
+            f"SELECT rid FROM idx_ref WHERE {which} AND target_type = ? AND target_id IN ({inner})"
         )
         if column == "res_id":
             inner = f"SELECT res_id FROM resource WHERE rid IN ({inner})"
-        args = [_pid(pids, source, param.name), target, *args]
+        args = [*which_args, target, *args]
     return f"r.rid IN ({inner})", args
 
 
@@ -239,8 +272,9 @@ def _criterion_sql(pids: Pids, res_type: str, c: Criterion) -> tuple[str, list[A
         if c.values[0] not in ("true", "false"):
             raise BadRequest(f"{c.name}:missing must be true or false")
         op = "NOT IN" if c.values[0] == "true" else "IN"
-        sub = f"SELECT rid FROM {_TABLE[param.type]} WHERE pid = ?"
-        return f"r.rid {op} ({sub})", [_pid(pids, res_type, param.name)]
+        which, which_args = param_sql(pids, res_type, param.name)
+        sub = f"SELECT rid FROM {_TABLE[param.type]} WHERE {which}"
+        return f"r.rid {op} ({sub})", which_args
     negate = c.modifier == "not"
     modifier = None if negate else c.modifier
     if modifier and param.type == "reference" and modifier not in param.targets:
@@ -271,11 +305,12 @@ def _order_sql(pids: Pids, q: SearchQuery) -> tuple[str, list[Any]]:
                 "reference": "target_id",
             }[param.type]
             agg = "MAX" if desc else "MIN"
+            which, which_args = param_sql(pids, q.resource_type, name, "s.")
             terms.append(
                 f"(SELECT {agg}({col}) FROM {_TABLE[param.type]} s WHERE s.rid = r.rid "
-                f"AND s.pid = ?) {direction}"
+                f"AND {which}) {direction}"
             )
-            args.append(_pid(pids, q.resource_type, name))
+            args += which_args
     terms.append("r.res_id ASC")
     return " ORDER BY " + ", ".join(terms), args
 
