@@ -213,6 +213,7 @@ def _int_key_table(table: str) -> tuple[str, ...]:
         "JOIN search_param p ON p.res_type = t.res_type AND p.name = t.param",
         f"DROP TABLE {table}",
         f"ALTER TABLE {table}_new RENAME TO {table}",
+        f"postgresql: ALTER TABLE {table} RENAME CONSTRAINT {table}_new_pkey TO {table}_pkey",
         *indexes,
     )
 
@@ -255,6 +256,8 @@ _INT_KEYS = Migration(
         "AND r.res_id = u.res_id",
         "DROP TABLE unique_ident",
         "ALTER TABLE unique_ident_new RENAME TO unique_ident",
+        "postgresql: ALTER TABLE unique_ident RENAME CONSTRAINT unique_ident_new_pkey "
+        "TO unique_ident_pkey",
         "CREATE INDEX ix_unique_rid ON unique_ident (rid)",
         # SQLite planner statistics (no ANALYZE has run; see migration 202): the shape, not the
         # counts, matters. A resource type has very many rows, a resource few index rows, a
