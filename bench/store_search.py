@@ -10,6 +10,7 @@ or more of which the SQL is a small part; this isolates the SQL.
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import statistics
 import sys
@@ -51,6 +52,7 @@ def main() -> None:
         for label, (res_type, params) in FORMS.items():
             per_round = []
             for _ in range(args.rounds):
+                gc.collect()  # not the previous search's garbage in this one's time
                 rnd = random.Random(7)
                 found = 0
                 start = time.process_time()
