@@ -66,7 +66,9 @@ MPPS_MIGRATION = Migration(
 
 def _unique(tx: Tx, kind: str, value: str) -> list[tuple[str, str]]:
     rows = tx.conn.execute(
-        "SELECT res_type, res_id FROM unique_ident WHERE kind = ? AND value = ?", (kind, value)
+        "SELECT r.res_type, r.res_id FROM unique_ident u JOIN resource r ON r.rid = u.rid "
+        "WHERE u.kind = ? AND u.value = ?",
+        (kind, value),
     ).fetchall()
     return [(str(r[0]), str(r[1])) for r in rows]
 

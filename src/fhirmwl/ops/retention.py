@@ -142,12 +142,12 @@ def _orders(tx: Tx, cutoff: datetime, limit: int, apply: bool) -> int:
     from fhirmwl.services.orders.graph import load_order
 
     marks = ", ".join("?" * len(FINAL_ORDER_STATUSES))
+    status = tx.pid("ServiceRequest", "status")
     rows = tx.conn.execute(
-        "SELECT DISTINCT r.res_id FROM resource r JOIN idx_token t ON t.res_type = r.res_type "
-        "AND t.res_id = r.res_id AND t.param = 'status' "
-        "WHERE r.res_type = 'ServiceRequest' AND r.deleted = 0 AND r.lu < ? "
+        "SELECT DISTINCT r.res_id FROM resource r JOIN idx_token t ON t.rid = r.rid "
+        "AND t.pid = ? WHERE r.res_type = 'ServiceRequest' AND r.deleted = 0 AND r.lu < ? "
         f"AND t.code IN ({marks}) ORDER BY r.res_id LIMIT ?",
-        (utc_key(_instant(cutoff)), *FINAL_ORDER_STATUSES, limit),
+        (-1 if status is None else status, utc_key(_instant(cutoff)), *FINAL_ORDER_STATUSES, limit),
     ).fetchall()
     count = 0
     clock = apply and bool(rows) and _table_exists(tx, "order_control_state")

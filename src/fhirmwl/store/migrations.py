@@ -151,6 +151,136 @@ _REF_STATS = Migration(
     ),
 )
 
+
+# Integer keys for the search index (issue 15). Index rows carried the source resource as
+# (res_type, res_id) text — a 36-character UUID in every row and again in every index over it,
+# inserted at random places in two B-trees per table. Now ``resource`` has an integer ``rid``
+# (SQLite: the rowid, declared, so VACUUM keeps it; PostgreSQL: an identity column) and
+# ``search_param`` numbers each (resource type, parameter name) as ``pid``; an index row is
+# (rid, pid, n, values…), ``n`` numbering a resource's rows of one parameter. New resources get
+# increasing rids, so their index rows append at the end of the (rid, pid, n) B-tree. Reference
+# targets stay text (type, id): a reference may name a resource that is stored later. The
+# unique identifiers name their owner by rid too.
+_INDEX_TABLES_220 = {
+    "idx_token": (
+        "system TEXT, code TEXT, type_system TEXT, type_code TEXT",
+        "system, code, type_system, type_code",
+        "idx_token",
+        ("CREATE INDEX ix_token ON idx_token (pid, code, rid)",),
+    ),
+    "idx_string": (
+        "value TEXT NOT NULL, raw TEXT NOT NULL",
+        "value, raw",
+        "idx_string",
+        (
+            "CREATE INDEX ix_string ON idx_string (pid, value)",
+            "postgresql: CREATE INDEX ix_string_pattern ON idx_string "
+            "(pid, value text_pattern_ops)",
+        ),
+    ),
+    "idx_date": (
+        "lo TEXT NOT NULL, hi TEXT NOT NULL",
+        "lo, hi",
+        "idx_date",
+        (
+            "CREATE INDEX ix_date ON idx_date (pid, lo)",
+            "CREATE INDEX ix_date_hi ON idx_date (pid, hi)",
+        ),
+    ),
+    "idx_ref": (
+        "target_type TEXT NOT NULL, target_id TEXT NOT NULL",
+        "target_type, target_id",
+        # a reference listed twice is one row (PostgreSQL kept duplicates before)
+        "(SELECT DISTINCT res_type, res_id, param, target_type, target_id FROM idx_ref)",
+        ("CREATE INDEX ix_ref_target ON idx_ref (target_id, target_type, pid, rid)",),
+    ),
+}
+
+
+def _int_key_table(table: str) -> tuple[str, ...]:
+    columns, names, source, indexes = _INDEX_TABLES_220[table]
+    create = (
+        f"CREATE TABLE {table}_new (rid BIGINT NOT NULL, pid INTEGER NOT NULL, "
+        f"n INTEGER NOT NULL, {columns}, PRIMARY KEY (rid, pid, n))"
+    )
+    return (
+        f"sqlite: {create} WITHOUT ROWID",
+        f"postgresql: {create}",
+        f"INSERT INTO {table}_new (rid, pid, n, {names}) SELECT r.rid, p.pid, "
+        "ROW_NUMBER() OVER (PARTITION BY t.res_type, t.res_id, t.param) - 1, "
+        + ", ".join(f"t.{c.strip()}" for c in names.split(","))
+        + f" FROM {source} t JOIN resource r ON r.res_type = t.res_type AND r.res_id = t.res_id "
+        "JOIN search_param p ON p.res_type = t.res_type AND p.name = t.param",
+        f"DROP TABLE {table}",
+        f"ALTER TABLE {table}_new RENAME TO {table}",
+        f"postgresql: ALTER TABLE {table} RENAME CONSTRAINT {table}_new_pkey TO {table}_pkey",
+        *indexes,
+    )
+
+
+_RESOURCE_COLS = "res_type, res_id, version, last_updated, lu, deleted, content, method"
+
+_INT_KEYS = Migration(
+    220,
+    "integer keys for the search index: resource.rid, search_param.pid",
+    (
+        # SQLite: rebuild with rid as the declared rowid (the old rowids kept)
+        """sqlite: CREATE TABLE resource_new (rid INTEGER PRIMARY KEY,
+            res_type TEXT NOT NULL, res_id TEXT NOT NULL, version INTEGER NOT NULL,
+            last_updated TEXT NOT NULL, lu TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
+            content TEXT, method TEXT NOT NULL DEFAULT '')""",
+        f"sqlite: INSERT INTO resource_new (rid, {_RESOURCE_COLS}) "
+        f"SELECT rowid, {_RESOURCE_COLS} FROM resource ORDER BY rowid",
+        "sqlite: DROP TABLE resource",
+        "sqlite: ALTER TABLE resource_new RENAME TO resource",
+        "sqlite: CREATE UNIQUE INDEX ux_resource ON resource (res_type, res_id)",
+        "sqlite: CREATE INDEX ix_resource_lu ON resource (res_type, lu)",
+        "postgresql: ALTER TABLE resource ADD COLUMN rid BIGINT GENERATED ALWAYS AS IDENTITY",
+        "postgresql: CREATE UNIQUE INDEX ux_resource_rid ON resource (rid)",
+        """CREATE TABLE search_param (pid {autoinc}, res_type TEXT NOT NULL,
+            name TEXT NOT NULL, UNIQUE (res_type, name))""",
+        "INSERT INTO search_param (res_type, name) SELECT res_type, param FROM ("
+        "SELECT res_type, param FROM idx_token UNION SELECT res_type, param FROM idx_string "
+        "UNION SELECT res_type, param FROM idx_date UNION SELECT res_type, param FROM idx_ref"
+        ") u ORDER BY res_type, param",
+        *(s for table in _INDEX_TABLES_220 for s in _int_key_table(table)),
+        # rows of reference aliases (``patient`` = the ``subject`` rows of a Patient target):
+        # searches read the base parameter's rows (``search_sql.REF_ALIASES``)
+        "DELETE FROM idx_ref WHERE pid IN (SELECT pid FROM search_param WHERE name = 'patient' "
+        "AND res_type IN ('Encounter', 'ImagingStudy', 'Observation', 'Flag', 'Procedure', "
+        "'ServiceRequest', 'Task'))",
+        """CREATE TABLE unique_ident_new (kind TEXT NOT NULL, system TEXT NOT NULL,
+            value TEXT NOT NULL, rid BIGINT NOT NULL, PRIMARY KEY (kind, system, value))""",
+        "INSERT INTO unique_ident_new (kind, system, value, rid) SELECT u.kind, u.system, "
+        "u.value, r.rid FROM unique_ident u JOIN resource r ON r.res_type = u.res_type "
+        "AND r.res_id = u.res_id",
+        "DROP TABLE unique_ident",
+        "ALTER TABLE unique_ident_new RENAME TO unique_ident",
+        "postgresql: ALTER TABLE unique_ident RENAME CONSTRAINT unique_ident_new_pkey "
+        "TO unique_ident_pkey",
+        "CREATE INDEX ix_unique_rid ON unique_ident (rid)",
+        # SQLite planner statistics (no ANALYZE has run; see migration 202): the shape, not the
+        # counts, matters. A resource type has very many rows, a resource few index rows, a
+        # parameter many, a reference target few. Without them SQLite takes ``res_type = ?``
+        # on the resource for as selective as ``rid IN (…)`` and walks a whole type.
+        "sqlite: DELETE FROM sqlite_stat1 WHERE tbl IN ('idx_ref', 'idx_token', "
+        "'idx_string', 'idx_date', 'resource')",
+        "sqlite: INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES "
+        "('resource', 'ux_resource', '1000000 100000 1'), "
+        "('resource', 'ix_resource_lu', '1000000 100000 2'), "
+        "('idx_ref', 'idx_ref', '5000000 5 2 1'), "
+        "('idx_ref', 'ix_ref_target', '5000000 5 4 3 1'), "
+        "('idx_token', 'idx_token', '8000000 8 2 1'), "
+        "('idx_token', 'ix_token', '8000000 100000 5 1'), "
+        "('idx_string', 'idx_string', '2000000 2 1 1'), "
+        "('idx_string', 'ix_string', '2000000 200000 5'), "
+        "('idx_date', 'idx_date', '2000000 2 1 1'), "
+        "('idx_date', 'ix_date', '2000000 200000 5'), "
+        "('idx_date', 'ix_date_hi', '2000000 200000 5')",
+        "sqlite: ANALYZE sqlite_master",  # reloads statistics
+    ),
+)
+
 MIGRATIONS: list[Migration] = [
     _CORE,
     _PG_PATTERN,
@@ -158,6 +288,7 @@ MIGRATIONS: list[Migration] = [
     _CURRENT_NOT_IN_HISTORY,
     _CLUSTERED_REFS,
     _REF_STATS,
+    _INT_KEYS,
 ]
 
 

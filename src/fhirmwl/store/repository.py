@@ -8,10 +8,11 @@ transaction, just before commit, from the list of resources the unit of work tou
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 import orjson
@@ -25,8 +26,9 @@ from fhirmwl.errors import (
     WriteConflict,
 )
 from fhirmwl.fhir.dates import now_instant, utc_key
-from fhirmwl.fhir.indexing import index_rows
+from fhirmwl.fhir.indexing import IndexRows, index_rows
 from fhirmwl.fhir.search import SearchQuery
+from fhirmwl.fhir.search_params import SEARCH_PARAMS
 from fhirmwl.store import codec, search_sql
 from fhirmwl.store.db import Conn, Database
 from fhirmwl.store.migrations import migrate
@@ -34,22 +36,25 @@ from fhirmwl.store.migrations import migrate
 T = TypeVar("T")
 _COLS = "res_type, res_id, version, last_updated, deleted, content"
 _HIST_COLS = f"{_COLS}, method"
+_CUR_COLS = f"{_COLS}, rid"  # current rows: and their integer key
 _ROW_COLS = "res_type, res_id, version, last_updated, lu, method, deleted, content"
 # Superseded versions: the current row moves to history before it is overwritten.
 _TO_HISTORY = (
     f"INSERT INTO resource_history ({_ROW_COLS}) SELECT {_ROW_COLS} FROM resource "
     "WHERE res_type = ? AND res_id = ? AND version = ?"
 )
+# Index rows are keyed by the resource's integer ``rid`` and the parameter's ``pid`` (migration
+# 220); ``n`` numbers a resource's rows of one parameter.
 _INDEX_SQL = {
-    "idx_token": "res_type, res_id, param, system, code, type_system, type_code",
-    "idx_string": "res_type, res_id, param, value, raw",
-    "idx_date": "res_type, res_id, param, lo, hi",
-    "idx_ref": "res_type, res_id, param, target_type, target_id",
+    "idx_token": "rid, pid, n, system, code, type_system, type_code",
+    "idx_string": "rid, pid, n, value, raw",
+    "idx_date": "rid, pid, n, lo, hi",
+    "idx_ref": "rid, pid, n, target_type, target_id",
 }
-_UNIQUE_COLS = "kind, system, value, res_type, res_id"
+_UNIQUE_COLS = "kind, system, value, rid"
 _SEEN_MAX = 10_000  # rows a unit of work remembers (see ``Tx._seen``)
 _CHUNK = 400  # rows per multi-row INSERT (SQLite allows 32,766 parameters per statement)
-_INDEX_TABLES = ("idx_token", "idx_string", "idx_date", "idx_ref", "unique_ident")
+_INDEX_TABLES = ("idx_token", "idx_string", "idx_date", "idx_ref", "unique_ident")  # by rid
 
 
 @dataclass
@@ -61,6 +66,7 @@ class Stored:
     deleted: bool
     content: str | None
     method: str = ""
+    rid: int | None = None  # the integer key of the current row (None for history rows)
 
     def resource(self) -> dict[str, Any]:
         if self.content is None:
@@ -101,8 +107,11 @@ def _row(row: Any, method: str = "") -> Stored:
     return Stored(row[0], row[1], row[2], row[3], bool(row[4]), codec.unpack(row[5]), method)
 
 
-def _fields(s: Stored) -> tuple[str, str, int, str, bool, str | None]:
-    return (s.res_type, s.res_id, s.version, s.last_updated, s.deleted, s.content)
+def _cur(row: Any) -> Stored:
+    """A current row selected as ``_CUR_COLS``."""
+    return Stored(
+        row[0], row[1], row[2], row[3], bool(row[4]), codec.unpack(row[5]), "", int(row[6])
+    )
 
 
 @dataclass
@@ -126,6 +135,9 @@ class Tx:
     # Together they answer reference lookups about an order graph being written without SQL.
     _written_refs: dict[tuple[str, str], list[tuple[str, str, str]]] = field(default_factory=dict)
     _fresh: set[tuple[str, str]] = field(default_factory=set)
+    # Parameter numbers this unit of work added to ``search_param``: the store's cache learns
+    # them only after commit (a rolled-back number may be given to another parameter).
+    _new_pids: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @property
     def dialect(self) -> str:
@@ -135,7 +147,7 @@ class Tx:
         if len(self._seen) >= _SEEN_MAX:  # a long batch (purge, reindex): memory stays bounded
             self._seen.clear()
         if stored.method:
-            stored = Stored(*_fields(stored), "")
+            stored = replace(stored, method="")
         self._seen[(stored.res_type, stored.res_id)] = (stored, locked)
 
     # ---- reads -------------------------------------------------------------------------
@@ -148,7 +160,7 @@ class Tx:
             return hit[0]
         lock = " FOR UPDATE" if for_update and self.dialect == "postgresql" else ""
         row = self.conn.execute(
-            f"SELECT {_COLS} FROM resource WHERE res_type = ? AND res_id = ?{lock}",
+            f"SELECT {_CUR_COLS} FROM resource WHERE res_type = ? AND res_id = ?{lock}",
             (res_type, res_id),
         ).fetchone()
         if not row:
@@ -156,7 +168,7 @@ class Tx:
                 self._seen.clear()
             self._seen[(res_type, res_id)] = (None, False)
             return None
-        stored = _row(row)
+        stored = _cur(row)
         # SQLite: a write transaction holds the database lock, every row is as good as locked.
         self._remember(stored, for_update or self.dialect == "sqlite")
         return stored
@@ -212,17 +224,17 @@ class Tx:
 
     def search(self, q: SearchQuery) -> list[tuple[str, str]]:
         """(id, JSON) of the matches; the rows also answer later reads in this unit of work."""
-        sql, args = search_sql.build_search(q)
+        sql, args = search_sql.build_search(q, self.pid)
         out = []
         for r in self.conn.execute(sql, args).fetchall():
-            stored = _row(r)
+            stored = _cur(r)
             if (stored.res_type, stored.res_id) not in self._seen:
                 self._remember(stored, self.dialect == "sqlite")
             out.append((stored.res_id, stored.content or ""))
         return out
 
     def count(self, q: SearchQuery) -> int:
-        sql, args = search_sql.build_count(q)
+        sql, args = search_sql.build_count(q, self.pid)
         return int(self.conn.execute(sql, args).fetchone()[0])
 
     def references_from(
@@ -238,15 +250,23 @@ class Tx:
         ]
         rest = [i for i in ids if (res_type, i) not in self._written_refs] if known else ids
         if rest:
-            out += self._refs(
-                "res_type = ? AND res_id",
-                "target_type, target_id",
-                res_type,
-                rest,
-                param,
-                target_type,
-                "target_type",
+            # From the source rows (by their unique key) to their reference rows (by rid).
+            sql = (
+                "SELECT DISTINCT i.target_type, i.target_id FROM resource r JOIN idx_ref i "
+                "ON i.rid = r.rid WHERE r.res_type = ? AND r.res_id IN ({marks})"
             )
+            extra: list[Any] = []
+            if param and param != "*":
+                which, which_args = search_sql.param_sql(self.pid, res_type, param, "i.")
+                sql += f" AND {which}"
+                extra += which_args
+            if target_type and target_type != "*":
+                # SQLite could drive this from the target index on the type alone (every
+                # reference of that type); unary + keeps it on the source rows.
+                col = "+i.target_type" if self.dialect == "sqlite" else "i.target_type"
+                sql += f" AND {col} = ?"
+                extra.append(target_type)
+            out += self._chunked(sql, [res_type], rest, extra)
         return list(dict.fromkeys(out))
 
     def references_to(
@@ -263,44 +283,49 @@ class Tx:
         ]
         rest = [i for i in ids if i not in fresh]
         if rest:
-            out += self._refs(
-                "target_type = ? AND target_id",
-                "res_type, res_id",
-                target_type,
-                rest,
-                param,
-                source_type,
-                "res_type",
+            sql = (
+                "SELECT DISTINCT r.res_type, r.res_id FROM idx_ref i JOIN resource r "
+                "ON r.rid = i.rid WHERE i.target_id IN ({marks}) AND i.target_type = ?"
             )
+            extra: list[Any] = [target_type]
+            some_type = source_type and source_type != "*"
+            if param and param != "*":
+                if some_type:
+                    which, which_args = search_sql.param_sql(
+                        self.pid, str(source_type), param, "i."
+                    )
+                    sql += f" AND {which}"
+                    extra += which_args
+                else:  # the parameter of that name on any resource type (or its base rows)
+                    bases = [
+                        pid
+                        for (t, name), (base, only) in search_sql.REF_ALIASES.items()
+                        if name == param and only == target_type
+                        for pid in [self.pid(t, base)]
+                        if pid is not None
+                    ]
+                    sql += (
+                        " AND (i.pid IN (SELECT pid FROM search_param WHERE name = ?)"
+                        f" OR i.pid IN ({','.join(['?'] * len(bases)) or 'NULL'}))"
+                    )
+                    extra += [param, *bases]
+            if some_type:
+                sql += " AND r.res_type = ?"
+                extra.append(source_type)
+            out += self._chunked(sql, [], rest, extra)
         return list(dict.fromkeys(out))
 
-    def _refs(
-        self,
-        key: str,
-        cols: str,
-        rtype: str,
-        ids: list[str],
-        param: str | None,
-        other_type: str | None,
-        other_col: str,
+    def _chunked(
+        self, sql: str, before: list[Any], ids: list[str], after: list[Any]
     ) -> list[tuple[str, str]]:
+        """``sql`` (with ``{marks}`` for the ids) run per 500 ids; the distinct row pairs."""
         out: list[tuple[str, str]] = []
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            sql = (
-                f"SELECT DISTINCT {cols} FROM idx_ref WHERE {key} IN ({','.join('?' * len(chunk))})"
-            )
-            args: list[Any] = [rtype, *chunk]
-            if param and param != "*":
-                sql += " AND param = ?"
-                args.append(param)
-            if other_type and other_type != "*":
-                # SQLite without statistics would drive this from an index on the other type
-                # alone (every reference of that type); unary + keeps it on the id lookup.
-                col = f"+{other_col}" if self.dialect == "sqlite" else other_col
-                sql += f" AND {col} = ?"
-                args.append(other_type)
-            out += [(r[0], r[1]) for r in self.conn.execute(sql, args).fetchall()]
+            rows = self.conn.execute(
+                sql.format(marks=",".join("?" * len(chunk))), [*before, *chunk, *after]
+            ).fetchall()
+            out += [(str(r[0]), str(r[1])) for r in rows]
         return out
 
     def read_many(self, keys: list[tuple[str, str]]) -> list[Stored]:
@@ -318,19 +343,20 @@ class Tx:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 rows = self.conn.execute(
-                    f"SELECT {_COLS} FROM resource WHERE res_type = ? AND deleted = 0 AND res_id "
-                    f"IN ({','.join('?' * len(chunk))})",
+                    f"SELECT {_CUR_COLS} FROM resource WHERE res_type = ? AND deleted = 0 "
+                    f"AND res_id IN ({','.join('?' * len(chunk))})",
                     (t, *chunk),
                 ).fetchall()
                 for r in rows:
-                    stored = _row(r)
+                    stored = _cur(r)
                     self._remember(stored, self.dialect == "sqlite")
                     out.append(stored)
         return out
 
     def find_unique(self, kind: str, system: str, value: str) -> tuple[str, str] | None:
         row = self.conn.execute(
-            "SELECT res_type, res_id FROM unique_ident WHERE kind = ? AND system = ? AND value = ?",
+            "SELECT r.res_type, r.res_id FROM unique_ident u JOIN resource r ON r.rid = u.rid "
+            "WHERE u.kind = ? AND u.system = ? AND u.value = ?",
             (kind, system, value),
         ).fetchone()
         return (row[0], row[1]) if row else None
@@ -387,7 +413,7 @@ class Tx:
         if not current.deleted and _same_content(current, res_type, res_id, resource):
             return current, False  # no-op update: no new version, no re-indexing, no events
         stored = self._write(
-            res_type, res_id, resource, current.version + 1, "PUT", expected=current.version
+            res_type, res_id, resource, current.version + 1, "PUT", current=current
         )
         return stored, False
 
@@ -398,17 +424,31 @@ class Tx:
         if if_match is not None and if_match != current.version:
             raise PreconditionFailed(f"version conflict on {res_type}/{res_id}")
         version, instant = current.version + 1, self.store.clock()
+        rid = self._rid(current)
         self._supersede(
             res_type,
             res_id,
+            rid,
             current.version,
             "method = 'DELETE', deleted = 1, content = NULL",
             (version, instant, utc_key(instant)),
         )
         self.touched.append((res_type, res_id))
-        gone = Stored(res_type, res_id, version, instant, True, None, "DELETE")
+        gone = Stored(res_type, res_id, version, instant, True, None, "DELETE", rid)
         self._remember(gone, True)
         return gone
+
+    def _rid(self, stored: Stored) -> int:
+        """The integer key of a current row (every current row read or written carries it)."""
+        if stored.rid is not None:
+            return stored.rid
+        row = self.conn.execute(
+            "SELECT rid FROM resource WHERE res_type = ? AND res_id = ?",
+            (stored.res_type, stored.res_id),
+        ).fetchone()
+        if row is None:
+            raise PreconditionFailed(f"concurrent change to {stored.res_type}/{stored.res_id}")
+        return int(row[0])
 
     def _write(
         self,
@@ -418,7 +458,7 @@ class Tx:
         version: int,
         method: str,
         insert: bool = False,
-        expected: int | None = None,
+        current: Stored | None = None,
     ) -> Stored:
         instant = self.store.clock()
         body = dict(resource)
@@ -434,25 +474,33 @@ class Tx:
             row = (res_type, res_id, version, instant, lu, method, 0, packed)
             first = (f"INSERT INTO resource ({_ROW_COLS}) VALUES ({', '.join('?' * 8)})", row)
             # PostgreSQL: the row and all its index rows in one statement (one round trip).
-            self._index(res_type, res_id, body, first)
+            rid = self._index(res_type, res_id, None, body, first)
             self.created.add((res_type, res_id))
         else:
-            assert expected is not None
+            assert current is not None
+            rid = self._rid(current)
             self._supersede(
                 res_type,
                 res_id,
-                expected,
+                rid,
+                current.version,
                 "method = ?, deleted = 0, content = ?",
                 (version, instant, lu, method, packed),
             )
-            self._index(res_type, res_id, body)
+            self._index(res_type, res_id, rid, body)
         self.touched.append((res_type, res_id))
-        stored = Stored(res_type, res_id, version, instant, False, content, method)
+        stored = Stored(res_type, res_id, version, instant, False, content, method, rid)
         self._remember(stored, True)
         return stored
 
     def _supersede(
-        self, res_type: str, res_id: str, expected: int, assign: str, args: tuple[Any, ...]
+        self,
+        res_type: str,
+        res_id: str,
+        rid: int,
+        expected: int,
+        assign: str,
+        args: tuple[Any, ...],
     ) -> None:
         """Move version ``expected`` to history, overwrite the current row (``version,
         last_updated, lu`` from the first three ``args``, then ``assign``) and drop its index
@@ -465,17 +513,16 @@ class Tx:
         update_args = (*args, *key, expected)
         if self.dialect == "postgresql":
             ctes = ", ".join(
-                f"d{n} AS (DELETE FROM {t} WHERE res_type = ? AND res_id = ?)"
-                for n, t in enumerate(_INDEX_TABLES)
+                f"d{n} AS (DELETE FROM {t} WHERE rid = ?)" for n, t in enumerate(_INDEX_TABLES)
             )
             written = self.conn.execute(
                 f"WITH h AS ({_TO_HISTORY}), {ctes} {update}",
-                (*key, expected, *key * len(_INDEX_TABLES), *update_args),
+                (*key, expected, *(rid,) * len(_INDEX_TABLES), *update_args),
             )
         else:
             self.conn.execute(_TO_HISTORY, (*key, expected))
             written = self.conn.execute(update, update_args)
-            self._clear_index(res_type, res_id)
+            self._clear_index(res_type, res_id, rid)
         if written.rowcount != 1:
             raise PreconditionFailed(f"concurrent change to {res_type}/{res_id}")
         self._written_refs[key] = []
@@ -483,83 +530,161 @@ class Tx:
     def reindex(self, res_type: str, res_id: str) -> None:
         """Recompute the search index rows of the current version (``fhirmwl reindex``)."""
         stored = self.read(res_type, res_id)
-        self._clear_index(res_type, res_id)
-        if stored is not None and not stored.deleted:
-            self._index(res_type, res_id, stored.resource())
+        if stored is None:
+            return
+        rid = self._rid(stored)
+        self._clear_index(res_type, res_id, rid)
+        if not stored.deleted:
+            self._index(res_type, res_id, rid, stored.resource())
             self.touched.append((res_type, res_id))
 
-    def _clear_index(self, res_type: str, res_id: str) -> None:
+    def _clear_index(self, res_type: str, res_id: str, rid: int) -> None:
         self._written_refs[(res_type, res_id)] = []
         if self.dialect == "postgresql":
             # One round trip instead of five: data-modifying CTEs (PostgreSQL only).
             ctes = ", ".join(
-                f"d{n} AS (DELETE FROM {t} WHERE res_type = ? AND res_id = ?)"
-                for n, t in enumerate(_INDEX_TABLES[:-1])
+                f"d{n} AS (DELETE FROM {t} WHERE rid = ?)" for n, t in enumerate(_INDEX_TABLES[:-1])
             )
             self.conn.execute(
-                f"WITH {ctes} DELETE FROM {_INDEX_TABLES[-1]} WHERE res_type = ? AND res_id = ?",
-                (res_type, res_id) * len(_INDEX_TABLES),
+                f"WITH {ctes} DELETE FROM {_INDEX_TABLES[-1]} WHERE rid = ?",
+                (rid,) * len(_INDEX_TABLES),
             )
             return
         for table in _INDEX_TABLES:
+            self.conn.execute(f"DELETE FROM {table} WHERE rid = ?", (rid,))
+
+    # ---- parameter numbers ----------------------------------------------------------------
+    def pid(self, res_type: str, name: str) -> int | None:
+        """The number of search parameter ``name`` of ``res_type``; None when no resource was
+        ever indexed under it (a search on it matches nothing)."""
+        key = (res_type, name)
+        pid = self._new_pids.get(key) or self.store.pids.get(key)
+        if pid is None:
+            self._load_pids()
+            pid = self.store.pids.get(key)
+        return pid
+
+    def _load_pids(self) -> None:
+        rows = self.conn.execute("SELECT res_type, name, pid FROM search_param").fetchall()
+        found = {(str(t), str(n)): int(p) for t, n, p in rows}
+        for key in self._new_pids:  # not committed yet: not for the store's cache
+            found.pop(key, None)
+        self.store.learn_pids(found)
+
+    def _pids_for(self, res_type: str, rows: IndexRows) -> dict[str, int]:
+        """Parameter name → number for the index rows of one resource, numbering new ones."""
+        names = {r[0] for part in (rows.tokens, rows.strings, rows.dates, rows.refs) for r in part}
+        out: dict[str, int] = {}
+        missing: list[str] = []
+        for name in names:
+            pid = self._new_pids.get((res_type, name)) or self.store.pids.get((res_type, name))
+            if pid is None:
+                missing.append(name)
+            else:
+                out[name] = pid
+        if missing:
+            self._load_pids()  # another process may have numbered them
+            missing = [n for n in missing if (res_type, n) not in self.store.pids]
+        if missing:
+            # Not registered (``Store.sync_pids`` numbered those): numbered here, once.
+            wanted = sorted(missing)
             self.conn.execute(
-                f"DELETE FROM {table} WHERE res_type = ? AND res_id = ?", (res_type, res_id)
+                "INSERT INTO search_param (res_type, name) VALUES "
+                + ", ".join("(?, ?)" for _ in wanted)
+                + " ON CONFLICT DO NOTHING",
+                tuple(v for name in wanted for v in (res_type, name)),
             )
+            rows_ = self.conn.execute(
+                "SELECT name, pid FROM search_param WHERE res_type = ?", (res_type,)
+            ).fetchall()
+            for name, pid in rows_:
+                key = (res_type, str(name))
+                if key not in self.store.pids:
+                    self._new_pids[key] = int(pid)
+            learned = dict(self._new_pids)
+            self.after_commit.append(lambda: self.store.learn_pids(learned))
+        for name in names:
+            out[name] = self._new_pids.get((res_type, name)) or self.store.pids[(res_type, name)]
+        return out
 
     def _index(
         self,
         res_type: str,
         res_id: str,
+        rid: int | None,
         body: dict[str, Any],
         first: tuple[str, tuple[Any, ...]] | None = None,
-    ) -> None:
-        """Insert the search index rows and unique identifiers of ``body`` (after ``first``).
+    ) -> int:
+        """Insert the search index rows and unique identifiers of ``body`` (after ``first``,
+        the INSERT of the resource row, when ``rid`` is not known yet); returns the rid.
 
         Each table's rows go in multi-row INSERTs; on PostgreSQL all of them (and ``first``)
-        are one statement. A unique identifier another resource owns is caught by the primary
-        key (``ON CONFLICT DO NOTHING`` inserts fewer rows) rather than looked up beforehand.
+        are one statement, the rows taking the new rid from ``first``'s RETURNING. A unique
+        identifier another resource owns is caught by the primary key (``ON CONFLICT DO
+        NOTHING`` inserts fewer rows) rather than looked up beforehand.
         """
         rows = index_rows(res_type, body)
         key = (res_type, res_id)
         self._written_refs[key] = list(rows.refs)
-        statements: list[tuple[str, tuple[Any, ...]]] = [first] if first else []
-        # A reference listed twice is indexed once (SQLite keys reference rows by all their
-        # columns, migration 201).
+        pids = self._pids_for(res_type, rows)
+        pg = self.dialect == "postgresql"
+        if first is not None and not pg:
+            rid = int(self.conn.execute(*first).lastrowid)
+            first = None
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        if first is not None:
+            statements.append((f"{first[0]} RETURNING rid", first[1]))
+        rid_sql, rid_args = ("(SELECT rid FROM c0)", ()) if first is not None else ("?", (rid,))
+        # A reference listed twice is indexed once; an alias's (``patient``) rows are its base
+        # parameter's (``subject``) and not stored again (``search_sql.REF_ALIASES``).
+        refs = [r for r in rows.refs if (res_type, r[0]) not in search_sql.REF_ALIASES]
         tables: tuple[tuple[str, Sequence[tuple[Any, ...]]], ...] = (
             ("idx_token", rows.tokens),
             ("idx_string", rows.strings),
             ("idx_date", rows.dates),
-            ("idx_ref", list(dict.fromkeys(rows.refs))),
+            ("idx_ref", list(dict.fromkeys(refs))),
         )
         for table, data in tables:
-            for start in range(0, len(data), _CHUNK):
-                chunk = data[start : start + _CHUNK]
+            numbered = _numbered(data, pids)
+            for start in range(0, len(numbered), _CHUNK):
+                chunk = numbered[start : start + _CHUNK]
+                one = f"({rid_sql}, {', '.join('?' * len(chunk[0]))})"
                 statements.append(
                     (
-                        f"INSERT INTO {table} ({_INDEX_SQL[table]}) VALUES {_marks(chunk, 2)}",
-                        tuple(v for r in chunk for v in (*key, *r)),
+                        f"INSERT INTO {table} ({_INDEX_SQL[table]}) VALUES "
+                        + ", ".join([one] * len(chunk)),
+                        tuple(v for r in chunk for v in (*rid_args, *r)),
                     )
                 )
         uniques = list(dict.fromkeys(rows.uniques))
         if uniques:
             statements.append(
                 (
-                    f"INSERT INTO unique_ident ({_UNIQUE_COLS}) VALUES {_marks(uniques, 2)} "
-                    "ON CONFLICT DO NOTHING",
-                    tuple(v for u in uniques for v in (*u, *key)),
+                    f"INSERT INTO unique_ident ({_UNIQUE_COLS}) VALUES "
+                    + ", ".join([f"(?, ?, ?, {rid_sql})"] * len(uniques))
+                    + " ON CONFLICT DO NOTHING"
+                    + (" RETURNING 1" if pg else ""),
+                    tuple(v for u in uniques for v in (*u, *rid_args)),
                 )
             )
-        if not statements:
-            return
-        if self.dialect == "postgresql":
-            *ctes, (last, last_args) = statements
-            sql = ", ".join(f"c{n} AS ({q})" for n, (q, _) in enumerate(ctes))
-            args = tuple(a for _, part in ctes for a in part)
-            cursor = self.conn.execute(f"WITH {sql} {last}" if ctes else last, args + last_args)
+        inserted = 0
+        if pg and statements:
+            ctes = ", ".join(f"c{n} AS ({q})" for n, (q, _) in enumerate(statements))
+            args = tuple(a for _, part in statements for a in part)
+            last = len(statements) - 1
+            made = "(SELECT rid FROM c0)" if first is not None else "NULL"
+            counted = f"(SELECT COUNT(*) FROM c{last})" if uniques else "0"
+            new_rid, inserted = self.conn.execute(
+                f"WITH {ctes} SELECT {made}, {counted}", args
+            ).fetchone()
+            if first is not None:
+                rid = int(new_rid)
         else:
             for sql, args in statements:
                 cursor = self.conn.execute(sql, args)
-        if uniques and cursor.rowcount < len(uniques):
+            if uniques:
+                inserted = cursor.rowcount
+        if uniques and inserted < len(uniques):
             for kind, system, value in uniques:
                 owner = self.find_unique(kind, system, value)
                 if owner and owner != key:
@@ -567,16 +692,24 @@ class Tx:
                         f"{kind} identifier {system}|{value} already belongs to "
                         f"{owner[0]}/{owner[1]}"
                     )
+        assert rid is not None
+        return rid
+
+
+def _numbered(data: Sequence[tuple[Any, ...]], pids: dict[str, int]) -> list[tuple[Any, ...]]:
+    """Rows ``(param, values…)`` as ``(pid, n, values…)``, ``n`` counting per parameter (0
+    and 1 take no bytes in an SQLite record)."""
+    seen: dict[str, int] = {}
+    out: list[tuple[Any, ...]] = []
+    for param, *values in data:
+        n = seen.get(param, 0)
+        seen[param] = n + 1
+        out.append((pids[param], n, *values))
+    return out
 
 
 def _matches(value: str, wanted: str | None) -> bool:
     return not wanted or wanted == "*" or value == wanted
-
-
-def _marks(rows: Sequence[tuple[Any, ...]], extra: int) -> str:
-    """``(?, …), (?, …)`` for ``rows`` of ``extra`` more columns than their length."""
-    one = "(" + ", ".join("?" * (len(rows[0]) + extra)) + ")"
-    return ", ".join([one] * len(rows))
 
 
 class Store:
@@ -592,8 +725,41 @@ class Store:
         self.clock = clock
         self.new_id = id_factory
         self.hooks: list[WriteHook] = []
+        # (resource type, parameter name) → pid, committed numbers only (see ``Tx.pid``)
+        self.pids: dict[tuple[str, str], int] = {}
+        self._pid_lock = threading.Lock()
+        self._pids_synced = False
         if auto_migrate:
             migrate(db)
+
+    def sync_pids(self) -> None:
+        """Number every registered search parameter (``search_param``) and load the numbers,
+        in a short transaction of its own before the first write: units of work then never
+        number one themselves, which would hold a row lock that a concurrent first write of
+        the same resource type waits for (and, with an identifier lock, deadlocks on)."""
+        wanted = [(t, name) for t, params in SEARCH_PARAMS.items() for name in params]
+        with self.db.transaction(write=True) as conn:
+            rows = conn.execute("SELECT res_type, name, pid FROM search_param").fetchall()
+            known = {(str(t), str(n)) for t, n, _ in rows}
+            missing = sorted(set(wanted) - known)  # one order for every process: no deadlock
+            for start in range(0, len(missing), _CHUNK):
+                chunk = missing[start : start + _CHUNK]
+                conn.execute(
+                    "INSERT INTO search_param (res_type, name) VALUES "
+                    + ", ".join("(?, ?)" for _ in chunk)
+                    + " ON CONFLICT DO NOTHING",
+                    tuple(v for key in chunk for v in key),
+                )
+            if missing:
+                rows = conn.execute("SELECT res_type, name, pid FROM search_param").fetchall()
+        self.learn_pids({(str(t), str(n)): int(p) for t, n, p in rows})
+        self._pids_synced = True
+
+    def learn_pids(self, found: dict[tuple[str, str], int]) -> None:
+        """Add committed parameter numbers to the cache (a new dict: readers never see one
+        half-updated)."""
+        with self._pid_lock:
+            self.pids = {**self.pids, **found}
 
     def add_hook(self, hook: WriteHook) -> None:
         self.hooks.append(hook)
@@ -606,6 +772,8 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[Tx]:
         """One unit of work: commits on normal exit, rolls back on any exception."""
+        if not self._pids_synced:
+            self.sync_pids()
         tx: Tx | None = None
         try:
             with self.db.transaction(write=True) as conn:

@@ -1,13 +1,15 @@
 """Translate a parsed ``SearchQuery`` into one parameterised SQL statement.
 
-Every criterion becomes ``r.res_id IN (SELECT res_id FROM idx_… WHERE res_type = ? AND param = ?
-AND …)`` so that both SQLite and PostgreSQL drive it from the ``(res_type, param, value)`` index.
+Every criterion becomes ``r.rid IN (SELECT rid FROM idx_… WHERE pid = ? AND …)`` so that both
+SQLite and PostgreSQL drive it from the ``(pid, value)`` index and reach the resource rows by
+their integer key (migration 220); ``pid`` numbers the (resource type, parameter) pair.
 Values are validated here, where their type is known: a malformed date or token is a 400, never a
 silently empty result.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,10 +17,49 @@ from fhirmwl.errors import BadRequest, NotSupported
 from fhirmwl.fhir.dates import date_range
 from fhirmwl.fhir.indexing import normalize
 from fhirmwl.fhir.search import Criterion, SearchQuery
-from fhirmwl.fhir.search_params import SearchParam, param_for
+from fhirmwl.fhir.search_params import SEARCH_PARAMS, SearchParam, param_for
 
 _PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
 _FMT = "%Y-%m-%dT%H:%M:%S.%f"
+# (resource type, parameter name) → pid, None when nothing was ever indexed under it
+Pids = Callable[[str, str], int | None]
+
+
+def _pid(pids: Pids, res_type: str, name: str) -> int:
+    """The parameter's number; -1 (no row has it) for one never indexed."""
+    pid = pids(res_type, name)
+    return -1 if pid is None else pid
+
+
+def _ref_aliases() -> dict[tuple[str, str], tuple[str, str]]:
+    """Reference parameters whose rows another parameter's rows already hold: ``patient``
+    (path ``subject[Patient]``) is exactly the ``subject`` rows (path ``subject``) whose target
+    is a Patient. (resource type, alias) → (base parameter, target type)."""
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    for res_type, params in SEARCH_PARAMS.items():
+        by_path = {p.paths: p.name for p in params.values() if p.type == "reference"}
+        for p in params.values():
+            if p.type != "reference" or len(p.paths) != 1 or not p.paths[0].endswith("]"):
+                continue
+            path, _, only = p.paths[0][:-1].partition("[")
+            base = by_path.get((path,))
+            if base is not None and only:
+                out[(res_type, p.name)] = (base, only)
+    return out
+
+
+# The store writes no rows for these (``Tx._index``); searches read the base parameter's.
+REF_ALIASES = _ref_aliases()
+
+
+def param_sql(pids: Pids, res_type: str, name: str, table: str = "") -> tuple[str, list[Any]]:
+    """``pid = ?`` selecting one parameter's index rows (columns of ``table.`` when given); a
+    reference alias is its base parameter's rows with the alias's target type."""
+    alias = REF_ALIASES.get((res_type, name))
+    if alias is None:
+        return f"{table}pid = ?", [_pid(pids, res_type, name)]
+    base, target = alias
+    return f"{table}pid = ? AND {table}target_type = ?", [_pid(pids, res_type, base), target]
 
 
 def like_escape(text: str) -> str:
@@ -108,12 +149,17 @@ def _ref_cond(value: str, param: SearchParam, modifier: str | None) -> tuple[str
 
 
 def _value_sql(
-    res_type: str, param: SearchParam, modifier: str | None, values: tuple[str, ...]
-) -> tuple[str, list[Any]]:
-    """SQL selecting res_id of ``res_type`` rows matching any of ``values``."""
+    pids: Pids,
+    res_type: str,
+    param: SearchParam,
+    modifier: str | None,
+    values: tuple[str, ...],
+) -> tuple[str, list[Any], str]:
+    """SQL selecting the key of ``res_type`` rows matching any of ``values``, and which key
+    it is: ``rid`` (index tables) or ``res_id`` (the worklist index)."""
     name = param.name
     if param.worklist_column is not None:
-        return _worklist_sql(param.worklist_column, modifier, values, name)
+        return (*_worklist_sql(param.worklist_column, modifier, values, name), "res_id")
     conds: list[str] = []
     args: list[Any] = []
     if param.type in ("token", "uri"):
@@ -150,8 +196,9 @@ def _value_sql(
             args += a
     else:  # pragma: no cover - registry only uses the types above
         raise NotSupported(f"search type {param.type}")
-    sql = f"SELECT res_id FROM {table} WHERE res_type = ? AND param = ? AND ({' OR '.join(conds)})"
-    return sql, [res_type, name, *args]
+    which, which_args = param_sql(pids, res_type, name)
+    sql = f"SELECT rid FROM {table} WHERE {which} AND ({' OR '.join(conds)})"
+    return sql, [*which_args, *args], "rid"
 
 
 def _worklist_sql(
@@ -193,26 +240,31 @@ def _id_or_updated_sql(c: Criterion, id_col: str, lu_col: str) -> tuple[str, lis
     return f"({' OR '.join(conds)})", args
 
 
-def _chain_sql(c: Criterion) -> tuple[str, list[Any]]:
+def _chain_sql(pids: Pids, c: Criterion) -> tuple[str, list[Any]]:
     last_type = c.chain[-1][2]
     if c.param is None:
         cond, args = _id_or_updated_sql(c, "res_id", "lu")
         inner = f"SELECT res_id FROM resource WHERE res_type = ? AND deleted = 0 AND {cond}"
         args = [last_type, *args]
     else:
-        inner, args = _value_sql(last_type, c.param, c.modifier, c.values)
-    for source, param, target in reversed(c.chain):
+        inner, args, key = _value_sql(pids, last_type, c.param, c.modifier, c.values)
+        if key == "rid":  # references name their target by id: from rid to res_id
+            inner = f"SELECT res_id FROM resource WHERE rid IN ({inner})"
+    for n, (source, param, target) in enumerate(reversed(c.chain)):
+        column = "rid" if n == len(c.chain) - 1 else "res_id"
+        which, which_args = param_sql(pids, source, param.name)
         inner = (
-            "SELECT res_id FROM idx_ref WHERE res_type = ? AND param = ? AND target_type = ? "
-            f"AND target_id IN ({inner})"
+            f"SELECT rid FROM idx_ref WHERE {which} AND target_type = ? AND target_id IN ({inner})"
         )
-        args = [source, param.name, target, *args]
-    return f"r.res_id IN ({inner})", args
+        if column == "res_id":
+            inner = f"SELECT res_id FROM resource WHERE rid IN ({inner})"
+        args = [*which_args, target, *args]
+    return f"r.rid IN ({inner})", args
 
 
-def _criterion_sql(res_type: str, c: Criterion) -> tuple[str, list[Any]]:
+def _criterion_sql(pids: Pids, res_type: str, c: Criterion) -> tuple[str, list[Any]]:
     if c.chain:
-        return _chain_sql(c)
+        return _chain_sql(pids, c)
     if c.param is None:
         return _id_or_updated_sql(c, "r.res_id", "r.lu")
     param = c.param
@@ -220,19 +272,20 @@ def _criterion_sql(res_type: str, c: Criterion) -> tuple[str, list[Any]]:
         if c.values[0] not in ("true", "false"):
             raise BadRequest(f"{c.name}:missing must be true or false")
         op = "NOT IN" if c.values[0] == "true" else "IN"
-        sub = f"SELECT res_id FROM {_TABLE[param.type]} WHERE res_type = ? AND param = ?"
-        return f"r.res_id {op} ({sub})", [res_type, param.name]
+        which, which_args = param_sql(pids, res_type, param.name)
+        sub = f"SELECT rid FROM {_TABLE[param.type]} WHERE {which}"
+        return f"r.rid {op} ({sub})", which_args
     negate = c.modifier == "not"
     modifier = None if negate else c.modifier
     if modifier and param.type == "reference" and modifier not in param.targets:
         raise NotSupported(f"modifier :{modifier} is not supported on {c.name}")
     if modifier and param.type == "token" and modifier != "of-type":
         raise NotSupported(f"modifier :{modifier} is not supported on {c.name}")
-    sub, args = _value_sql(res_type, param, modifier, c.values)
-    return f"r.res_id {'NOT IN' if negate else 'IN'} ({sub})", args
+    sub, args, key = _value_sql(pids, res_type, param, modifier, c.values)
+    return f"r.{key} {'NOT IN' if negate else 'IN'} ({sub})", args
 
 
-def _order_sql(q: SearchQuery) -> tuple[str, list[Any]]:
+def _order_sql(pids: Pids, q: SearchQuery) -> tuple[str, list[Any]]:
     terms: list[str] = []
     args: list[Any] = []
     for name, desc in q.sort:
@@ -252,16 +305,17 @@ def _order_sql(q: SearchQuery) -> tuple[str, list[Any]]:
                 "reference": "target_id",
             }[param.type]
             agg = "MAX" if desc else "MIN"
+            which, which_args = param_sql(pids, q.resource_type, name, "s.")
             terms.append(
-                f"(SELECT {agg}({col}) FROM {_TABLE[param.type]} s WHERE s.res_type = r.res_type "
-                f"AND s.res_id = r.res_id AND s.param = ?) {direction}"
+                f"(SELECT {agg}({col}) FROM {_TABLE[param.type]} s WHERE s.rid = r.rid "
+                f"AND {which}) {direction}"
             )
-            args.append(name)
+            args += which_args
     terms.append("r.res_id ASC")
     return " ORDER BY " + ", ".join(terms), args
 
 
-def _merged_dates(res_type: str, criteria: list[Criterion]) -> tuple[str, list[Any]]:
+def _merged_dates(pids: Pids, res_type: str, criteria: list[Criterion]) -> tuple[str, list[Any]]:
     """Several AND-ed criteria on one date parameter (``ge…&lt…``) as one index range scan.
 
     Equivalent to one subquery per criterion because every date parameter we index holds one
@@ -278,11 +332,11 @@ def _merged_dates(res_type: str, criteria: list[Criterion]) -> tuple[str, list[A
         ]
         conds.append("(" + " OR ".join(sql for sql, _ in one) + ")")
         args += [a for _, vals in one for a in vals]
-    sub = f"SELECT res_id FROM idx_date WHERE res_type = ? AND param = ? AND {' AND '.join(conds)}"
-    return f"r.res_id IN ({sub})", [res_type, param.name, *args]
+    sub = f"SELECT rid FROM idx_date WHERE pid = ? AND {' AND '.join(conds)}"
+    return f"r.rid IN ({sub})", [_pid(pids, res_type, param.name), *args]
 
 
-def build_where(q: SearchQuery) -> tuple[str, list[Any]]:
+def build_where(q: SearchQuery, pids: Pids) -> tuple[str, list[Any]]:
     where = ["r.res_type = ?", "r.deleted = 0"]
     args: list[Any] = [q.resource_type]
     dates: dict[str, list[Criterion]] = {}
@@ -295,22 +349,22 @@ def build_where(q: SearchQuery) -> tuple[str, list[Any]]:
             others.append(c)
     # Date ranges first: a bounded range is usually the most selective criterion of a
     # worklist-style search, and it keeps the planner from driving off a broad token list.
-    parts = [_merged_dates(q.resource_type, group) for group in dates.values()]
-    parts += [_criterion_sql(q.resource_type, c) for c in others]
+    parts = [_merged_dates(pids, q.resource_type, group) for group in dates.values()]
+    parts += [_criterion_sql(pids, q.resource_type, c) for c in others]
     for sql, a in parts:
         where.append(sql)
         args += a
     return " AND ".join(where), args
 
 
-def build_search(q: SearchQuery) -> tuple[str, list[Any]]:
-    where, args = build_where(q)
-    order, order_args = _order_sql(q)
-    cols = "r.res_type, r.res_id, r.version, r.last_updated, r.deleted, r.content"
+def build_search(q: SearchQuery, pids: Pids) -> tuple[str, list[Any]]:
+    where, args = build_where(q, pids)
+    order, order_args = _order_sql(pids, q)
+    cols = "r.res_type, r.res_id, r.version, r.last_updated, r.deleted, r.content, r.rid"
     sql = f"SELECT {cols} FROM resource r WHERE {where}{order} LIMIT ? OFFSET ?"
     return sql, [*args, *order_args, q.count, q.offset]
 
 
-def build_count(q: SearchQuery) -> tuple[str, list[Any]]:
-    where, args = build_where(q)
+def build_count(q: SearchQuery, pids: Pids) -> tuple[str, list[Any]]:
+    where, args = build_where(q, pids)
     return f"SELECT COUNT(*) FROM resource r WHERE {where}", args
