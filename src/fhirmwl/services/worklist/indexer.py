@@ -27,6 +27,7 @@ from fhirmwl.services.worklist.source import StoreWorklistSource
 from fhirmwl.services.worklist.stations import StationRules
 from fhirmwl.store import Tx
 from fhirmwl.store.migrations import Migration, register
+from fhirmwl.worklist.itemcodec import pack_item
 from fhirmwl.worklist.row import (
     MULTI_STATION,
     ROW_COLUMNS,
@@ -57,6 +58,17 @@ STATION_MIGRATION = Migration(
         "CREATE TABLE IF NOT EXISTS worklist_station ("
         "task_id TEXT NOT NULL, station_aet TEXT NOT NULL, PRIMARY KEY (task_id, station_aet))",
         "CREATE INDEX IF NOT EXISTS worklist_station_aet ON worklist_station (station_aet)",
+    ),
+)
+# Issue 15: ``item_json`` holds the item deflated with a preset dictionary
+# (``fhirmwl.worklist.itemcodec``), on PostgreSQL in a BYTEA; text rows written before stay
+# readable and are packed when next rewritten (``fhirmwl reindex`` rewrites them all).
+COMPACT_MIGRATION = Migration(
+    240,
+    "worklist item JSON deflated (BYTEA on PostgreSQL)",
+    (
+        "postgresql: ALTER TABLE worklist ALTER COLUMN item_json TYPE BYTEA "
+        "USING convert_to(item_json, 'UTF8')",
     ),
 )
 _UPSERT = (
@@ -148,6 +160,7 @@ class WorklistIndexer:
                 return result.reason or "not on the worklist"
             return "the Task was deleted"
         row = worklist_row(result.item, task_id, tz=self.ctx.timezone, sps_start=_start(task))
+        row["item_json"] = pack_item(row["item_json"])
         tx.conn.execute(_UPSERT, [row[c] for c in ROW_COLUMNS])
         if row["station_aet"] == MULTI_STATION:
             for aet in dict.fromkeys(station_titles(result.item)):
@@ -177,6 +190,6 @@ def install(services: Any) -> WorklistIndexer:
 def register_migration() -> None:
     from fhirmwl.store import migrations
 
-    for migration in (WORKLIST_MIGRATION, STATION_MIGRATION):
+    for migration in (WORKLIST_MIGRATION, STATION_MIGRATION, COMPACT_MIGRATION):
         if not any(m.version == migration.version for m in migrations.MIGRATIONS):
             register(migration)
