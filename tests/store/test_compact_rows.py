@@ -1,11 +1,13 @@
 """Issue 15, the worklist and audit rows: the worklist item and the AuditEvent are stored
 deflated with a preset dictionary (on PostgreSQL in a BYTEA), the SQLite ``audit_ref`` is a
 WITHOUT ROWID table keyed by (kind, ref, audit_id). Migrations 240/241 convert a database
-written before, on both backends: its rows stay readable, searchable and purgeable."""
+written before, on both backends: its rows stay readable, searchable and purgeable; 242 gives
+SQLite's planner the worklist's shape."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -21,6 +23,7 @@ from fhirmwl.store.migrations import MIGRATIONS, migrate
 from fhirmwl.worklist.itemcodec import pack_item, unpack_item
 from fhirmwl.worklist.query import WorklistQuery
 from fhirmwl.worklist.row import ROW_COLUMNS, worklist_row
+from fhirmwl.worklist.sql import query_to_sql
 
 _ITEM = {
     "00080005": {"vr": "CS", "Value": ["ISO_IR 192"]},
@@ -163,3 +166,28 @@ def test_codecs_round_trip_and_refuse_unknown_formats() -> None:
         unpack_item(pack_content(content))
     with pytest.raises(ValueError, match="unknown format"):
         unpack_content(packed)
+
+
+def test_sqlite_answers_one_station_day_from_the_station_index(
+    tmp_path: Path, registered: None
+) -> None:
+    """Migration 242: with its fixed statistics SQLite reads one station's steps of the day, not
+    every step of that day (the plan it chose without statistics)."""
+    store = open_store(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        q = WorklistQuery.from_keywords(
+            {
+                "ScheduledProcedureStepSequence.ScheduledStationAETitle": "CT1",
+                "ScheduledProcedureStepSequence.ScheduledProcedureStepStartDate": "20260201",
+            }
+        )
+        where, params = query_to_sql(q)
+        with store.read() as tx:
+            plan = tx.conn.execute(
+                f"EXPLAIN QUERY PLAN SELECT task_id, item_json FROM worklist WHERE {where}"
+                " ORDER BY sps_start_date, sps_start_time, task_id",
+                params,
+            ).fetchall()
+        assert "worklist_station_start" in " ".join(str(r[-1]) for r in plan)
+    finally:
+        store.close()

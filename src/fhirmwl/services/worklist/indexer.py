@@ -71,6 +71,28 @@ COMPACT_MIGRATION = Migration(
         "USING convert_to(item_json, 'UTF8')",
     ),
 )
+# SQLite: without statistics the planner answers the usual C-FIND (one station, one day) from
+# ``worklist_start`` — every step of that day, of all stations, read and filtered — rather than
+# from ``worklist_station_start``. Fixed statistics of the worklist's shape (about 40 stations,
+# a station-day holding tens of steps, a day hundreds to thousands) make it pick the station
+# index; the broad, date-only, patient and accession queries keep their indexes. An
+# ``ANALYZE`` run by hand later replaces them with measured ones.
+STATS_MIGRATION = Migration(
+    242,
+    "SQLite: planner statistics for the worklist indexes",
+    (
+        "sqlite: ANALYZE sqlite_master",  # creates sqlite_stat1
+        "sqlite: DELETE FROM sqlite_stat1 WHERE tbl = 'worklist'",
+        "sqlite: INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES "
+        "('worklist', 'sqlite_autoindex_worklist_1', '1000000 1'), "
+        "('worklist', 'worklist_station_start', '1000000 25000 70 2'), "
+        "('worklist', 'worklist_start', '1000000 2800 2'), "
+        "('worklist', 'worklist_modality_start', '1000000 100000 280'), "
+        "('worklist', 'worklist_patient_id', '1000000 3'), "
+        "('worklist', 'worklist_accession', '1000000 1')",
+        "sqlite: ANALYZE sqlite_master",  # reloads the statistics
+    ),
+)
 _UPSERT = (
     f"INSERT INTO worklist ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join('?' * len(ROW_COLUMNS))})"
     " ON CONFLICT (task_id) DO UPDATE SET "
@@ -190,6 +212,11 @@ def install(services: Any) -> WorklistIndexer:
 def register_migration() -> None:
     from fhirmwl.store import migrations
 
-    for migration in (WORKLIST_MIGRATION, STATION_MIGRATION, COMPACT_MIGRATION):
+    for migration in (
+        WORKLIST_MIGRATION,
+        STATION_MIGRATION,
+        COMPACT_MIGRATION,
+        STATS_MIGRATION,
+    ):
         if not any(m.version == migration.version for m in migrations.MIGRATIONS):
             register(migration)
