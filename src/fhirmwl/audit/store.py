@@ -5,6 +5,11 @@ far more often than anything else (every read is audited). So they live in their
 written with one INSERT per event inside the unit of work they record, with no history, no
 search-index rows and no write hooks; ``audit_ref`` holds the patient and entity references for
 the ``patient``/``entity`` searches. The only deletion is retention by age.
+
+Storage (issue 15): ``content`` is the AuditEvent JSON deflated with a preset dictionary
+(``fhirmwl.audit.codec``; a ``BYTEA`` on PostgreSQL), and on SQLite ``audit_ref`` is one B-tree
+clustered on its search key (WITHOUT ROWID) instead of a table plus an index holding the same
+columns. Rows written before stay readable as they are.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from fhirmwl.audit.codec import pack_content, unpack_content_bytes
 from fhirmwl.audit.events import AuditRecord, to_fhir
 from fhirmwl.fhir.dates import date_range
 from fhirmwl.store.db import Conn
@@ -37,13 +43,32 @@ MIGRATION = Migration(
     ),
 )
 
+# The references of an event are found by (kind, ref) — the ``patient``/``entity`` searches —
+# and, for retention, by the event's own references (read from its content), never by
+# ``audit_id`` alone: so on SQLite the table itself is the (kind, ref, audit_id) B-tree.
+COMPACT_MIGRATION = Migration(
+    241,
+    "audit: AuditEvent JSON deflated (BYTEA on PostgreSQL); SQLite audit_ref WITHOUT ROWID",
+    (
+        "postgresql: ALTER TABLE audit_event ALTER COLUMN content TYPE BYTEA "
+        "USING convert_to(content, 'UTF8')",
+        "sqlite: CREATE TABLE audit_ref_new (kind TEXT NOT NULL, ref TEXT NOT NULL, "
+        "audit_id BIGINT NOT NULL, PRIMARY KEY (kind, ref, audit_id)) WITHOUT ROWID",
+        "sqlite: INSERT OR IGNORE INTO audit_ref_new (kind, ref, audit_id) "
+        "SELECT kind, ref, audit_id FROM audit_ref",
+        "sqlite: DROP TABLE audit_ref",
+        "sqlite: ALTER TABLE audit_ref_new RENAME TO audit_ref",
+    ),
+)
+
 SEARCH_PARAMS: tuple[str, ...] = ("date", "patient", "agent", "entity", "code", "subtype")
 SEARCH_PARAMS += ("action", "outcome", "source", "_id", "_count", "_sort", "_format")
 
 
 def register_migration() -> None:
-    if not any(m.version == MIGRATION.version for m in MIGRATIONS):
-        register(MIGRATION)
+    for migration in (MIGRATION, COMPACT_MIGRATION):
+        if not any(m.version == migration.version for m in MIGRATIONS):
+            register(migration)
 
 
 def insert(conn: Conn, records: Sequence[AuditRecord]) -> list[int]:
@@ -51,7 +76,7 @@ def insert(conn: Conn, records: Sequence[AuditRecord]) -> list[int]:
     ids: list[int] = []
     refs: list[tuple[int, str, str]] = []
     for rec in records:
-        content = orjson.dumps(to_fhir(rec)).decode()
+        content = pack_content(orjson.dumps(to_fhir(rec)).decode())
         row = conn.execute(
             "INSERT INTO audit_event (recorded, door, action, category, code, outcome, agent, "
             "source, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -69,14 +94,15 @@ def insert(conn: Conn, records: Sequence[AuditRecord]) -> list[int]:
         ).fetchone()
         audit_id = int(row[0])
         ids.append(audit_id)
-        refs += [(audit_id, "patient", f"Patient/{p}") for p in rec.patients]
-        refs += [(audit_id, "entity", e) for e in rec.entities]
+        # Each reference once: (kind, ref, audit_id) is the key of the SQLite table.
+        refs += [(audit_id, "patient", f"Patient/{p}") for p in dict.fromkeys(rec.patients)]
+        refs += [(audit_id, "entity", e) for e in dict.fromkeys(rec.entities)]
     conn.executemany("INSERT INTO audit_ref (audit_id, kind, ref) VALUES (?, ?, ?)", refs)
     return ids
 
 
 def _event(row: Sequence[Any]) -> dict[str, Any]:
-    event: dict[str, Any] = orjson.loads(row[1])
+    event: dict[str, Any] = orjson.loads(unpack_content_bytes(row[1]))
     event["id"] = str(row[0])
     event["meta"] = {"lastUpdated": event.get("recorded")}
     return event
@@ -162,13 +188,29 @@ def search(conn: Conn, params: list[tuple[str, str]], limit: int) -> list[dict[s
     return [_event(r) for r in rows]
 
 
+def event_refs(content: str | bytes | memoryview) -> list[str]:
+    """The references an event's ``audit_ref`` rows hold: its entities' ``what``."""
+    event = orjson.loads(unpack_content_bytes(content))
+    refs = (e.get("what", {}).get("reference") for e in event.get("entity", []))
+    return list(dict.fromkeys(r for r in refs if r))
+
+
 def purge_before(conn: Conn, cutoff: str, limit: int, apply: bool) -> int:
-    """Retention: events recorded before ``cutoff`` (an instant)."""
+    """Retention: events recorded before ``cutoff`` (an instant).
+
+    Their ``audit_ref`` rows are deleted by key — (kind, ref, audit_id) with the references
+    read from each event — since no index starts with ``audit_id`` (a delete by ``audit_id``
+    would scan the whole table once per event)."""
     rows = conn.execute(
-        "SELECT id FROM audit_event WHERE recorded < ? ORDER BY id LIMIT ?", (cutoff, limit)
+        "SELECT id, content FROM audit_event WHERE recorded < ? ORDER BY id LIMIT ?",
+        (cutoff, limit),
     ).fetchall()
     if apply and rows:
-        keys = [(r[0],) for r in rows]
-        conn.executemany("DELETE FROM audit_ref WHERE audit_id = ?", keys)
-        conn.executemany("DELETE FROM audit_event WHERE id = ?", keys)
+        refs = [(ref, r[0]) for r in rows for ref in event_refs(r[1])]
+        conn.executemany(
+            "DELETE FROM audit_ref WHERE kind IN ('patient', 'entity') AND ref = ? "
+            "AND audit_id = ?",
+            refs,
+        )
+        conn.executemany("DELETE FROM audit_event WHERE id = ?", [(r[0],) for r in rows])
     return len(rows)

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from fhirmwl.audit.codec import unpack_content_bytes
 from fhirmwl.audit.events import AuditRecord, Code, to_dicom_xml
 
 if TYPE_CHECKING:
@@ -170,7 +171,9 @@ class AuditExporter:
         sent = 0
         try:
             for event_id, content in rows:
-                self.sender.send(syslog_message(orjson.loads(content), self.hostname))
+                self.sender.send(
+                    syslog_message(orjson.loads(unpack_content_bytes(content)), self.hostname)
+                )
                 sent = int(event_id)
         finally:
             error = None if sent or not rows else "repository unreachable"

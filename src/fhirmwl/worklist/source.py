@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 from pydicom.dataset import Dataset
 
+from fhirmwl.worklist.itemcodec import unpack_item_bytes
 from fhirmwl.worklist.jsoncodec import dataset_from_dict, dataset_to_dict
 from fhirmwl.worklist.match import JsonItem, matches_json
 from fhirmwl.worklist.query import WorklistQuery
@@ -86,7 +87,7 @@ class SqlWorklistSource:
             count = 0
             while rows := cursor.fetchmany(self.batch_size):
                 for (item_json,) in rows:
-                    item = orjson.loads(item_json)
+                    item = orjson.loads(unpack_item_bytes(item_json))
                     if matches_json(q, item):
                         yield item
                         count += 1

@@ -13,6 +13,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from fhirmwl.audit.codec import unpack_content
 from fhirmwl.config import load_settings
 from fhirmwl.mllp import send_messages
 from fhirmwl.mllp.client import MLLPError
@@ -157,7 +158,8 @@ def test_kill9_during_ingest_leaves_one_event_per_acked_message(db_url: str) -> 
     finally:
         services.close()
     per_message: dict[str, int] = {}
-    for (content,) in rows:
+    for (stored,) in rows:
+        content = unpack_content(stored) or ""
         match = re.search(r'"msh10"\},"valueString":"([^"]+)"', content)
         assert match, content
         per_message[match.group(1)] = per_message.get(match.group(1), 0) + 1

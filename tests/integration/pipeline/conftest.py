@@ -39,9 +39,11 @@ def client(runtime: Runtime) -> httpx.Client:
 def worklist_items(runtime: Runtime) -> list[dict[str, Any]]:
     import json
 
+    from fhirmwl.worklist.itemcodec import unpack_item
+
     with runtime.services.store.read() as tx:
         rows = tx.conn.execute("SELECT item_json FROM worklist ORDER BY sps_id").fetchall()
-    return [json.loads(r[0]) for r in rows]
+    return [json.loads(unpack_item(r[0]) or "") for r in rows]
 
 
 def err_segments(ack: bytes) -> list[list[str]]:

@@ -27,6 +27,7 @@ from fhirmwl.services.worklist.source import StoreWorklistSource
 from fhirmwl.services.worklist.stations import StationRules
 from fhirmwl.store import Tx
 from fhirmwl.store.migrations import Migration, register
+from fhirmwl.worklist.itemcodec import pack_item
 from fhirmwl.worklist.row import (
     MULTI_STATION,
     ROW_COLUMNS,
@@ -57,6 +58,39 @@ STATION_MIGRATION = Migration(
         "CREATE TABLE IF NOT EXISTS worklist_station ("
         "task_id TEXT NOT NULL, station_aet TEXT NOT NULL, PRIMARY KEY (task_id, station_aet))",
         "CREATE INDEX IF NOT EXISTS worklist_station_aet ON worklist_station (station_aet)",
+    ),
+)
+# Issue 15: ``item_json`` holds the item deflated with a preset dictionary
+# (``fhirmwl.worklist.itemcodec``), on PostgreSQL in a BYTEA; text rows written before stay
+# readable and are packed when next rewritten (``fhirmwl reindex`` rewrites them all).
+COMPACT_MIGRATION = Migration(
+    240,
+    "worklist item JSON deflated (BYTEA on PostgreSQL)",
+    (
+        "postgresql: ALTER TABLE worklist ALTER COLUMN item_json TYPE BYTEA "
+        "USING convert_to(item_json, 'UTF8')",
+    ),
+)
+# SQLite: without statistics the planner answers the usual C-FIND (one station, one day) from
+# ``worklist_start`` — every step of that day, of all stations, read and filtered — rather than
+# from ``worklist_station_start``. Fixed statistics of the worklist's shape (about 40 stations,
+# a station-day holding tens of steps, a day hundreds to thousands) make it pick the station
+# index; the broad, date-only, patient and accession queries keep their indexes. An
+# ``ANALYZE`` run by hand later replaces them with measured ones.
+STATS_MIGRATION = Migration(
+    242,
+    "SQLite: planner statistics for the worklist indexes",
+    (
+        "sqlite: ANALYZE sqlite_master",  # creates sqlite_stat1
+        "sqlite: DELETE FROM sqlite_stat1 WHERE tbl = 'worklist'",
+        "sqlite: INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES "
+        "('worklist', 'sqlite_autoindex_worklist_1', '1000000 1'), "
+        "('worklist', 'worklist_station_start', '1000000 25000 70 2'), "
+        "('worklist', 'worklist_start', '1000000 2800 2'), "
+        "('worklist', 'worklist_modality_start', '1000000 100000 280'), "
+        "('worklist', 'worklist_patient_id', '1000000 3'), "
+        "('worklist', 'worklist_accession', '1000000 1')",
+        "sqlite: ANALYZE sqlite_master",  # reloads the statistics
     ),
 )
 _UPSERT = (
@@ -148,6 +182,7 @@ class WorklistIndexer:
                 return result.reason or "not on the worklist"
             return "the Task was deleted"
         row = worklist_row(result.item, task_id, tz=self.ctx.timezone, sps_start=_start(task))
+        row["item_json"] = pack_item(row["item_json"])
         tx.conn.execute(_UPSERT, [row[c] for c in ROW_COLUMNS])
         if row["station_aet"] == MULTI_STATION:
             for aet in dict.fromkeys(station_titles(result.item)):
@@ -177,6 +212,11 @@ def install(services: Any) -> WorklistIndexer:
 def register_migration() -> None:
     from fhirmwl.store import migrations
 
-    for migration in (WORKLIST_MIGRATION, STATION_MIGRATION):
+    for migration in (
+        WORKLIST_MIGRATION,
+        STATION_MIGRATION,
+        COMPACT_MIGRATION,
+        STATS_MIGRATION,
+    ):
         if not any(m.version == migration.version for m in migrations.MIGRATIONS):
             register(migration)

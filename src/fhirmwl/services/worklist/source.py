@@ -14,6 +14,7 @@ import orjson
 from pydicom.dataset import Dataset
 
 from fhirmwl.store import Store
+from fhirmwl.worklist.itemcodec import unpack_item, unpack_item_bytes
 from fhirmwl.worklist.jsoncodec import dataset_from_dict, item_from_json
 from fhirmwl.worklist.match import JsonItem, matches_json
 from fhirmwl.worklist.query import WorklistQuery
@@ -43,6 +44,10 @@ class StoreWorklistSource:
         """``(task_id, item_json)`` of the pre-filtered rows, in SPS start order; ``after``
         (a :func:`cursor_of` value) starts after that row: a keyset page, stable while other
         steps are added or removed."""
+        return [(task_id, unpack_item(item) or "") for task_id, item in self._stored(q, after)]
+
+    def _stored(self, q: WorklistQuery, after: Cursor | None = None) -> list[tuple[str, bytes]]:
+        """``(task_id, stored item)`` of :meth:`rows` (packed, JSON bytes or text)."""
         where, params = query_to_sql(q)
         if after is not None:
             d, t, task = after
@@ -68,8 +73,8 @@ class StoreWorklistSource:
         """``(task_id, item)`` of the matching items as stored (DICOM JSON), in SPS start
         order: the fast path every transport projects its answer from."""
         count = 0
-        for task_id, item_json in self.rows(q, after):
-            item = orjson.loads(item_json)
+        for task_id, stored in self._stored(q, after):
+            item = orjson.loads(unpack_item_bytes(stored))
             if matches_json(q, item):
                 yield task_id, item
                 count += 1
@@ -95,4 +100,4 @@ class StoreWorklistSource:
             row = tx.conn.execute(
                 "SELECT item_json FROM worklist WHERE task_id = ?", (task_id,)
             ).fetchone()
-        return item_from_json(row[0]) if row else None
+        return item_from_json(unpack_item(row[0]) or "") if row else None
