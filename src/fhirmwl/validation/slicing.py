@@ -158,3 +158,52 @@ def target_of(
 
 def type_allowed(rtype: str | None, profiles: list[str]) -> bool:
     return rtype is not None and any(base_type_of(p) == rtype for p in profiles)
+
+
+# A discriminator of one slice, decided once per (slice, discriminator) instead of per item:
+# ("url", url) | ("fixed", path, value) | ("pattern", path, pattern) | ("absent", path) |
+# ("present", path) | ("ref", kind, path, profiles) | ("never",). ``discriminates`` gives the
+# same verdict as ``value_discriminator`` / ``exists_discriminator`` for the first five.
+Plan = tuple[Any, ...]
+_NEVER: Plan = ("never",)
+
+
+def plan_of(slice_rule: ElementRule, disc: dict[str, Any]) -> Plan:
+    kind, path = disc.get("type"), disc.get("path", "$this")
+    if kind in ("value", "pattern"):
+        if path == "url" and (url := extension_url(slice_rule)) is not None:
+            return ("url", url)
+        sub = rule_at(slice_rule, path)
+        if sub is None or (sub.fixed is None and sub.pattern is None):
+            return _NEVER
+        if sub.fixed is not None:
+            return ("fixed", path, sub.fixed)
+        return ("pattern", path, sub.pattern)
+    if kind == "exists":
+        sub = rule_at(slice_rule, path)
+        if sub is None:
+            return _NEVER
+        if sub.max == "0":
+            return ("absent", path)
+        return ("present", path) if sub.min else _NEVER
+    if kind in ("profile", "type"):
+        return ("ref", kind, path, slice_profiles(slice_rule, path))
+    return _NEVER
+
+
+def discriminates(plan: Plan, item: Any) -> bool:
+    """Verdict of a value/pattern/exists plan (not ``ref``: the walker resolves those)."""
+    what = plan[0]
+    if what == "url":
+        return isinstance(item, dict) and item.get("url") == plan[1]
+    if what == "fixed":
+        fixed = plan[2]
+        return any(v == fixed for v in values_at(item, plan[1]))
+    if what == "pattern":
+        pattern = plan[2]
+        return any(matches_pattern(v, pattern) for v in values_at(item, plan[1]))
+    if what == "absent":
+        return not values_at(item, plan[1])
+    if what == "present":
+        return bool(values_at(item, plan[1]))
+    return False
