@@ -103,6 +103,9 @@ class Segment:
     _cache: dict[tuple[int, int], list[str]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    _comps: dict[tuple[int, int, int, int | None], str] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def raw(self, n: int) -> str:
         return self.fields[n] if 0 < n < len(self.fields) else ""
@@ -132,7 +135,15 @@ class Segment:
         return cached
 
     def comp(self, n: int, c: int = 1, rep: int = 1, sub: int | None = None) -> str:
-        """Component ``c`` of field ``n`` (``sub`` selects a sub-component), unescaped, stripped."""
+        """Component ``c`` of field ``n`` (``sub`` selects a sub-component), unescaped, stripped.
+        Memoised per segment like ``_split``: the mappings ask for the same ones many times."""
+        key = (n, c, rep, sub)
+        found = self._comps.get(key)
+        if found is None:
+            found = self._comps[key] = self._comp(n, c, rep, sub)
+        return found
+
+    def _comp(self, n: int, c: int, rep: int, sub: int | None) -> str:
         comps = self._split(n, rep)
         if c > len(comps):
             return ""
