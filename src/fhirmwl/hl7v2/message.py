@@ -103,9 +103,6 @@ class Segment:
     _cache: dict[tuple[int, int], list[str]] = field(
         default_factory=dict, repr=False, compare=False
     )
-    _comps: dict[tuple[int, int, int, int | None], str] = field(
-        default_factory=dict, repr=False, compare=False
-    )
 
     def raw(self, n: int) -> str:
         return self.fields[n] if 0 < n < len(self.fields) else ""
@@ -136,22 +133,21 @@ class Segment:
 
     def comp(self, n: int, c: int = 1, rep: int = 1, sub: int | None = None) -> str:
         """Component ``c`` of field ``n`` (``sub`` selects a sub-component), unescaped, stripped.
-        Memoised per segment like ``_split``: the mappings ask for the same ones many times."""
-        key = (n, c, rep, sub)
-        found = self._comps.get(key)
-        if found is None:
-            found = self._comps[key] = self._comp(n, c, rep, sub)
-        return found
-
-    def _comp(self, n: int, c: int, rep: int, sub: int | None) -> str:
-        comps = self._split(n, rep)
+        (The mappings call this some 160 times per message: the split is cached per segment
+        and ``unescape`` runs only on a value that holds the escape character.)"""
+        comps = self._cache.get((n, rep))
+        if comps is None:
+            comps = self._split(n, rep)
         if c > len(comps):
             return ""
         value = comps[c - 1]
         if sub is not None:
             subs = value.split(self.delimiters.subcomponent)
             value = subs[sub - 1] if sub <= len(subs) else ""
-        return self._unescape(value).strip()
+        esc = self.delimiters.escape
+        if esc and esc in value:
+            value = self._unescape(value)
+        return value.strip()
 
     def subcomponents(self, n: int, c: int, rep: int = 1) -> list[str]:
         comps = self._split(n, rep)

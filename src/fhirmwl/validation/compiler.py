@@ -63,6 +63,8 @@ class ElementRule:
     child_rules: list[ElementRule] = field(default_factory=list, repr=False, compare=False)
     sliced: bool = field(default=False, repr=False, compare=False)
     pattern_display: bool = field(default=False, repr=False, compare=False)
+    # ``slicing.compile_pattern(pattern)``: built by the walker on first use
+    pattern_matcher: Callable[[Any], bool] | None = field(default=None, repr=False, compare=False)
     closed: bool = field(default=False, repr=False, compare=False)
     ordered: bool = field(default=False, repr=False, compare=False)
     discriminators: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)

@@ -70,6 +70,39 @@ def matches_pattern(value: Any, pattern: Any, *, display: bool = False) -> bool:
     return bool(value == pattern)
 
 
+Matcher = Callable[[Any], bool]
+
+
+def compile_pattern(pattern: Any) -> Matcher:
+    """``lambda value: matches_pattern(value, pattern)`` with the pattern's structure decided
+    once (which keys count, which are scalars): a profile's patterns are checked on every
+    write, on every item of a sliced element."""
+    if isinstance(pattern, dict):
+        coding = _is_coding(pattern)
+        kept = [(k, v) for k, v in pattern.items() if not (coding and k in _INSIGNIFICANT)]
+        scalars = [(k, v) for k, v in kept if not isinstance(v, dict | list)]
+        nested = [(k, compile_pattern(v)) for k, v in kept if isinstance(v, dict | list)]
+
+        def match_dict(value: Any) -> bool:
+            if not isinstance(value, dict):
+                return False
+            for k, v in scalars:
+                if k not in value or not bool(value[k] == v):
+                    return False
+            return all(k in value and m(value[k]) for k, m in nested)
+
+        return match_dict
+    if isinstance(pattern, list):
+        parts = [compile_pattern(p) for p in pattern]
+
+        def match_list(value: Any) -> bool:
+            items = value if isinstance(value, list) else [value]
+            return all(any(m(i) for i in items) for m in parts)
+
+        return match_list
+    return lambda value: bool(value == pattern)
+
+
 def reference_of(value: Any, path: str) -> str | None:
     """The reference string an item points at for a ``…resolve()`` discriminator path."""
     prefix = path[: -len("resolve()")].rstrip(".")
@@ -161,7 +194,7 @@ def type_allowed(rtype: str | None, profiles: list[str]) -> bool:
 
 
 # A discriminator of one slice, decided once per (slice, discriminator) instead of per item:
-# ("url", url) | ("fixed", path, value) | ("pattern", path, pattern) | ("absent", path) |
+# ("url", url) | ("fixed", path, value) | ("pattern", path, pattern, matcher) | ("absent", path) |
 # ("present", path) | ("ref", kind, path, profiles) | ("never",). ``discriminates`` gives the
 # same verdict as ``value_discriminator`` / ``exists_discriminator`` for the first five.
 Plan = tuple[Any, ...]
@@ -178,7 +211,7 @@ def plan_of(slice_rule: ElementRule, disc: dict[str, Any]) -> Plan:
             return _NEVER
         if sub.fixed is not None:
             return ("fixed", path, sub.fixed)
-        return ("pattern", path, sub.pattern)
+        return ("pattern", path, sub.pattern, compile_pattern(sub.pattern))
     if kind == "exists":
         sub = rule_at(slice_rule, path)
         if sub is None:
@@ -200,8 +233,8 @@ def discriminates(plan: Plan, item: Any) -> bool:
         fixed = plan[2]
         return any(v == fixed for v in values_at(item, plan[1]))
     if what == "pattern":
-        pattern = plan[2]
-        return any(matches_pattern(v, pattern) for v in values_at(item, plan[1]))
+        matcher = plan[3]
+        return any(matcher(v) for v in values_at(item, plan[1]))
     if what == "absent":
         return not values_at(item, plan[1])
     if what == "present":

@@ -131,7 +131,10 @@ class Walker:
                 f"must have the fixed value {_short(rule.fixed)}, found {_short(value)}",
             )
         if rule.pattern is not None:
-            self._check_pattern(rule.pattern, value, expr, rule.pattern_display)
+            matcher = rule.pattern_matcher
+            if matcher is None:
+                matcher = rule.pattern_matcher = sl.compile_pattern(rule.pattern)
+            self._check_pattern(rule.pattern, value, expr, rule.pattern_display, matcher)
         if rule.max_length is not None or rule.min_value is not None or rule.max_value is not None:
             self._check_limits(rule, value, expr)
         if rule.types:
@@ -158,9 +161,18 @@ class Walker:
                 word = "minValue" if below else "maxValue"
                 self.issue("error", "value", expr, f"{value!r} is outside {word} {bound!r}")
 
-    def _check_pattern(self, pattern: Any, value: Any, expr: str, display: bool = True) -> None:
-        """``display``: the pattern carries a display (else the display check cannot differ)."""
-        if not sl.matches_pattern(value, pattern):
+    def _check_pattern(
+        self,
+        pattern: Any,
+        value: Any,
+        expr: str,
+        display: bool = True,
+        matcher: sl.Matcher | None = None,
+    ) -> None:
+        """``display``: the pattern carries a display (else the display check cannot differ);
+        ``matcher``: the pattern compiled (``slicing.compile_pattern``)."""
+        matched = matcher(value) if matcher else sl.matches_pattern(value, pattern)
+        if not matched:
             self.issue(
                 "error",
                 "value",
