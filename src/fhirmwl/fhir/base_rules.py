@@ -26,6 +26,7 @@ over the resource.
 
 from __future__ import annotations
 
+import dataclasses
 import types
 import typing
 from dataclasses import dataclass
@@ -90,6 +91,7 @@ class FieldSpec:
     # a JSON-string primitive without a code list that is not an ``id``: the commonest element,
     # for which a non-empty ``str`` is all ``_primitive`` asks (``_item``'s fast path)
     plain: bool = False
+    repeats: bool = False  # a JSON array in FHIR JSON (the model's annotation is a list)
 
 
 # FHIR primitive type name → the annotated type the models use for it (recorded by ``_spec``).
@@ -106,7 +108,23 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
+def _repeats(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_repeats(a) for a in typing.get_args(annotation) if a is not type(None))
+    return False
+
+
 def _spec(owner: str, alias: str, field: Any) -> FieldSpec:
+    spec = _spec_of(owner, alias, field)
+    if _repeats(field.annotation):
+        spec = dataclasses.replace(spec, repeats=True)
+    return spec
+
+
+def _spec_of(owner: str, alias: str, field: Any) -> FieldSpec:
     inner = _unwrap(field.annotation)
     meta = [m for m in getattr(inner, "__metadata__", ())]
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
