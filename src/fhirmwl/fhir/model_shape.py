@@ -7,7 +7,8 @@ same field tables as ``fhir.base_rules`` and answers True only when every elemen
 model accepts as it is: a known element, a JSON array exactly where the element repeats, no
 ``null``, every primitive accepted by the model's own type (``base_rules._value_ok``), nested
 objects of the right kind, every required element present and at most one type of each
-choice element (exactly one where the choice is required). Anything else — primitive
+choice element (exactly one where the choice is required), and the core invariants of
+``fhir.base_rules`` hold — so the base rules find nothing either. Anything else — primitive
 extensions (``_x``), ``fhir_comments``, an unknown nested resource — answers False and the
 model runs as before, so its findings and wording are unchanged. A test compares the verdict
 with the model's on the guide's examples and thousands of mutations of them.
@@ -20,6 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from fhirmwl.fhir.base_rules import FieldSpec, _key, _primitive, _value_ok, fields
+from fhirmwl.fhir.core_invariants import invariants_for
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ def model_rules(model_name: str) -> ModelRules | None:
 
 
 def plainly_valid(model_name: str, node: Any) -> bool:
-    """True only when the ``model_name`` model would accept ``node`` without an error."""
+    """True only when the ``model_name`` model would accept ``node`` without an error and
+    ``base_rule_issues`` would find nothing."""
     if not isinstance(node, dict) or not node:
         return False
     table = fields(model_name)
@@ -91,7 +94,7 @@ def plainly_valid(model_name: str, node: Any) -> bool:
         present = sum(1 for name in names if name in node)
         if present > 1 or (required and not present):
             return False
-    return True
+    return all(inv.holds(node) for inv in invariants_for(model_name, node))
 
 
 def _item_ok(spec: FieldSpec, value: Any) -> bool:

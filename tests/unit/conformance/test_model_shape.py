@@ -1,9 +1,11 @@
-"""``plainly_valid`` answers True only where the ``fhir.resources`` model finds nothing.
+"""``plainly_valid`` answers True only where the ``fhir.resources`` model and the base rules
+find nothing.
 
 The R5 structure check skips the model when ``fhir.model_shape.plainly_valid`` says it would
 accept the resource, so a wrong True would let a malformed resource through. Each mutation of
 the guide's examples (every element removed, nulled, wrapped in or taken out of an array, given
-a value of another JSON type or an invalid one, an unknown or a second choice element added) is
+a value of another JSON type or an invalid one, an unknown or a second choice element added,
+a core invariant broken) is
 checked both ways: a True must come with the model's acceptance, and the structure issues must
 be exactly those of the model pass.
 """
@@ -111,7 +113,13 @@ def _mutations(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
                 p[k]["unknownElement"] = "x"
                 p[k]["_" + next(iter(p[k]))] = {"extension": []}
 
-        for fn in (delete, null, wrap, unwrap, odd, odd2, extra):
+        def breaker(p: Any, k: Any) -> None:  # a core invariant fails (ref-2, per-1)
+            if isinstance(p[k], dict) and "reference" in p[k]:
+                p[k] = {"type": "Patient"}
+            elif isinstance(p[k], dict) and ("start" in p[k] or "end" in p[k]):
+                p[k] = {"start": "2030-01-01", "end": "2020-01-01"}
+
+        for fn in (delete, null, wrap, unwrap, odd, odd2, extra, breaker):
             yield _set(resource, path, fn)
     yield from _choice_twins(resource)
 
@@ -159,6 +167,7 @@ def test_plainly_valid_only_where_the_model_accepts(resource: dict[str, Any]) ->
         if plainly_valid(rtype, mutated):
             shortcut += 1
             assert _model_accepts(rtype, mutated), mutated
+            assert not base_rule_issues(rtype, mutated), mutated
         assert structure._structure_issues(rtype, mutated) == _model_pass(rtype, mutated)
     assert shortcut  # (some mutations stay valid: removing an optional element)
 
