@@ -63,6 +63,8 @@ class ElementRule:
     child_rules: list[ElementRule] = field(default_factory=list, repr=False, compare=False)
     sliced: bool = field(default=False, repr=False, compare=False)
     pattern_display: bool = field(default=False, repr=False, compare=False)
+    # absent, this element yields no finding at all (optional, not a choice, no required slice)
+    absent_ok: bool = field(default=False, repr=False, compare=False)
     # ``slicing.compile_pattern(pattern)``: built by the walker on first use
     pattern_matcher: Callable[[Any], bool] | None = field(default=None, repr=False, compare=False)
     closed: bool = field(default=False, repr=False, compare=False)
@@ -111,6 +113,11 @@ class ElementRule:
         self.discriminators = list((self.slicing or {}).get("discriminator", []))
         for rule in (*self.slices.values(), *self.children.values()):
             rule.finalize()
+        self.absent_ok = (
+            not self.choice
+            and not self.min
+            and not (self.sliced and any(r.min for r in self.slices.values()))
+        )
 
 
 @dataclass

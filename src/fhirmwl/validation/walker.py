@@ -119,6 +119,8 @@ class Walker:
             self._check_own(rule, value, expr)
         if rule.child_rules and isinstance(value, dict):
             for child in rule.child_rules:
+                if child.absent_ok and value.get(child.name) is None:
+                    continue  # (what ``check_child`` would conclude)
                 self.check_child(child, value, expr)
 
     def _check_own(self, rule: ElementRule, value: Any, expr: str) -> None:
