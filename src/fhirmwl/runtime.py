@@ -7,6 +7,7 @@ Listeners (HTTP now; MLLP and DICOM register themselves the same way) share a ti
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -69,6 +70,27 @@ class HttpListener:
         self.thread.join(timeout=(self.server.config.timeout_graceful_shutdown or 10) + 5)
 
 
+_FROZEN = False
+
+
+def freeze_startup_heap() -> None:
+    """Move everything alive now (modules, the FHIR and pydantic models, compiled profiles,
+    caches: some 200 000 objects) out of the cyclic garbage collector's reach.
+
+    Why: they live as long as the process, yet every full collection traversed them all again,
+    about 80 ms of CPU every few hundred writes (a twentieth of a v2 message's CPU). Objects
+    created later are collected as usual; only cyclic garbage that exists at this moment is
+    never reclaimed, so the heap is collected first; and only the first call in a process
+    freezes (a process that starts several runtimes, like the test suite, freezes once).
+    """
+    global _FROZEN
+    if _FROZEN:
+        return
+    _FROZEN = True
+    gc.collect()
+    gc.freeze()
+
+
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -85,6 +107,7 @@ class Runtime:
             self.listeners.append(listener)
             self.services.running.append(listener)
             log.info("%s listener started", name)
+        freeze_startup_heap()
         self.services.started = True
 
     def stop(self) -> None:

@@ -26,6 +26,7 @@ over the resource.
 
 from __future__ import annotations
 
+import dataclasses
 import types
 import typing
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from fhirmwl.fhir.core_invariants import invariants_for
+from fhirmwl.fhir.core_invariants import CORE, invariants_for
 from fhirmwl.fhir.outcome import issue
 
 # Required bindings whose value list the model generator cut short with "+" (R5 value sets).
@@ -87,6 +88,10 @@ class FieldSpec:
     child: str | None  # model class name of a complex type, "Resource" for contained resources
     enum: frozenset[str] | None
     json: str | None  # JSON type of a primitive: boolean, integer, number, string
+    # a JSON-string primitive without a code list that is not an ``id``: the commonest element,
+    # for which a non-empty ``str`` is all ``_primitive`` asks (``_item``'s fast path)
+    plain: bool = False
+    repeats: bool = False  # a JSON array in FHIR JSON (the model's annotation is a list)
 
 
 # FHIR primitive type name → the annotated type the models use for it (recorded by ``_spec``).
@@ -103,7 +108,23 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
+def _repeats(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_repeats(a) for a in typing.get_args(annotation) if a is not type(None))
+    return False
+
+
 def _spec(owner: str, alias: str, field: Any) -> FieldSpec:
+    spec = _spec_of(owner, alias, field)
+    if _repeats(field.annotation):
+        spec = dataclasses.replace(spec, repeats=True)
+    return spec
+
+
+def _spec_of(owner: str, alias: str, field: Any) -> FieldSpec:
     inner = _unwrap(field.annotation)
     meta = [m for m in getattr(inner, "__metadata__", ())]
     extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
@@ -117,7 +138,8 @@ def _spec(owner: str, alias: str, field: Any) -> FieldSpec:
         json = "integer" if kind in _INTEGERS else "number" if kind == "Decimal" else "string"
         fhir_type = kind[0].lower() + kind[1:]
         _PRIMITIVE_TYPES.setdefault(fhir_type, inner)
-        return FieldSpec(fhir_type, None, codes, json)
+        plain = json == "string" and fhir_type != "id" and codes is None
+        return FieldSpec(fhir_type, None, codes, json, plain)
     if inner is bool:
         return FieldSpec("boolean", None, None, "boolean")
     name = getattr(inner, "__name__", "")
@@ -211,14 +233,24 @@ def walk(
                 text = f"{expr}.{key}: unknown element '{key}' (not defined for {expr} in FHIR R5)"
                 out.append(issue("error", "structure", text, f"{expr}.{key}"))
             continue  # unknown element or resourceType: the model reports unknown elements
-        path = f"{expr}.{key}"
         if isinstance(value, list):
+            path = f"{expr}.{key}"
             if not value:
                 out.append(_ele1(path, "an empty array"))
             for i, item in enumerate(value):
+                if spec.plain and item.__class__ is str and item:  # (see ``_item``)
+                    if values and not _value_ok(spec.fhir_type, item):
+                        _bad_value(spec, item, f"{path}[{i}]", out)
+                    continue
                 _item(spec, item, f"{path}[{i}]", out, values)
+        elif spec.plain and value.__class__ is str and value:
+            # fast path of ``_item``: nothing for ``_primitive`` to report on a non-empty str
+            if values and not _value_ok(spec.fhir_type, value):
+                _bad_value(spec, value, f"{expr}.{key}", out)
         else:
-            _item(spec, value, path, out, values)
+            _item(spec, value, f"{expr}.{key}", out, values)
+    if model_name not in CORE and "contained" not in node:
+        return  # (no invariant applies: ``invariants_for`` would find none)
     for inv in invariants_for(model_name, node):
         if not inv.holds(node):
             text = (
@@ -236,9 +268,7 @@ def _item(
         before = len(out)
         _primitive(spec, value, expr, out)
         if values and len(out) == before and not _value_ok(spec.fhir_type, _key(value)):
-            hint = f" ({FORMATS[spec.fhir_type]})" if spec.fhir_type in FORMATS else ""
-            text = f"{expr}: {repr(value)[:80]} is not a valid FHIR {spec.fhir_type}{hint}"
-            out.append(issue("error", "value", text, expr))
+            _bad_value(spec, value, expr, out)
         return
     if not isinstance(value, dict):
         if values:
@@ -253,6 +283,12 @@ def _item(
             out.append(issue("error", "structure", text, f"{expr}.resourceType"))
         return
     walk(spec.child, value, expr, out, values)
+
+
+def _bad_value(spec: FieldSpec, value: Any, expr: str, out: list[dict[str, Any]]) -> None:
+    hint = f" ({FORMATS[spec.fhir_type]})" if spec.fhir_type in FORMATS else ""
+    text = f"{expr}: {repr(value)[:80]} is not a valid FHIR {spec.fhir_type}{hint}"
+    out.append(issue("error", "value", text, expr))
 
 
 def _key(value: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 _FMT = "%Y-%m-%dT%H:%M:%S.%f"
 _DATE_RE = re.compile(
@@ -26,7 +27,19 @@ def _tz(offset: str | None) -> timedelta:
 
 
 def date_range(value: str) -> tuple[str, str]:
-    """Return the UTC range a partial FHIR date covers; raise ValueError when malformed."""
+    """Return the UTC range a partial FHIR date covers; raise ValueError when malformed.
+    Cached: every write indexes its dates and checks its periods (per-1), mostly the same few."""
+    if isinstance(value, str):
+        return _cached_range(value)
+    return _date_range(value)
+
+
+@lru_cache(maxsize=4096)
+def _cached_range(value: str) -> tuple[str, str]:
+    return _date_range(value)
+
+
+def _date_range(value: str) -> tuple[str, str]:
     m = _DATE_RE.match(value.strip())
     if not m:
         raise ValueError(f"not a FHIR date/dateTime: {value!r}")

@@ -64,6 +64,8 @@ class SearchQuery:
 
 def split_or(value: str) -> tuple[str, ...]:
     """Split on unescaped commas, then unescape ``\\,`` ``\\|`` ``\\$`` ``\\\\``."""
+    if "\\" not in value:  # nothing escaped (nearly always): the plain split is the same
+        return tuple(value.split(","))
     parts = re.split(r"(?<!\\),", value)
     return tuple(re.sub(r"\\([,|$\\])", r"\1", p) for p in parts)
 

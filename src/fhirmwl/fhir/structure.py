@@ -5,7 +5,9 @@ schema: it knows every element, datatype and choice type. ``fhir.base_rules`` ad
 models let through (ele-1, required code bindings, id length, JSON types of primitives). Both
 kinds of finding leave here in FHIR wording — never pydantic's — with a FHIRPath ``expression``
 to the element, one issue per element. The write path (``check_structure``) and ``$validate``
-(``validation.base``) share this module, so they report the same issues.
+(``validation.base``) share this module, so they report the same issues. A resource that
+``fhir.model_shape.plainly_valid`` proves clean skips both passes (most writes): the model runs
+only where it may find something, and then words every finding as before.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pydantic import ValidationError
 
 from fhirmwl.errors import Unprocessable
 from fhirmwl.fhir.base_rules import FORMATS, base_rule_issues, fields
+from fhirmwl.fhir.model_shape import plainly_valid
 from fhirmwl.fhir.outcome import issue
 
 _JSON_TYPE = {
@@ -136,6 +139,8 @@ def _structure_issues(resource_type: str, resource: dict[str, Any]) -> list[dict
     if not resource_type[:1].isupper() or not fields(resource_type):
         text = f"unknown resourceType {resource_type[:64]!r} (not a FHIR R5 resource)"
         return [issue("error", "structure", text, "resourceType")]
+    if plainly_valid(resource_type, resource):
+        return []  # neither the base rules nor the model would find anything (``model_shape``)
     found = base_rule_issues(resource_type, resource)
     try:
         _model(resource_type).model_validate(resource)

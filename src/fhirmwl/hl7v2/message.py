@@ -132,15 +132,22 @@ class Segment:
         return cached
 
     def comp(self, n: int, c: int = 1, rep: int = 1, sub: int | None = None) -> str:
-        """Component ``c`` of field ``n`` (``sub`` selects a sub-component), unescaped, stripped."""
-        comps = self._split(n, rep)
+        """Component ``c`` of field ``n`` (``sub`` selects a sub-component), unescaped, stripped.
+        (The mappings call this some 160 times per message: the split is cached per segment
+        and ``unescape`` runs only on a value that holds the escape character.)"""
+        comps = self._cache.get((n, rep))
+        if comps is None:
+            comps = self._split(n, rep)
         if c > len(comps):
             return ""
         value = comps[c - 1]
         if sub is not None:
             subs = value.split(self.delimiters.subcomponent)
             value = subs[sub - 1] if sub <= len(subs) else ""
-        return self._unescape(value).strip()
+        esc = self.delimiters.escape
+        if esc and esc in value:
+            value = self._unescape(value)
+        return value.strip()
 
     def subcomponents(self, n: int, c: int, rep: int = 1) -> list[str]:
         comps = self._split(n, rep)

@@ -75,29 +75,54 @@ def _entries(bundle: dict[str, Any]) -> list[_Entry]:
 
 
 def rewrite_references(node: Any, mapping: dict[str, str]) -> Any:
+    """A copy of ``node`` (dicts and lists copied, scalars shared) with every
+    ``reference`` string that ``mapping`` knows replaced by its mapped value."""
     if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            if key == "reference" and isinstance(value, str) and value in mapping:
-                out[key] = mapping[value]
-            else:
-                out[key] = rewrite_references(value, mapping)
-        return out
+        return _rewrite_dict(node, mapping)
     if isinstance(node, list):
-        return [rewrite_references(v, mapping) for v in node]
+        return _rewrite_list(node, mapping)
     return node
 
 
+# The two helpers recurse only into dicts and lists (a call per scalar was most of the cost:
+# an order Bundle has thousands of them and is rewritten on every transaction).
+def _rewrite_dict(node: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            out[key] = _rewrite_dict(value, mapping)
+        elif isinstance(value, list):
+            out[key] = _rewrite_list(value, mapping)
+        elif key == "reference" and isinstance(value, str) and value in mapping:
+            out[key] = mapping[value]
+        else:
+            out[key] = value
+    return out
+
+
+def _rewrite_list(node: list[Any], mapping: dict[str, str]) -> list[Any]:
+    return [
+        _rewrite_dict(v, mapping)
+        if isinstance(v, dict)
+        else _rewrite_list(v, mapping)
+        if isinstance(v, list)
+        else v
+        for v in node
+    ]
+
+
 def _collect_refs(node: Any, found: set[str]) -> None:
+    """Add every conditional reference (``Type?criteria``) in ``node`` to ``found``."""
     if isinstance(node, dict):
         for key, value in node.items():
-            if key == "reference" and isinstance(value, str) and "?" in value:
-                found.add(value)
-            else:
+            if isinstance(value, dict | list):
                 _collect_refs(value, found)
+            elif key == "reference" and isinstance(value, str) and "?" in value:
+                found.add(value)
     elif isinstance(node, list):
         for v in node:
-            _collect_refs(v, found)
+            if isinstance(v, dict | list):
+                _collect_refs(v, found)
 
 
 class OrderHook(Protocol):

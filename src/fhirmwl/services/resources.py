@@ -56,7 +56,8 @@ def is_prevalidated() -> bool:
 # completion, merge with stored resources). Their shape is fixed by that code, so the R5
 # structure check runs without the generic pydantic model pass (``check_structure(built=True)``:
 # base rules, every primitive value, unknown elements); untrusted input (REST, transactions,
-# $create-order) always gets the full pass. Profile validation runs as usual.
+# $create-order) always gets the full pass (which skips the model only where
+# ``fhir.model_shape`` proves it would find nothing). Profile validation runs as usual.
 _BUILT: ContextVar[bool] = ContextVar("fhirmwl_built", default=False)
 
 

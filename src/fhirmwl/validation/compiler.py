@@ -51,6 +51,27 @@ class ElementRule:
     max_length: int | None = None
     min_value: Any = None
     max_value: Any = None
+    # Derived once by ``finalize`` (the walker runs on every write; these are what it asks of
+    # a rule each time): not part of the rule's identity.
+    max_n: int | None = field(default=None, repr=False, compare=False)
+    choice: bool = field(default=False, repr=False, compare=False)
+    label: str = field(default="", repr=False, compare=False)  # name without ``[x]``
+    value_checks: bool = field(default=True, repr=False, compare=False)
+    checked_binding: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    type_codes: list[str] = field(default_factory=list, repr=False, compare=False)
+    ref_types: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
+    child_rules: list[ElementRule] = field(default_factory=list, repr=False, compare=False)
+    sliced: bool = field(default=False, repr=False, compare=False)
+    pattern_display: bool = field(default=False, repr=False, compare=False)
+    # absent, this element yields no finding at all (optional, not a choice, no required slice)
+    absent_ok: bool = field(default=False, repr=False, compare=False)
+    # ``slicing.compile_pattern(pattern)``: built by the walker on first use
+    pattern_matcher: Callable[[Any], bool] | None = field(default=None, repr=False, compare=False)
+    closed: bool = field(default=False, repr=False, compare=False)
+    ordered: bool = field(default=False, repr=False, compare=False)
+    discriminators: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
+    # (slice name, slice rule, discriminator plans): built by the walker on first use
+    slice_plans: list[Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def max_int(self) -> int | None:
@@ -59,6 +80,44 @@ class ElementRule:
     @property
     def is_choice(self) -> bool:
         return self.name.endswith("[x]")
+
+    def finalize(self) -> None:
+        """Derive the walker's per-rule facts (this rule, its slices and children), once the
+        differential is applied: nothing a check reads changes afterwards."""
+        self.max_n = self.max_int
+        self.choice = self.is_choice
+        self.label = self.name[:-3] if self.choice else self.name
+        strength = (self.binding or {}).get("strength")
+        self.checked_binding = self.binding if strength in ("required", "extensible") else None
+        self.type_codes = [t["code"] for t in self.types]
+        self.ref_types = [
+            t
+            for t in self.types
+            if t["code"] in ("Reference", "CodeableReference") and t.get("targetProfile")
+        ]
+        self.value_checks = bool(
+            self.fixed is not None
+            or self.pattern is not None
+            or self.max_length is not None
+            or self.min_value is not None
+            or self.max_value is not None
+            or self.types
+            or self.checked_binding
+            or self.invariants
+        )
+        self.child_rules = list(self.children.values())
+        self.pattern_display = _mentions_display(self.pattern)
+        self.sliced = self.slicing is not None and bool(self.slices)
+        self.closed = (self.slicing or {}).get("rules") == "closed"
+        self.ordered = bool((self.slicing or {}).get("ordered"))
+        self.discriminators = list((self.slicing or {}).get("discriminator", []))
+        for rule in (*self.slices.values(), *self.children.values()):
+            rule.finalize()
+        self.absent_ok = (
+            not self.choice
+            and not self.min
+            and not (self.sliced and any(r.min for r in self.slices.values()))
+        )
 
 
 @dataclass
@@ -73,6 +132,16 @@ class CompiledProfile:
     def label(self) -> str:
         """How messages name the profile: its id and canonical URL."""
         return f"{self.id} ({self.url})"
+
+
+def _mentions_display(pattern: Any) -> bool:
+    """Does a pattern carry a ``display`` anywhere? Only then can the display-aware pattern
+    match differ from the plain one (``slicing.matches_pattern``)."""
+    if isinstance(pattern, dict):
+        return "display" in pattern or any(_mentions_display(v) for v in pattern.values())
+    if isinstance(pattern, list):
+        return any(_mentions_display(v) for v in pattern)
+    return False
 
 
 def _apply(rule: ElementRule, element: dict[str, Any]) -> None:
@@ -127,6 +196,7 @@ def compile_profile(sd: dict[str, Any]) -> CompiledProfile:
     root = ElementRule(path=rtype, name=rtype)
     for element in sd.get("differential", {}).get("element", []):
         _apply(_locate(root, element["id"]), element)
+    root.finalize()
     return CompiledProfile(sd["url"], sd["id"], sd.get("name", sd["id"]), rtype, root)
 
 

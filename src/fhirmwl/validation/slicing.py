@@ -70,6 +70,39 @@ def matches_pattern(value: Any, pattern: Any, *, display: bool = False) -> bool:
     return bool(value == pattern)
 
 
+Matcher = Callable[[Any], bool]
+
+
+def compile_pattern(pattern: Any) -> Matcher:
+    """``lambda value: matches_pattern(value, pattern)`` with the pattern's structure decided
+    once (which keys count, which are scalars): a profile's patterns are checked on every
+    write, on every item of a sliced element."""
+    if isinstance(pattern, dict):
+        coding = _is_coding(pattern)
+        kept = [(k, v) for k, v in pattern.items() if not (coding and k in _INSIGNIFICANT)]
+        scalars = [(k, v) for k, v in kept if not isinstance(v, dict | list)]
+        nested = [(k, compile_pattern(v)) for k, v in kept if isinstance(v, dict | list)]
+
+        def match_dict(value: Any) -> bool:
+            if not isinstance(value, dict):
+                return False
+            for k, v in scalars:
+                if k not in value or not bool(value[k] == v):
+                    return False
+            return all(k in value and m(value[k]) for k, m in nested)
+
+        return match_dict
+    if isinstance(pattern, list):
+        parts = [compile_pattern(p) for p in pattern]
+
+        def match_list(value: Any) -> bool:
+            items = value if isinstance(value, list) else [value]
+            return all(any(m(i) for i in items) for m in parts)
+
+        return match_list
+    return lambda value: bool(value == pattern)
+
+
 def reference_of(value: Any, path: str) -> str | None:
     """The reference string an item points at for a ``…resolve()`` discriminator path."""
     prefix = path[: -len("resolve()")].rstrip(".")
@@ -158,3 +191,52 @@ def target_of(
 
 def type_allowed(rtype: str | None, profiles: list[str]) -> bool:
     return rtype is not None and any(base_type_of(p) == rtype for p in profiles)
+
+
+# A discriminator of one slice, decided once per (slice, discriminator) instead of per item:
+# ("url", url) | ("fixed", path, value) | ("pattern", path, pattern, matcher) | ("absent", path) |
+# ("present", path) | ("ref", kind, path, profiles) | ("never",). ``discriminates`` gives the
+# same verdict as ``value_discriminator`` / ``exists_discriminator`` for the first five.
+Plan = tuple[Any, ...]
+_NEVER: Plan = ("never",)
+
+
+def plan_of(slice_rule: ElementRule, disc: dict[str, Any]) -> Plan:
+    kind, path = disc.get("type"), disc.get("path", "$this")
+    if kind in ("value", "pattern"):
+        if path == "url" and (url := extension_url(slice_rule)) is not None:
+            return ("url", url)
+        sub = rule_at(slice_rule, path)
+        if sub is None or (sub.fixed is None and sub.pattern is None):
+            return _NEVER
+        if sub.fixed is not None:
+            return ("fixed", path, sub.fixed)
+        return ("pattern", path, sub.pattern, compile_pattern(sub.pattern))
+    if kind == "exists":
+        sub = rule_at(slice_rule, path)
+        if sub is None:
+            return _NEVER
+        if sub.max == "0":
+            return ("absent", path)
+        return ("present", path) if sub.min else _NEVER
+    if kind in ("profile", "type"):
+        return ("ref", kind, path, slice_profiles(slice_rule, path))
+    return _NEVER
+
+
+def discriminates(plan: Plan, item: Any) -> bool:
+    """Verdict of a value/pattern/exists plan (not ``ref``: the walker resolves those)."""
+    what = plan[0]
+    if what == "url":
+        return isinstance(item, dict) and item.get("url") == plan[1]
+    if what == "fixed":
+        fixed = plan[2]
+        return any(v == fixed for v in values_at(item, plan[1]))
+    if what == "pattern":
+        matcher = plan[3]
+        return any(matcher(v) for v in values_at(item, plan[1]))
+    if what == "absent":
+        return not values_at(item, plan[1])
+    if what == "present":
+        return bool(values_at(item, plan[1]))
+    return False

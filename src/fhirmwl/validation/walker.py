@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from fhirmwl.validation import slicing as sl
@@ -60,14 +61,20 @@ def _comparable(value: Any, bound: Any) -> bool:
     return isinstance(value, str) and isinstance(bound, str) and len(value) == len(bound)
 
 
+@lru_cache(maxsize=32)
+def _known_codes(vs_url: str) -> frozenset[str]:
+    """The codes of a value set's expansion, whatever their system (cached with it)."""
+    return frozenset(c for _, c in expansion(vs_url) or ())
+
+
 def _short(value: Any) -> str:
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _items(parent: dict[str, Any], rule: ElementRule, parent_expr: str) -> list[Item]:
-    if rule.is_choice:
-        prefix = rule.name[:-3]
+    if rule.choice:
+        prefix = rule.label
         return [
             (v, f"{parent_expr}.{k}")
             for k, v in parent.items()
@@ -108,6 +115,16 @@ class Walker:
 
     # -- element level ------------------------------------------------------------------
     def check_value(self, rule: ElementRule, value: Any, expr: str) -> None:
+        if rule.value_checks:
+            self._check_own(rule, value, expr)
+        if rule.child_rules and isinstance(value, dict):
+            for child in rule.child_rules:
+                if child.absent_ok and value.get(child.name) is None:
+                    continue  # (what ``check_child`` would conclude)
+                self.check_child(child, value, expr)
+
+    def _check_own(self, rule: ElementRule, value: Any, expr: str) -> None:
+        """The checks of the value itself (``rule.value_checks``: the rule has any)."""
         if rule.fixed is not None and value != rule.fixed:
             self.issue(
                 "error",
@@ -116,18 +133,18 @@ class Walker:
                 f"must have the fixed value {_short(rule.fixed)}, found {_short(value)}",
             )
         if rule.pattern is not None:
-            self._check_pattern(rule.pattern, value, expr)
+            matcher = rule.pattern_matcher
+            if matcher is None:
+                matcher = rule.pattern_matcher = sl.compile_pattern(rule.pattern)
+            self._check_pattern(rule.pattern, value, expr, rule.pattern_display, matcher)
         if rule.max_length is not None or rule.min_value is not None or rule.max_value is not None:
             self._check_limits(rule, value, expr)
         if rule.types:
             self._check_types(rule, value, expr)
-        if rule.binding and rule.binding.get("strength") in ("required", "extensible"):
-            self._check_binding(rule.binding, value, expr)
+        if rule.checked_binding:
+            self._check_binding(rule.checked_binding, value, expr)
         for inv in rule.invariants:
             self._check_invariant(inv, value, expr)
-        if isinstance(value, dict):
-            for child in rule.children.values():
-                self.check_child(child, value, expr)
 
     def _check_limits(self, rule: ElementRule, value: Any, expr: str) -> None:
         """``maxLength`` on strings; ``minValue[x]`` / ``maxValue[x]`` on numbers and on dates
@@ -146,15 +163,25 @@ class Walker:
                 word = "minValue" if below else "maxValue"
                 self.issue("error", "value", expr, f"{value!r} is outside {word} {bound!r}")
 
-    def _check_pattern(self, pattern: Any, value: Any, expr: str) -> None:
-        if not sl.matches_pattern(value, pattern):
+    def _check_pattern(
+        self,
+        pattern: Any,
+        value: Any,
+        expr: str,
+        display: bool = True,
+        matcher: sl.Matcher | None = None,
+    ) -> None:
+        """``display``: the pattern carries a display (else the display check cannot differ);
+        ``matcher``: the pattern compiled (``slicing.compile_pattern``)."""
+        matched = matcher(value) if matcher else sl.matches_pattern(value, pattern)
+        if not matched:
             self.issue(
                 "error",
                 "value",
                 expr,
                 f"must match the pattern {_short(pattern)}, found {_short(value)}",
             )
-        elif not sl.matches_pattern(value, pattern, display=True):
+        elif display and not sl.matches_pattern(value, pattern, display=True):
             self.issue(
                 "warning",
                 "value",
@@ -165,23 +192,27 @@ class Walker:
 
     def check_child(self, rule: ElementRule, parent: dict[str, Any], parent_expr: str) -> None:
         items = _items(parent, rule, parent_expr)
-        name = rule.name[:-3] if rule.is_choice else rule.name
-        what = f"element '{name}'"
-        if not items:  # the slice descriptions only go into a message about a missing element
-            needed = [f"'{n}' ({self._describe(rule, r)})" for n, r in rule.slices.items() if r.min]
-            if needed:
-                what += " (with the required slice " + ", ".join(needed) + ")"
-        self._cardinality(rule, len(items), f"{parent_expr}.{name}", what)
+        count, mn, mx = len(items), rule.min, rule.max_n
+        name = rule.label
+        if not ((mn is None or count >= mn) and (mx is None or count <= mx)):
+            what = f"element '{name}'"
+            if not items:  # the slice descriptions only go into a message about a missing one
+                needed = [
+                    f"'{n}' ({self._describe(rule, r)})" for n, r in rule.slices.items() if r.min
+                ]
+                if needed:
+                    what += " (with the required slice " + ", ".join(needed) + ")"
+            self._cardinality(rule, count, f"{parent_expr}.{name}", what)
         for value, expr in items:
             self.check_value(rule, value, expr)
-        if rule.slicing is not None and rule.slices and (items or not rule.min):
+        if rule.sliced and (items or not mn):
             # (an absent element already failed its own minimum: no echo per required slice)
             self._check_slices(rule, items, f"{parent_expr}.{name}")
 
     def _cardinality(
         self, rule: ElementRule, count: int, expr: str, what: str | Callable[[], str]
     ) -> None:
-        mx = rule.max_int
+        mx = rule.max_n
         if (rule.min is None or count >= rule.min) and (mx is None or count <= mx):
             return
         what = what if isinstance(what, str) else what()  # described only for a message
@@ -204,8 +235,8 @@ class Walker:
 
     # -- types and references ------------------------------------------------------------
     def _check_types(self, rule: ElementRule, value: Any, expr: str) -> None:
-        codes = [t["code"] for t in rule.types]
-        if rule.is_choice:
+        codes = rule.type_codes
+        if rule.choice:
             suffix = expr.rsplit(".", 1)[-1][len(rule.name) - 3 :]
             if suffix not in codes and suffix[:1].lower() + suffix[1:] not in codes:
                 self.issue(
@@ -224,9 +255,8 @@ class Walker:
                     f"resource must be a {' or '.join(codes)}, found {value['resourceType']}",
                 )
             return
-        for t in rule.types:
-            if t["code"] in ("Reference", "CodeableReference") and t.get("targetProfile"):
-                self._check_reference(t, value, expr)
+        for t in rule.ref_types:
+            self._check_reference(t, value, expr)
 
     def _check_reference(self, type_: dict[str, Any], value: Any, expr: str) -> None:
         ref_holder = value.get("reference") if type_["code"] == "CodeableReference" else value
@@ -280,7 +310,7 @@ class Walker:
             )
             return
         pairs = codings_of(value)
-        known_codes = {c for _, c in codes}
+        known_codes = _known_codes(vs_url)
         ok = any((s, c) in codes if s is not None else c in known_codes for s, c in pairs)
         if not ok:
             strength = binding.get("strength")
@@ -322,7 +352,7 @@ class Walker:
         for value, item_expr in items:
             name = self._match_slice(rule, value, item_expr, assigned)
             if name is None:
-                if (rule.slicing or {}).get("rules") == "closed":
+                if rule.closed:
                     self.issue(
                         "error",
                         "structure",
@@ -333,38 +363,36 @@ class Walker:
             assigned[name].append((value, item_expr))
             order.append(names.index(name))
         for name, slice_rule in rule.slices.items():
-
-            def what(name: str = name, slice_rule: ElementRule = slice_rule) -> str:
-                return f"slice '{name}' ({self._describe(rule, slice_rule)})"
-
-            self._cardinality(slice_rule, len(assigned[name]), expr, what)
-            for value, item_expr in assigned[name]:
+            taken = assigned[name]
+            mn, mx = slice_rule.min, slice_rule.max_n
+            if not ((mn is None or len(taken) >= mn) and (mx is None or len(taken) <= mx)):
+                what = f"slice '{name}' ({self._describe(rule, slice_rule)})"
+                self._cardinality(slice_rule, len(taken), expr, what)
+            for value, item_expr in taken:
                 self.check_value(slice_rule, value, item_expr)
-        if (rule.slicing or {}).get("ordered") and order != sorted(order):
+        if rule.ordered and order != sorted(order):
             self.issue("error", "structure", expr, f"slices must appear in the order {names}")
 
     def _match_slice(
         self, rule: ElementRule, value: Any, expr: str, assigned: dict[str, list[Item]]
     ) -> str | None:
-        for name, slice_rule in rule.slices.items():
-            if all(
-                self._discriminates(d, slice_rule, value, expr, len(assigned[name]))
-                for d in (rule.slicing or {}).get("discriminator", [])
-            ):
+        plans = rule.slice_plans
+        if plans is None:  # decided once per sliced element (the compiled profile is cached)
+            plans = rule.slice_plans = [
+                (name, slice_rule, [sl.plan_of(slice_rule, d) for d in rule.discriminators])
+                for name, slice_rule in rule.slices.items()
+            ]
+        for name, slice_rule, discs in plans:
+            if all(self._discriminates(p, slice_rule, value, len(assigned[name])) for p in discs):
                 return name
         return None
 
     def _discriminates(
-        self, disc: dict[str, Any], slice_rule: ElementRule, value: Any, expr: str, taken: int
+        self, plan: sl.Plan, slice_rule: ElementRule, value: Any, taken: int
     ) -> bool:
-        kind, path = disc.get("type"), disc.get("path", "$this")
-        if kind in ("value", "pattern"):
-            return bool(sl.value_discriminator(slice_rule, value, path))
-        if kind == "exists":
-            return bool(sl.exists_discriminator(slice_rule, value, path))
-        if kind not in ("profile", "type"):
-            return False
-        profiles = sl.slice_profiles(slice_rule, path)
+        if plan[0] != "ref":
+            return sl.discriminates(plan, value)
+        _, kind, path, profiles = plan
         target, rtype = sl.target_of(value, path, self.resolve)
         if target is not None:
             if kind == "type":
@@ -373,7 +401,7 @@ class Walker:
         # Unresolvable reference: fall back to the literal type (none for a ``urn:`` fullUrl
         # outside its Bundle), filling slices in order. The reference itself is reported once,
         # with the same severity as anywhere else, by ``_check_reference``.
-        mx = slice_rule.max_int
+        mx = slice_rule.max_n
         if mx is not None and taken >= mx:
             return False
         if rtype is None:

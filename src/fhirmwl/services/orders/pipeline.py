@@ -59,7 +59,8 @@ def split_orders(bundle: dict[str, Any]) -> list[ParsedOrder]:
     """Every Imaging Service Request of a transaction with its RPs, Tasks and studies."""
     entries = [e for e in bundle.get("entry") or [] if isinstance(e.get("resource"), dict)]
     for e in entries:
-        e.setdefault("fullUrl", f"urn:uuid:{uuid.uuid4()}")
+        if "fullUrl" not in e:  # (not ``setdefault``: that draws a uuid for every entry)
+            e["fullUrl"] = f"urn:uuid:{uuid.uuid4()}"
     srs = [e for e in entries if e["resource"].get("resourceType") == "ServiceRequest"]
     sr_keys = set().union(*(keys(e) for e in srs)) if srs else set()
 
