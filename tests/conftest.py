@@ -170,3 +170,16 @@ def ig_examples() -> dict[str, Any]:
             pytest.fail(f"{IG_EXAMPLES} is required but missing")
         pytest.skip(f"{IG_EXAMPLES} is not present")
     return dict(json.loads(IG_EXAMPLES.read_text(encoding="utf-8")))
+
+
+def migrate_before(db: Any, version: int) -> None:
+    """Apply the registered migrations older than ``version``: a database as an earlier release
+    left it, for the tests of a migration that converts it."""
+    from fhirmwl.store.migrations import MIGRATIONS, migrate
+
+    kept = list(MIGRATIONS)
+    MIGRATIONS[:] = [m for m in kept if m.version < version]
+    try:
+        migrate(db)
+    finally:
+        MIGRATIONS[:] = kept

@@ -16,7 +16,7 @@ from fhirmwl.errors import BadRequest, DuplicateIdentifier
 from fhirmwl.fhir.search import parse_search
 from fhirmwl.store import Store, codec, open_store
 from fhirmwl.store.db import open_database
-from fhirmwl.store.migrations import MIGRATIONS, migrate
+from tests.conftest import migrate_before
 
 
 @pytest.fixture
@@ -82,12 +82,7 @@ def test_unique_identifier_clash_writes_nothing(store: Store) -> None:
 def _old_layout(db_url: str) -> None:
     """Migrations before 200, rows written the way the store wrote them then."""
     db = open_database(db_url)
-    kept = list(MIGRATIONS)
-    MIGRATIONS[:] = [m for m in kept if m.version < 200]
-    try:
-        migrate(db)
-    finally:
-        MIGRATIONS[:] = kept
+    migrate_before(db, 200)
     v1 = {"resourceType": "Patient", "id": "p1", "meta": {"versionId": "1"}, "gender": "male"}
     v2: dict[str, Any] = {**v1, "meta": {"versionId": "2"}, "gender": "female"}
     cols = "res_type, res_id, version, last_updated, lu"

@@ -19,11 +19,12 @@ from fhirmwl.services.worklist import indexer
 from fhirmwl.services.worklist.source import StoreWorklistSource
 from fhirmwl.store import Store, open_store
 from fhirmwl.store.db import open_database
-from fhirmwl.store.migrations import MIGRATIONS, migrate
+from fhirmwl.store.migrations import MIGRATIONS
 from fhirmwl.worklist.itemcodec import pack_item, unpack_item
 from fhirmwl.worklist.query import WorklistQuery
 from fhirmwl.worklist.row import ROW_COLUMNS, worklist_row
 from fhirmwl.worklist.sql import query_to_sql
+from tests.conftest import migrate_before
 
 _ITEM = {
     "00080005": {"vr": "CS", "Value": ["ISO_IR 192"]},
@@ -76,12 +77,7 @@ def registered() -> Iterator[None]:
 def _old_database(db_url: str) -> AuditRecord:
     """Migrations before 240, a worklist row and an audit event written as they were then."""
     db = open_database(db_url)
-    kept = list(MIGRATIONS)
-    MIGRATIONS[:] = [m for m in kept if m.version < 240]
-    try:
-        migrate(db)
-    finally:
-        MIGRATIONS[:] = kept
+    migrate_before(db, 240)
     row = worklist_row(_ITEM, "t1")
     rec = _record(1, ["Task/t1", "Task/t1", "ServiceRequest/s1"])
     with db.transaction(write=True) as conn:

@@ -14,8 +14,8 @@ from fhirmwl.errors import DuplicateIdentifier
 from fhirmwl.fhir.search import parse_search
 from fhirmwl.store import open_store
 from fhirmwl.store.db import open_database
-from fhirmwl.store.migrations import MIGRATIONS, migrate
 from fhirmwl.store.search_sql import REF_ALIASES
+from tests.conftest import migrate_before
 
 PATIENT = {"resourceType": "Patient", "id": "p1", "meta": {"versionId": "1"}}
 ORDER = {"resourceType": "ServiceRequest", "id": "s1", "meta": {"versionId": "1"}}
@@ -29,12 +29,7 @@ def _acsn(value: str) -> dict[str, Any]:
 def _text_keyed_layout(db_url: str) -> None:
     """Migrations before 220, rows written the way the store wrote them then."""
     db = open_database(db_url)
-    kept = list(MIGRATIONS)
-    MIGRATIONS[:] = [m for m in kept if m.version < 220]
-    try:
-        migrate(db)
-    finally:
-        MIGRATIONS[:] = kept
+    migrate_before(db, 220)
     patient: dict[str, Any] = {
         **PATIENT,
         "name": [{"family": "Ünal"}],

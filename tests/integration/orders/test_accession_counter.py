@@ -7,20 +7,15 @@ from concurrent.futures import ThreadPoolExecutor
 from fhirmwl.config import load_settings
 from fhirmwl.services.orders import ids
 from fhirmwl.store.db import open_database
-from fhirmwl.store.migrations import MIGRATIONS, migrate
 from fhirmwl.wiring import build_services
+from tests.conftest import migrate_before
 
 
 def test_migration_231_continues_after_the_counter_row(db_url: str) -> None:
     # every feature registers its migrations (a throwaway store: nothing applied to db_url)
     build_services(load_settings(None, db="sqlite:///:memory:")).close()
     db = open_database(db_url)
-    kept = list(MIGRATIONS)
-    MIGRATIONS[:] = [m for m in kept if m.version < 231]
-    try:
-        migrate(db)
-    finally:
-        MIGRATIONS[:] = kept
+    migrate_before(db, 231)
     with db.transaction(write=True) as conn:
         conn.execute("INSERT INTO order_counter (name, value) VALUES ('accession', 41)")
     db.close()

@@ -18,8 +18,9 @@ from fhirmwl.notify.topics import ORDER_CREATED, ORDER_UPDATED
 from fhirmwl.services.container import Services
 from fhirmwl.store import Tx
 from fhirmwl.store.db import open_database
-from fhirmwl.store.migrations import MIGRATIONS, current_version, migrate
+from fhirmwl.store.migrations import current_version
 from fhirmwl.wiring import build_services
+from tests.conftest import migrate_before
 
 
 @pytest.fixture
@@ -210,12 +211,7 @@ def test_migration_230_converts_an_existing_database(db_url: str) -> None:
     # every feature registers its migrations (a throwaway store: nothing applied to db_url)
     build_services(load_settings(None, db="sqlite:///:memory:")).close()
     db = open_database(db_url)
-    kept = list(MIGRATIONS)
-    MIGRATIONS[:] = [m for m in kept if m.version < 230]
-    try:
-        migrate(db)
-    finally:
-        MIGRATIONS[:] = kept
+    migrate_before(db, 230)
     with db.transaction(write=True) as conn:
         if db.dialect == "postgresql":
             staging = conn.execute("SELECT to_regclass('notify_event_pending')").fetchone()
