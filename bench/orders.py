@@ -12,6 +12,7 @@ between sending the request and receiving the 201, so the lag is reported from b
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import tempfile
@@ -95,8 +96,11 @@ def run(db: str, n: int, catalogue: Path, clients: int = 1) -> None:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    clients = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("n", type=int, nargs="?", default=200, help="orders per backend")
+    ap.add_argument("clients", type=int, nargs="?", default=1, help="concurrent clients")
+    args = ap.parse_args()
+    n, clients = args.n, args.clients
     with tempfile.TemporaryDirectory() as tmp:
         catalogue = Path(tmp) / "catalogue.toml"
         catalogue.write_text(CATALOGUE)
