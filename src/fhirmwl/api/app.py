@@ -129,11 +129,16 @@ class FhirApi:
         return await run_in_threadpool(run)
 
     async def _write_one(
-        self, url: str, method: str, body: Any, write: Callable[[Any, Any], WriteResult]
+        self,
+        url: str,
+        method: str,
+        body: Any,
+        write: Callable[[Any, Any], WriteResult],
+        if_none_exist: str | None = None,
     ) -> WriteResult:
         """A create/update of one resource; order-graph resources take the order pipeline."""
         return await self._write(
-            lambda tx: self.s.bundles.single_write(tx, url, method, body, write)
+            lambda tx: self.s.bundles.single_write(tx, url, method, body, write, if_none_exist)
         )
 
     # ---- type level --------------------------------------------------------------------
@@ -145,7 +150,7 @@ class FhirApi:
             body = await http.json_body(request)
             cond = request.headers.get("if-none-exist")
             result = await self._write_one(
-                rtype, "POST", body, lambda t, b: self.s.resources.create(t, rtype, b, cond)
+                rtype, "POST", body, lambda t, b: self.s.resources.create(t, rtype, b, cond), cond
             )
             return self._write_response(request, result)
         query = request.url.query

@@ -195,6 +195,7 @@ class BundleProcessor:
         method: str,
         resource: dict[str, Any],
         write: Callable[[Tx, dict[str, Any]], WriteResult],
+        if_none_exist: str | None = None,
     ) -> WriteResult:
         """A REST create/update of one resource (``url`` as a transaction entry would name it).
 
@@ -208,7 +209,10 @@ class BundleProcessor:
         hook = self.order_hook
         if hook is None or resource.get("resourceType") not in ORDER_GRAPH_TYPES:
             return write(tx, resource)
-        entry: dict[str, Any] = {"resource": resource, "request": {"method": method, "url": url}}
+        request = {"method": method, "url": url}
+        if method == "POST" and if_none_exist:  # completion must see the condition: a create
+            request["ifNoneExist"] = if_none_exist  # that matches assigns nothing (accession)
+        entry: dict[str, Any] = {"resource": resource, "request": request}
         entries: list[dict[str, Any]] = [entry]
         bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
         issues = hook.before(tx, bundle)
@@ -374,4 +378,5 @@ class BundleProcessor:
         def write(t: Tx, body: dict[str, Any]) -> WriteResult:
             return self._write_entry(t, e, body)
 
-        return self._response(self.single_write(tx, e.url, e.method, res, write), base, prefer)
+        result = self.single_write(tx, e.url, e.method, res, write, e.if_none_exist)
+        return self._response(result, base, prefer)

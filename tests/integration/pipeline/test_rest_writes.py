@@ -293,3 +293,40 @@ def test_batch_entries_take_the_order_pipeline(dicom_broker: Runtime) -> None:
     accession = stored["isr"]["identifier"][-1]["value"]
     found = _c_find(dicom_broker.settings.dicom_port, accession)
     assert len(found) == 2
+
+
+def test_conditional_create_of_an_order_that_matches_draws_no_accession(broker: Runtime) -> None:
+    """A POST with If-None-Exist that finds the stored order writes nothing and so assigns
+    nothing: the next order gets the next accession number (no gap)."""
+    isr = order_bundle()["entry"][0]["resource"]
+    isr["subject"] = {"display": "Jane Doe"}
+    placer = isr["identifier"][0]
+    cond = {**REPR, "If-None-Exist": f"identifier={placer['system']}|{placer['value']}"}
+    other = copy.deepcopy(isr)
+    other["identifier"][0]["value"] = "P-other"
+    with client(broker) as http:
+        first = http.post("/ServiceRequest", json=isr, headers=cond)
+        assert first.status_code == 201, first.text
+        again = http.post("/ServiceRequest", json=isr, headers=cond)
+        assert again.status_code == 200, again.text
+        batch = {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [
+                {
+                    "resource": isr,
+                    "request": {
+                        "method": "POST",
+                        "url": "ServiceRequest",
+                        "ifNoneExist": cond["If-None-Exist"],
+                    },
+                }
+            ],
+        }
+        answer = http.post("/", json=batch, headers=REPR)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["entry"][0]["response"]["status"][:3] == "200"
+        second = http.post("/ServiceRequest", json=other, headers=REPR)
+        assert second.status_code == 201, second.text
+    assert _identifier(again.json(), "ACSN") == _identifier(first.json(), "ACSN")
+    assert int(_identifier(second.json(), "ACSN")) == int(_identifier(first.json(), "ACSN")) + 1
