@@ -45,6 +45,9 @@ log = logging.getLogger("fhirmwl.web")
 SESSION_COOKIE = "fhirmwl_desk_session"
 LOGIN_COOKIE = "fhirmwl_desk_login"
 LOGIN_WAIT = 600  # seconds a started login may take at the authorization server
+# seconds a refresh that lost a race waits for the winner to store its new token (a refused
+# refresh that lost no race, the end of a login, waits as long before the session ends)
+RACE_WAIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,8 @@ class DeskLogin:
     def _refresh(self, sid: str, data: dict[str, Any]) -> dict[str, Any] | None:
         """Trade the session's refresh token for a new access token; its claims, or None when
         the session is over. Two requests of one browser may race here: the refresh token is
-        single use, so the loser finds the winner's new token in the session and takes that."""
+        single use, so the loser's request is refused while the winner is still storing its new
+        token; the loser waits for it (up to ``RACE_WAIT`` seconds) and takes that."""
         form = {
             "grant_type": "refresh_token",
             "refresh_token": str(data["refresh"]),
@@ -187,12 +191,16 @@ class DeskLogin:
             token = str(answer.get("access_token", ""))
             claims = self.validator.validate(token)
         except (FhirMwlError, InvalidToken) as err:
-            now = self.sessions.get(SESSION, sid)
-            if now is not None and now.get("refresh") != data.get("refresh"):
-                try:
-                    return self.validator.validate(str(now.get("token", "")))
-                except InvalidToken:
-                    return None
+            deadline = time.monotonic() + RACE_WAIT
+            while (now := self.sessions.get(SESSION, sid)) is not None:
+                if now.get("refresh") != data.get("refresh"):  # another request refreshed it
+                    try:
+                        return self.validator.validate(str(now.get("token", "")))
+                    except InvalidToken:
+                        return None
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.05)
             log.info("desk session not refreshed: %s", getattr(err, "message", err))
             return None
         renewed = {"token": token, "refresh": answer.get("refresh_token") or data["refresh"]}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -342,3 +343,38 @@ def test_session_outlives_its_access_token_by_refreshing(
     time.sleep(2.5)
     gone = http.get("/ui/worklist")
     assert gone.status_code == 303 and gone.headers["location"].startswith("/ui/login")
+
+
+def test_refresh_race_loser_takes_the_winners_token(
+    db_url: str, start_desk: Callable[..., Desk]
+) -> None:
+    """Two requests of one browser refresh at once: the loser's refresh token is already spent
+    while the winner is still storing its new one; the loser waits for it instead of ending the
+    session."""
+    desk = start_desk(
+        db_url, auth="builtin", auth_user_token_lifetime=2, auth_user_session_lifetime=60
+    )
+    db = desk.runtime.services.store.db
+    add_users(db)
+    assert login(desk.http, desk.base, WRITER).status_code == 200
+    sid = str(desk.http.cookies["fhirmwl_desk_session"])
+    sessions = SessionStore(db)
+    data = sessions.get(SESSION, sid)
+    assert data is not None
+    builtin = desk.runtime.services.auth[1]
+    form = {"grant_type": "refresh_token", "refresh_token": data["refresh"]}
+    answer = builtin.token({**form, "client_id": "fhirmwl-desk"})  # the winner, mid-flight
+
+    def winner_stores() -> None:
+        time.sleep(0.3)
+        renewed = {"token": answer["access_token"], "refresh": answer["refresh_token"]}
+        sessions.replace(SESSION, sid, renewed)
+
+    thread = threading.Thread(target=winner_stores)
+    thread.start()
+    try:
+        claims = desk.runtime.services.desk_login._refresh(sid, data)
+    finally:
+        thread.join()
+    assert claims is not None and claims["sub"] == "writer"
+    assert sessions.get(SESSION, sid) is not None
