@@ -330,3 +330,32 @@ def test_conditional_create_of_an_order_that_matches_draws_no_accession(broker: 
         assert second.status_code == 201, second.text
     assert _identifier(again.json(), "ACSN") == _identifier(first.json(), "ACSN")
     assert int(_identifier(second.json(), "ACSN")) == int(_identifier(first.json(), "ACSN")) + 1
+
+
+def test_a_procedure_added_after_one_was_deleted_gets_a_new_rp_id(broker: Runtime) -> None:
+    """The running number of a Requested Procedure posted alone follows the highest one of the
+    order's procedures, not their count: a deleted procedure leaves its number taken."""
+    isr, rp = [copy.deepcopy(e["resource"]) for e in order_bundle()["entry"][:2]]
+    isr["subject"] = {"display": "Jane Doe"}
+    with client(broker) as http:
+        made = http.post("/ServiceRequest", json=isr, headers=REPR)
+        assert made.status_code == 201, made.text
+        order = made.json()
+        rp.update(subject=isr["subject"], basedOn=[{"reference": f"ServiceRequest/{order['id']}"}])
+        rp.pop("encounter")
+        rp.pop("identifier")
+        procedures = []
+        for _ in range(2):
+            posted = http.post("/ServiceRequest", json=rp, headers=REPR)
+            assert posted.status_code == 201, posted.text
+            procedures.append(posted.json())
+        gone = http.delete(f"/ServiceRequest/{procedures[0]['id']}")
+        assert gone.status_code in (200, 204), gone.text
+        third = http.post("/ServiceRequest", json=rp, headers=REPR)
+    assert third.status_code == 201, third.text
+    accession = _identifier(order, "ACSN")
+    assert [_identifier(p, "RPID") for p in procedures] == [
+        ids.rp_id(accession, 1),
+        ids.rp_id(accession, 2),
+    ]
+    assert _identifier(third.json(), "RPID") == ids.rp_id(accession, 3)

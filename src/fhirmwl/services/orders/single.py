@@ -169,10 +169,27 @@ def _complete_lone_procedure(
             procedure.tasks.append(e)
         elif res.get("resourceType") == "ImagingStudy":
             procedure.studies.append(e)
-    first = len({i for _, i in siblings}) + 1
+    first = _next_rp_number(tx, accession, sorted({i for _, i in siblings}))
     complete_procedures(
         tx, procedure, isr, isr_ref, accession, ctx, first, findings=findings, strict=False
     )
+
+
+def _next_rp_number(tx: Tx, accession: str, siblings: list[str]) -> int:
+    """The running number of a new Requested Procedure of the order: after the highest one its
+    stored procedures carry, at least after their count. (Their count alone, once one of them
+    was deleted, gives the new one the number of a procedure still stored.)"""
+    prefix = ids.rp_id(accession, 0)[:-1]  # "<accession>."
+    highest = len(siblings)
+    for sibling in siblings:
+        stored = tx.read("ServiceRequest", sibling)
+        if stored is None or stored.deleted:
+            continue
+        ident = model.identifier_of_type(stored.resource(), model.RPID)
+        value = str((ident or {}).get("value") or "")
+        if value.startswith(prefix) and value[len(prefix) :].isdigit():
+            highest = max(highest, int(value[len(prefix) :]))
+    return highest + 1
 
 
 def _creates(tx: Tx, entry: dict[str, Any], ctx: OrderContext) -> bool:
