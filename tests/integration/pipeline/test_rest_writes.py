@@ -359,3 +359,37 @@ def test_a_procedure_added_after_one_was_deleted_gets_a_new_rp_id(broker: Runtim
         ids.rp_id(accession, 2),
     ]
     assert _identifier(third.json(), "RPID") == ids.rp_id(accession, 3)
+
+
+def test_two_procedures_added_in_one_transaction_get_two_rp_ids(broker: Runtime) -> None:
+    """A transaction adding two Requested Procedures to a stored order numbers them apart."""
+    isr, rp = [copy.deepcopy(e["resource"]) for e in order_bundle()["entry"][:2]]
+    isr["subject"] = {"display": "Jane Doe"}
+    with client(broker) as http:
+        made = http.post("/ServiceRequest", json=isr, headers=REPR)
+        assert made.status_code == 201, made.text
+        order = made.json()
+        rp.update(subject=isr["subject"], basedOn=[{"reference": f"ServiceRequest/{order['id']}"}])
+        rp.pop("encounter")
+        rp.pop("identifier")
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {"resource": rp, "request": {"method": "POST", "url": "ServiceRequest"}},
+                {"resource": rp, "request": {"method": "POST", "url": "ServiceRequest"}},
+            ],
+        }
+        answer = http.post("/", json=bundle, headers=REPR)
+        assert answer.status_code == 200, answer.text
+        locations = [e["response"]["location"] for e in answer.json()["entry"]]
+        procedures = [
+            http.get("/" + loc.rsplit("/_history", 1)[0]).json()
+            for loc in locations
+            if loc.startswith("ServiceRequest/")
+        ]
+    accession = _identifier(order, "ACSN")
+    assert sorted(_identifier(p, "RPID") for p in procedures) == [
+        ids.rp_id(accession, 1),
+        ids.rp_id(accession, 2),
+    ]

@@ -169,23 +169,36 @@ def _complete_lone_procedure(
             procedure.tasks.append(e)
         elif res.get("resourceType") == "ImagingStudy":
             procedure.studies.append(e)
-    first = _next_rp_number(tx, accession, sorted({i for _, i in siblings}))
+    # (the Bundle's other procedures for this order, completed before this one, count too)
+    in_bundle = [
+        r
+        for e in parsed.bundle.get("entry") or []
+        if isinstance(r := e.get("resource"), dict)
+        and r is not parsed.isr["resource"]
+        and r.get("resourceType") == "ServiceRequest"
+    ]
+    first = _next_rp_number(tx, accession, sorted({i for _, i in siblings}), in_bundle)
     complete_procedures(
         tx, procedure, isr, isr_ref, accession, ctx, first, findings=findings, strict=False
     )
 
 
-def _next_rp_number(tx: Tx, accession: str, siblings: list[str]) -> int:
+def _next_rp_number(
+    tx: Tx, accession: str, siblings: list[str], in_bundle: list[dict[str, Any]]
+) -> int:
     """The running number of a new Requested Procedure of the order: after the highest one its
-    stored procedures carry, at least after their count. (Their count alone, once one of them
-    was deleted, gives the new one the number of a procedure still stored.)"""
+    stored procedures and the Bundle's other ServiceRequests carry, at least after the stored
+    ones' count. (Their count alone, once one of them was deleted, gives the new one the number
+    of a procedure still stored; two procedures of one Bundle would get the same number.)"""
     prefix = ids.rp_id(accession, 0)[:-1]  # "<accession>."
     highest = len(siblings)
+    resources = list(in_bundle)
     for sibling in siblings:
         stored = tx.read("ServiceRequest", sibling)
-        if stored is None or stored.deleted:
-            continue
-        ident = model.identifier_of_type(stored.resource(), model.RPID)
+        if stored is not None and not stored.deleted:
+            resources.append(stored.resource())
+    for resource in resources:
+        ident = model.identifier_of_type(resource, model.RPID)
         value = str((ident or {}).get("value") or "")
         if value.startswith(prefix) and value[len(prefix) :].isdigit():
             highest = max(highest, int(value[len(prefix) :]))
