@@ -13,6 +13,7 @@ study and catalogue step and is found by C-FIND.
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -393,3 +394,30 @@ def test_two_procedures_added_in_one_transaction_get_two_rp_ids(broker: Runtime)
         ids.rp_id(accession, 1),
         ids.rp_id(accession, 2),
     ]
+
+
+def test_procedures_added_concurrently_to_one_order_get_distinct_rp_ids(broker: Runtime) -> None:
+    """Eight clients add a procedure to one order at once (PostgreSQL: concurrently): the
+    order's row lock keeps their RP IDs apart."""
+    isr, rp = [copy.deepcopy(e["resource"]) for e in order_bundle()["entry"][:2]]
+    isr["subject"] = {"display": "Jane Doe"}
+    with client(broker) as http:
+        order = http.post("/ServiceRequest", json=isr, headers=REPR).json()
+    rp.update(subject=isr["subject"], basedOn=[{"reference": f"ServiceRequest/{order['id']}"}])
+    rp.pop("encounter")
+    rp.pop("identifier")
+    results: list[str] = []
+
+    def post() -> None:
+        with client(broker) as http:
+            made = http.post("/ServiceRequest", json=rp, headers=REPR)
+            assert made.status_code == 201, made.text
+            results.append(_identifier(made.json(), "RPID"))
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 8
+    assert len(set(results)) == 8, sorted(results)

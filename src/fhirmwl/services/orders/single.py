@@ -157,6 +157,9 @@ def _complete_lone_procedure(
     if not accession:
         return  # no accession to derive the Requested Procedure ID from: stored as sent
     isr_ref = f"ServiceRequest/{isr['id']}"
+    # The order's row lock serialises procedures added to it concurrently (PostgreSQL: each
+    # would count the same stored siblings and take the same number); taken before counting.
+    tx.read("ServiceRequest", isr["id"], for_update=True)
     siblings = tx.references_to("ServiceRequest", [isr["id"]], "ServiceRequest", "based-on")
     procedure = ParsedOrder(parsed.bundle, {"fullUrl": isr_ref, "resource": isr})
     procedure.rps = [parsed.isr]
