@@ -257,14 +257,15 @@ class BuiltinServer:
         and a new refresh token with the same absolute expiry are issued."""
         if self.session_lifetime <= 0:
             raise OAuthError("unsupported_grant_type", "this server issues no refresh tokens")
-        grant = refresh.take(self.db, form.get("refresh_token", ""))
+        grant = refresh.take(self.db, form.get("refresh_token", ""), form.get("client_id", ""))
         if grant is None:
-            raise OAuthError("invalid_grant", "the refresh token is unknown or was used before")
+            raise OAuthError(
+                "invalid_grant",
+                "the refresh token is unknown, was used before or belongs to another client_id",
+            )
         now = int(self.clock())
         if grant.exp <= now:
             raise OAuthError("invalid_grant", "the refresh token expired (the login is over)")
-        if form.get("client_id") != grant.client_id:
-            raise OAuthError("invalid_grant", "the refresh token was issued to another client_id")
         scope = self._user_scope(grant.username, grant.scope)
         lifetime = min(self.user_lifetime, grant.exp - now)
         answer = self._mint(grant.username, grant.client_id, scope, lifetime)

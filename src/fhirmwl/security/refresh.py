@@ -61,8 +61,10 @@ def issue(db: Database, grant: RefreshGrant, now: int) -> str:
     return token
 
 
-def take(db: Database, token: str) -> RefreshGrant | None:
-    """Take a refresh token out of the store (single use: a second call finds nothing)."""
+def take(db: Database, token: str, client_id: str) -> RefreshGrant | None:
+    """Take a refresh token of ``client_id`` out of the store (single use: a second call finds
+    nothing). A token presented by another client id is left where it is: whoever holds a
+    user's token cannot spend it, and so end their session, by naming the wrong client."""
     if not token or len(token) > 256:
         return None
     key = _hash(token)
@@ -71,7 +73,7 @@ def take(db: Database, token: str) -> RefreshGrant | None:
             "SELECT client_id, username, scope, exp FROM auth_refresh WHERE token_hash = ?",
             (key,),
         ).fetchone()
-        if row is None:
+        if row is None or row[0] != client_id:
             return None
         taken = conn.execute("DELETE FROM auth_refresh WHERE token_hash = ?", (key,))
         if taken.rowcount != 1:  # another process redeemed it at the same moment
