@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import uuid
 from collections.abc import Iterator
@@ -21,8 +22,35 @@ IG_EXAMPLES = SHARED / "spec" / "ig-examples-transaction.json"
 PG_URL = os.environ.get("FHIRMWL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+def _port_pool() -> Iterator[int]:
+    """Loopback ports below the kernel's ephemeral range, in a random order per process."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    ports = list(range(10000, max(10001, low)))
+    random.shuffle(ports)
+    yield from ports
+
+
+_PORTS = _port_pool()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A loopback port that is free now, for a server a test starts.
+
+    Taken from below the kernel's ephemeral range, never by binding port 0: a port the kernel
+    hands out for port 0 is an ephemeral one, which any outgoing connection of the test run (a
+    PostgreSQL or HTTP client) may be given before the server binds it ("address already in
+    use", seen in CI). Each port is handed out once per process."""
+    for port in _PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # the pool is used up: fall back to the kernel's choice
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 

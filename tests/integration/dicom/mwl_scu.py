@@ -8,12 +8,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import free_port as free_port  # the SCP tests import it from here
 
 
 def associate(port: int, calling: str = "TESTSCU") -> Any:

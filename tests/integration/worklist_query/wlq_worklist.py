@@ -206,12 +206,6 @@ def transactions(all_steps: list[Step]) -> list[dict[str, Any]]:
     return bundles
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def c_find(port: int, identifier: Dataset) -> list[Dataset]:
     """Every Pending identifier of one C-FIND (asserts a final Success)."""
     ae = AE(ae_title="CONSIST")
