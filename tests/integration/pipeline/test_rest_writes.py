@@ -211,25 +211,33 @@ def _identifier(resource: dict[str, Any], code: str) -> str:
     return str(value)
 
 
+def _lone_order(
+    http: httpx.Client, subject: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """POST the guide example's order alone; the stored order, and a Requested Procedure for it
+    as a client would post it alone (without the encounter and the RP ID the broker assigns)."""
+    isr, rp = [copy.deepcopy(e["resource"]) for e in order_bundle()["entry"][:2]]
+    isr["subject"] = subject
+    made = http.post("/ServiceRequest", json=isr, headers=REPR)
+    assert made.status_code == 201, made.text
+    order: dict[str, Any] = made.json()
+    rp.update(subject=subject, basedOn=[{"reference": f"ServiceRequest/{order['id']}"}])
+    rp.pop("encounter")
+    rp.pop("identifier")  # empty in the fixture: the broker assigns it
+    return order, rp
+
+
 def test_an_order_built_one_resource_at_a_time_reaches_the_worklist(
     catalogue_broker: Runtime,
 ) -> None:
     """A FHIR client that creates the order, then its procedure, one POST each (as fhirpy does),
     gets what a whole-graph transaction gets: accession number, RP ID, study, catalogue step."""
     entries = {e["resource"]["resourceType"]: e["resource"] for e in order_bundle()["entry"]}
-    isr, rp = [e["resource"] for e in order_bundle()["entry"][:2]]
     with client(catalogue_broker) as http:
         patient = http.post("/Patient", json=entries["Patient"], headers=REPR)
         assert patient.status_code == 201, patient.text
-        subject = {"reference": f"Patient/{patient.json()['id']}"}
-        isr["subject"] = subject
-        made = http.post("/ServiceRequest", json=isr, headers=REPR)
-        assert made.status_code == 201, made.text
-        order = made.json()
+        order, rp = _lone_order(http, {"reference": f"Patient/{patient.json()['id']}"})
         accession = _identifier(order, "ACSN")
-        rp.update(subject=subject, basedOn=[{"reference": f"ServiceRequest/{order['id']}"}])
-        rp.pop("encounter")
-        rp.pop("identifier")  # empty in the fixture: the broker assigns it
         made = http.post("/ServiceRequest", json=rp, headers=REPR)
         assert made.status_code == 201, made.text
         procedure = made.json()
@@ -336,15 +344,8 @@ def test_conditional_create_of_an_order_that_matches_draws_no_accession(broker: 
 def test_a_procedure_added_after_one_was_deleted_gets_a_new_rp_id(broker: Runtime) -> None:
     """The running number of a Requested Procedure posted alone follows the highest one of the
     order's procedures, not their count: a deleted procedure leaves its number taken."""
-    isr, rp = [copy.deepcopy(e["resource"]) for e in order_bundle()["entry"][:2]]
-    isr["subject"] = {"display": "Jane Doe"}
     with client(broker) as http:
-        made = http.post("/ServiceRequest", json=isr, headers=REPR)
-        assert made.status_code == 201, made.text
-        order = made.json()
-        rp.update(subject=isr["subject"], basedOn=[{"reference": f"ServiceRequest/{order['id']}"}])
-        rp.pop("encounter")
-        rp.pop("identifier")
+        order, rp = _lone_order(http, {"display": "Jane Doe"})
         procedures = []
         for _ in range(2):
             posted = http.post("/ServiceRequest", json=rp, headers=REPR)
@@ -364,15 +365,8 @@ def test_a_procedure_added_after_one_was_deleted_gets_a_new_rp_id(broker: Runtim
 
 def test_two_procedures_added_in_one_transaction_get_two_rp_ids(broker: Runtime) -> None:
     """A transaction adding two Requested Procedures to a stored order numbers them apart."""
-    isr, rp = [copy.deepcopy(e["resource"]) for e in order_bundle()["entry"][:2]]
-    isr["subject"] = {"display": "Jane Doe"}
     with client(broker) as http:
-        made = http.post("/ServiceRequest", json=isr, headers=REPR)
-        assert made.status_code == 201, made.text
-        order = made.json()
-        rp.update(subject=isr["subject"], basedOn=[{"reference": f"ServiceRequest/{order['id']}"}])
-        rp.pop("encounter")
-        rp.pop("identifier")
+        order, rp = _lone_order(http, {"display": "Jane Doe"})
         bundle = {
             "resourceType": "Bundle",
             "type": "transaction",
@@ -399,13 +393,8 @@ def test_two_procedures_added_in_one_transaction_get_two_rp_ids(broker: Runtime)
 def test_procedures_added_concurrently_to_one_order_get_distinct_rp_ids(broker: Runtime) -> None:
     """Eight clients add a procedure to one order at once (PostgreSQL: concurrently): the
     order's row lock keeps their RP IDs apart."""
-    isr, rp = [copy.deepcopy(e["resource"]) for e in order_bundle()["entry"][:2]]
-    isr["subject"] = {"display": "Jane Doe"}
     with client(broker) as http:
-        order = http.post("/ServiceRequest", json=isr, headers=REPR).json()
-    rp.update(subject=isr["subject"], basedOn=[{"reference": f"ServiceRequest/{order['id']}"}])
-    rp.pop("encounter")
-    rp.pop("identifier")
+        order, rp = _lone_order(http, {"display": "Jane Doe"})
     results: list[str] = []
 
     def post() -> None:
